@@ -1,0 +1,35 @@
+"""The `credly-console` command line.
+
+Kept free of Textual at import time: `credly-console --help` and every non-UI command start
+without importing the console (DESIGN.md; checked by tests/test_layering.py). Subcommands import
+what they need inside their function bodies.
+
+Exit codes: 0 success, 1 failure (items failed, a call failed), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="credly-console")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Keep Docebo Learn and Credly in sync, from a terminal console or headless.
+
+    Without a command, opens the console on the configured connections.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="credly-console")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

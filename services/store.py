@@ -1,0 +1,352 @@
+"""The local store: one SQLite file (WAL mode) read and written through sqlite-utils.
+
+Everything the product remembers lives here: the three lookup tables of SPEC §1 (S settings,
+T badge templates, M mappings), runs and their log lines, notifications (N1), the webhook inbox
+(W2), the ledger of every object the product creates in Credly or Docebo, flow locks (W4) and a
+small key/value table for state such as the Docebo course field id.
+
+Conventions every module follows:
+
+* One `Store` per thread: a sqlite3 connection must not be shared across threads. Opening a
+  `Store` is cheap (the schema check is one PRAGMA), so workers open their own.
+* Timestamps are stored as ISO-8601 UTC strings with a `Z` suffix (`utcnow()`), which sort
+  lexically in time order.
+* "No value" in the lookup tables is the empty string, never NULL, so that uniqueness rules such
+  as M2 can be plain UNIQUE constraints.
+* Writes that must be atomic go through `with store.write():` (BEGIN IMMEDIATE, or a savepoint
+  when nested). sqlite-utils' own write methods (`insert`, `upsert`, `update`) nest correctly
+  inside it. Reads use `store.db.query(...)` or `store.db.execute(...)`.
+* Big tables are filtered, sorted and paged in SQL (`LIMIT/OFFSET` over an index), never in
+  Python lists.
+* Schema changes are new entries appended to `MIGRATIONS`; an applied migration is never
+  edited. `PRAGMA user_version` records how many have run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+# The integration name of every S row (SPEC §1: "one row per key, integration = CREDLY").
+INTEGRATION = "CREDLY"
+
+# The eight setting keys of SPEC §1, in the order the seed lists them. They exist from the first
+# start, with empty values (migration 1 inserts them).
+SETTING_KEYS: tuple[str, ...] = (
+    "BATCH_SYNC_START_DATE",
+    "NOTIFICATION_MAIL_ID",
+    "SYNC_REVOCATION",
+    "CREDLY_DEFAULT_EXPIRATION_DAYS",
+    "EXTERNAL_TRAINING_INSTITUTE_NAME",
+    "COURSE_ADDITIONAL_FIELD",
+    "CREDLY_INTEGRATION_MASTER",
+    "EVIDENCE_TITLE",
+)
+
+_SCHEMA_V1 = """
+-- S: integration settings (SPEC §1, S1-S3). One row per key; value '' = not set.
+CREATE TABLE settings (
+    integration TEXT NOT NULL DEFAULT 'CREDLY',
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL DEFAULT '',
+    updated_at  TEXT,
+    PRIMARY KEY (integration, key)
+);
+
+-- T: Credly badge templates (SPEC §1, T1-T3), filled only by F1.
+CREATE TABLE badge_templates (
+    template_id         TEXT PRIMARY KEY,            -- Credly's UUID (T1)
+    name                TEXT NOT NULL,               -- unique (F1 keeps the first of a name)
+    is_active           INTEGER NOT NULL DEFAULT 1,  -- 0/1; the only column admins edit (T2)
+    dropdown_element_id TEXT NOT NULL DEFAULT '',    -- Docebo option id, '' while none (T3)
+    credly_state        TEXT NOT NULL DEFAULT 'active',  -- active|archived as F1 last saw it
+    admin_deactivated   INTEGER NOT NULL DEFAULT 0,  -- 1 when an admin set is_active=0 (F1 never re-activates)
+    option_label        TEXT NOT NULL DEFAULT '',    -- label last written to the Docebo option (F2 rename)
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+CREATE UNIQUE INDEX badge_templates_name ON badge_templates(name);
+CREATE INDEX badge_templates_dropdown ON badge_templates(dropdown_element_id);
+
+-- M: integration mappings (SPEC §1, M1-M4), entered by admins.
+CREATE TABLE mappings (
+    id                          INTEGER PRIMARY KEY,
+    template_id                 TEXT NOT NULL,
+    template_name               TEXT NOT NULL DEFAULT '',
+    learning_plan_id            TEXT NOT NULL DEFAULT '',
+    import_as_external_training INTEGER NOT NULL DEFAULT 0,
+    certification_code          TEXT NOT NULL DEFAULT '',
+    is_active                   INTEGER NOT NULL DEFAULT 1,
+    check_status                TEXT NOT NULL DEFAULT '',   -- '' unchecked | ok | broken (M3)
+    check_message               TEXT NOT NULL DEFAULT '',
+    checked_at                  TEXT,
+    created_at                  TEXT NOT NULL,
+    updated_at                  TEXT NOT NULL,
+    UNIQUE (template_id, learning_plan_id, certification_code)   -- M2
+);
+CREATE INDEX mappings_template ON mappings(template_id);
+CREATE INDEX mappings_learning_plan ON mappings(learning_plan_id) WHERE learning_plan_id != '';
+CREATE INDEX mappings_certification ON mappings(certification_code) WHERE certification_code != '';
+
+-- Runs of flows (SPEC §2: "every flow writes a run record (start, end, status, counts)").
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY,
+    flow           TEXT NOT NULL,      -- templates|dropdown|course_completion|certification|badge_event|docebo_to_credly|credly_to_docebo
+    trigger        TEXT NOT NULL,      -- console|cli|schedule|webhook|test
+    dry_run        INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,      -- running|succeeded|failed|cancelled|skipped|interrupted
+    reason         TEXT NOT NULL DEFAULT '',
+    started_at     TEXT NOT NULL,
+    ended_at       TEXT,
+    progress_done  INTEGER NOT NULL DEFAULT 0,
+    progress_total INTEGER,
+    examined       INTEGER NOT NULL DEFAULT 0,
+    issued         INTEGER NOT NULL DEFAULT 0,
+    replaced       INTEGER NOT NULL DEFAULT 0,
+    revoked        INTEGER NOT NULL DEFAULT 0,
+    created        INTEGER NOT NULL DEFAULT 0,
+    updated        INTEGER NOT NULL DEFAULT 0,
+    deleted        INTEGER NOT NULL DEFAULT 0,
+    skipped        INTEGER NOT NULL DEFAULT 0,
+    failed         INTEGER NOT NULL DEFAULT 0,
+    pid            INTEGER,            -- process that ran it; a 'running' row whose pid is gone was interrupted
+    parent_run_id  INTEGER             -- 'all' runs its parts as child runs
+);
+CREATE INDEX runs_flow ON runs(flow, id);
+CREATE INDEX runs_status ON runs(status);
+
+-- Per-item log lines of a run. `action` is set on lines that record a write to a service
+-- (performed, or planned in a dry run): issue_badge, replace_badge, revoke_badge,
+-- create_external_training, ... so a dry run's plan is the list of its action lines.
+CREATE TABLE run_log (
+    id      INTEGER PRIMARY KEY,
+    run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    at      TEXT NOT NULL,
+    level   TEXT NOT NULL,             -- debug|info|warning|error
+    action  TEXT NOT NULL DEFAULT '',
+    object  TEXT NOT NULL DEFAULT '',  -- what the line is about, e.g. 'user 12 / course 77'
+    message TEXT NOT NULL
+);
+CREATE INDEX run_log_run ON run_log(run_id, id);
+CREATE INDEX run_log_run_level ON run_log(run_id, level, id);
+
+-- Notifications (N1): errors, the deletion notice, rejected webhooks, digests.
+CREATE TABLE notifications (
+    id                  INTEGER PRIMARY KEY,
+    created_at          TEXT NOT NULL,
+    kind                TEXT NOT NULL,     -- error|deletion_notice|digest|config|webhook_rejected
+    title               TEXT NOT NULL,
+    body                TEXT NOT NULL DEFAULT '',
+    flow                TEXT NOT NULL DEFAULT '',
+    run_id              INTEGER,
+    object              TEXT NOT NULL DEFAULT '',   -- the Docebo/Credly object concerned
+    call                TEXT NOT NULL DEFAULT '',   -- the API call, e.g. 'POST /organizations/{org}/badges'
+    service_message     TEXT NOT NULL DEFAULT '',   -- the service's own error message
+    digest_id           INTEGER,                    -- set on errors mailed inside a digest
+    read_at             TEXT,
+    mail_status         TEXT NOT NULL DEFAULT 'pending',  -- pending|sent|failed|in_digest|not_mailed
+    mail_attempts       INTEGER NOT NULL DEFAULT 0,
+    mail_error          TEXT NOT NULL DEFAULT '',
+    mail_next_attempt_at TEXT,
+    mailed_at           TEXT
+);
+CREATE INDEX notifications_unread ON notifications(read_at, id);
+CREATE INDEX notifications_mail ON notifications(mail_status, mail_next_attempt_at);
+
+-- The webhook inbox (W2/W3): each delivered item is committed here before the 200 goes out.
+-- A grouped Docebo delivery becomes one row per payload; delivery_key makes re-deliveries no-ops.
+CREATE TABLE inbox (
+    id              INTEGER PRIMARY KEY,
+    source          TEXT NOT NULL,             -- docebo|credly
+    delivery_key    TEXT NOT NULL UNIQUE,      -- 'docebo:<message_id>:<n>' | 'credly:<event id>'
+    event_type      TEXT NOT NULL,
+    learner_key     TEXT NOT NULL DEFAULT '',  -- events of one learner are processed in order
+    payload         TEXT NOT NULL,             -- JSON of the single item
+    received_at     TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued',  -- queued|processing|done|failed|skipped
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error      TEXT NOT NULL DEFAULT '',
+    processed_at    TEXT,
+    run_id          INTEGER,
+    lease_owner     TEXT NOT NULL DEFAULT '',
+    lease_until     TEXT
+);
+CREATE INDEX inbox_status ON inbox(status, next_attempt_at, id);
+CREATE INDEX inbox_learner ON inbox(learner_key, id);
+
+-- The ledger: every object the product creates in either system, with the object it came
+-- from. An 'intent' row is committed before the create call goes out and becomes 'active'
+-- with the new object's id once the call succeeds; an intent left behind by a crash means
+-- "look in the service before creating again" (F3c, F7/F6 resumability).
+CREATE TABLE ledger (
+    id          INTEGER PRIMARY KEY,
+    system      TEXT NOT NULL,          -- credly|docebo
+    object_type TEXT NOT NULL,          -- badge|external_training|certification_award
+    object_id   TEXT NOT NULL DEFAULT '',  -- id in that system; '' while only an intent
+    subject     TEXT NOT NULL,          -- badge: recipient e-mail (lower-case); docebo objects: Docebo user id
+    target      TEXT NOT NULL,          -- badge/external_training: Credly template id; award: certification code
+    origin_type TEXT NOT NULL,          -- course|learning_plan|certification_award|credly_badge
+    origin_id   TEXT NOT NULL,          -- course id, learning plan id, award id, Credly badge id
+    status      TEXT NOT NULL,          -- intent|active|revoked|replaced|deleted
+    details     TEXT NOT NULL DEFAULT '{}',  -- JSON: dates and whatever the flow needs to update it later
+    run_id      INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX ledger_live ON ledger(object_type, subject, target)
+    WHERE status IN ('intent', 'active');
+CREATE INDEX ledger_object ON ledger(system, object_id);
+CREATE INDEX ledger_origin ON ledger(origin_type, origin_id);
+
+-- One running instance per flow across processes (W4). A row whose pid is dead is stale.
+CREATE TABLE flow_locks (
+    flow        TEXT PRIMARY KEY,
+    run_id      INTEGER,
+    pid         INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL
+);
+
+-- Scheduler state (W4): when each job last ran, and whether the optional batches are on.
+CREATE TABLE schedule (
+    job             TEXT PRIMARY KEY,   -- templates|dropdown|docebo_to_credly|credly_to_docebo
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    last_started_at TEXT,
+    last_finished_at TEXT,
+    last_run_id     INTEGER
+);
+
+-- Connection health shown on the dashboard: the last "test connection" of each service.
+CREATE TABLE connection_health (
+    service    TEXT PRIMARY KEY,        -- credly|docebo|smtp
+    checked_at TEXT NOT NULL,
+    ok         INTEGER NOT NULL,
+    message    TEXT NOT NULL DEFAULT ''
+);
+
+-- Small key/value state (e.g. docebo.course_field_id). Never secrets.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(_SCHEMA_V1)
+    now = utcnow()
+    for key in SETTING_KEYS:
+        db.execute(
+            "INSERT INTO settings (integration, key, value, updated_at) VALUES (?, ?, '', ?)",
+            (INTEGRATION, key, now),
+        )
+    db.execute(
+        "INSERT INTO schedule (job, enabled) VALUES "
+        "('templates', 1), ('dropdown', 1), ('docebo_to_credly', 0), ('credly_to_docebo', 0)"
+    )
+
+
+# Append-only. Each entry runs once, in its own transaction, and bumps PRAGMA user_version.
+MIGRATIONS = [_migration_1]
+
+
+class StoreError(Exception):
+    """The database file cannot be opened or is newer than this program."""
+
+
+def utcnow() -> str:
+    """Now, as the store writes timestamps: ISO-8601 UTC with milliseconds and a Z."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """An open store. One per thread; close it (or use it as a context manager) when done."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0)
+        except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    # -- schema ----------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the database {self.path} has schema version {version}, newer than this "
+                f"program knows ({len(MIGRATIONS)}); upgrade credly-console"
+            )
+        while version < len(MIGRATIONS):
+            with self.write():
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                version = self.schema_version
+                if version >= len(MIGRATIONS):
+                    break
+                MIGRATIONS[version](self.db)
+                version += 1
+                self.db.execute(f"PRAGMA user_version = {version}")
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """An atomic write: BEGIN IMMEDIATE (takes the write lock up front, so concurrent
+        writers wait on busy_timeout instead of failing on a lock upgrade), or a savepoint
+        when already inside a transaction. Commits on success, rolls back on any exception."""
+        if self.conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- small helpers used everywhere -----------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -1,0 +1,47 @@
+"""DESIGN.md layering: services/ never pulls in the terminal UI; the CLI's --help starts
+without Textual."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import services
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _service_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.walk_packages(services.__path__, "services."))
+
+
+def test_there_are_service_modules_to_check():
+    assert "services.store" in _service_modules()
+
+
+def test_importing_every_service_module_imports_neither_textual_nor_rich():
+    code = (
+        "import importlib, sys\n"
+        f"for name in {_service_modules()!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cli_help_does_not_import_textual():
+    code = (
+        "import sys\n"
+        "from console.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print('textual' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
