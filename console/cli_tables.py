@@ -61,7 +61,9 @@ def settings_get(key: str) -> None:
         click.echo(get_setting(store, key))
 
 
-@settings_group.command("set")
+# ignore_unknown_options: a value such as "-5" reaches the validator (and is refused with the
+# expected format) instead of being taken for an option.
+@settings_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @handle_errors
@@ -156,6 +158,9 @@ MAPPING_TABLE = [
 
 
 def _print_mapping(row: dict, as_json: bool, verb: str) -> None:
+    if not row.get("template_known", True):
+        click.echo("note: this template is not in the local template table yet; it is checked after "
+                   "the template sync or by the mapping check", err=True)
     if as_json:
         echo_json(row)
         return
@@ -169,9 +174,6 @@ def _print_mapping(row: dict, as_json: bool, verb: str) -> None:
     name = f" ({row['template_name']})" if row["template_name"] else ""
     state = "active" if row["is_active"] else "inactive"
     click.echo(f"{verb} mapping {row['id']}: template {row['template_id']}{name} -> {', '.join(sides)}; {state}")
-    if not row.get("template_known", True):
-        click.echo("note: this template is not in the local template table yet; it is checked after "
-                   "the template sync or by the mapping check", err=True)
 
 
 @click.group("mappings")
