@@ -36,6 +36,10 @@ cli.add_command(settings_group)
 cli.add_command(templates_group)
 cli.add_command(mappings_group)
 
+from console.cli_sandbox import sandbox  # noqa: E402
+
+cli.add_command(sandbox)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
