@@ -513,7 +513,9 @@ class ApiSession:
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.policy = policy or HttpPolicy()
-        self.limiter = limiter or RateLimiter.unlimited()
+        # Without a shared limiter, an unlimited one that still honours Retry-After pauses,
+        # sleeping through the policy's (injectable) sleep.
+        self.limiter = limiter or RateLimiter.unlimited(sleep=self.policy.sleep)
         self.calls = CallCounter()
         self.concurrency = asyncio.Semaphore(self.policy.concurrency)
         self._in_flight = asyncio.Semaphore(self.policy.max_in_flight)
