@@ -594,7 +594,7 @@ class ApiSession:
         retries = 0
         rate_limited = 0
         refreshed = False
-        sent_ambiguously = False
+        maybe_applied = False  # an earlier attempt may have reached the service and acted
 
         while True:
             response: httpx.Response | None = None
@@ -625,10 +625,9 @@ class ApiSession:
                 never_sent = isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout,
                                                   httpx.PoolTimeout))
                 what = _describe_transport_error(failure)
+                maybe_applied = maybe_applied or not never_sent
                 ambiguous = not idempotent and not never_sent
                 log.debug("%s %s: %s after %.2f s", self.service, call, what, elapsed)
-                if ambiguous:
-                    sent_ambiguously = True
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
                     error=lambda note="": self.error(NetworkError, call, None, what + note),
@@ -645,7 +644,7 @@ class ApiSession:
             if 200 <= status < 300 or status in accept:
                 return response
 
-            if status == 404 and method == "DELETE" and sent_ambiguously:
+            if status == 404 and method == "DELETE" and maybe_applied:
                 # An earlier attempt reached the service and deleted the object.
                 return response
 
@@ -678,8 +677,7 @@ class ApiSession:
             if status >= 500 and status not in NON_RETRYABLE_5XX:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 ambiguous = not idempotent
-                if ambiguous:
-                    sent_ambiguously = True
+                maybe_applied = True
                 message = service_message(response)
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
