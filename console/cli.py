@@ -26,6 +26,11 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
+from console.cli_sandbox import sandbox  # noqa: E402
+
+cli.add_command(sandbox)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="credly-console")
