@@ -369,8 +369,7 @@ async def test_delete_whose_first_attempt_was_lost_accepts_the_404(script, sleep
 
     script.push("/v1/things/9", (204, {}, None), (404, {}, err("not found")))
     s = session_for(script, HttpPolicy(sleep=sleeps), transport=transports.Losing(inner, lose_first))
-    response = await s.request("DELETE", "/things/{id}", path={"id": 9}, idempotent=False,
-                               recover=_none)
+    response = await s.request("DELETE", "/things/{id}", path={"id": 9})
     assert isinstance(response, httpx.Response) and response.status_code == 404
     await s.aclose()
 
