@@ -130,10 +130,12 @@ class CredlyClient:
         self.organization_id = organization_id
         self._token = Secret(token)
         # §1.3: the token is the user name, the password is empty.
-        self._basic = "Basic " + base64.b64encode(f"{self._token.reveal()}:".encode()).decode()
+        encoded = base64.b64encode(f"{self._token.reveal()}:".encode()).decode()
+        self._basic = Secret(f"Basic {encoded}")
+        self._basic_b64 = Secret(encoded)
         self._session = ApiSession(
             SERVICE, self.base_url, policy=policy, transport=transport, limiter=limiter,
-            secrets=lambda: (self._token, self._basic, self._basic.split(" ", 1)[-1]),
+            secrets=lambda: (self._token, self._basic_b64),
             auth_headers=self._auth_headers,
             headers={"Content-Type": "application/json"},
         )
@@ -146,7 +148,7 @@ class CredlyClient:
         return f"CredlyClient(base_url={self.base_url!r}, organization_id={self.organization_id!r})"
 
     async def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": self._basic}
+        return {"Authorization": self._basic.reveal()}
 
     async def aclose(self) -> None:
         await self._session.aclose()

@@ -110,3 +110,39 @@ def transports():
         Refusing = RefusingTransport
 
     return _T
+
+
+# ------------------------------------------------------------------------------------------
+# The Credly sandbox, in-process
+
+CREDLY_BASE = "http://credly.sandbox.test/v1"
+
+
+@pytest.fixture(scope="session")
+def demo_small():
+    from services.sandbox.demo_data import generate
+
+    return generate("small", 0)
+
+
+@pytest.fixture
+def credly_world(demo_small):
+    """(state, app) of a Credly sandbox holding the small demo organisation."""
+    from services.sandbox.common import FaultConfig
+    from services.sandbox.credly_app import create_credly_app
+    from services.sandbox.credly_state import CredlyState
+
+    state = CredlyState.from_demo(demo_small)
+    app = create_credly_app(state, FaultConfig(seed=1))
+    return state, app
+
+
+@pytest.fixture
+async def credly(credly_world, fast_policy):
+    from services.credly import CredlyClient
+
+    state, app = credly_world
+    client = CredlyClient(CREDLY_BASE, state.organization_id, state.token, policy=fast_policy,
+                          transport=httpx.ASGITransport(app=app))
+    yield client
+    await client.aclose()
