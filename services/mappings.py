@@ -162,8 +162,10 @@ def _template_lookup(store: Store, template_id: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def _clean(store: Store, data: MappingInput) -> tuple[_Clean | None, list[FieldError]]:
-    """Validate and normalise one mapping (M2), without the duplicate check."""
+def _clean(store: Store, data: MappingInput,
+           templates: dict[str, tuple[str, str]] | None = None) -> tuple[_Clean | None, list[FieldError]]:
+    """Validate and normalise one mapping (M2), without the duplicate check. `templates`
+    (lower-case id → (id, name) of T) saves a query per row when checking a whole file."""
     errors: list[FieldError] = []
     template_id = _single_line(str(data.template_id or "").strip(), "template_id", errors)
     learning_plan_id = str(data.learning_plan_id if data.learning_plan_id is not None else "").strip()
@@ -191,7 +193,10 @@ def _clean(store: Store, data: MappingInput) -> tuple[_Clean | None, list[FieldE
     if errors:
         return None, errors
 
-    known = _template_lookup(store, template_id)
+    if templates is not None:
+        known = templates.get(template_id.lower())
+    else:
+        known = _template_lookup(store, template_id)
     if known is not None:
         template_id, template_name = known
     return _Clean(
@@ -485,6 +490,9 @@ def parse_csv(store: Store, text: str) -> tuple[list[tuple[int, _Clean]], list[R
 
     rows: list[tuple[int, _Clean]] = []
     first_row_of_key: dict[tuple[str, str, str], int] = {}
+    templates: dict[str, tuple[str, str]] = {}
+    for template_id, name in store.db.execute("SELECT template_id, name FROM badge_templates ORDER BY template_id DESC"):
+        templates[template_id.lower()] = (template_id, name)
     for index, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue  # blank line, or a spreadsheet's empty row of commas
@@ -508,7 +516,7 @@ def parse_csv(store: Store, text: str) -> tuple[list[tuple[int, _Clean]], list[R
             certification_code=cells.get("certification_code", ""),
             is_active=flags.get("is_active", True),
         )
-        clean, field_errors = _clean(store, data)
+        clean, field_errors = _clean(store, data, templates)
         row_errors += [RowError(index, e.field, e.message) for e in field_errors]
         if not row_errors and clean is not None:
             earlier = first_row_of_key.get(clean.key)
@@ -540,8 +548,13 @@ def import_mappings_csv(store: Store, source: str | Path, *, replace: bool = Fal
         result = ImportResult(rows=len(rows), dry_run=dry_run)
         now = utcnow()
         kept: set[int] = set()
+        existing: dict[tuple[str, str, str], int] = {}
+        for mapping_id, template_id, lp, cert in db.execute(
+            "SELECT id, template_id, learning_plan_id, certification_code FROM mappings ORDER BY id DESC"
+        ):
+            existing[(template_id.lower(), lp, cert)] = mapping_id  # lowest id wins, as _find_by_key
         for _, clean in rows:
-            existing_id = _find_by_key(store, clean.key)
+            existing_id = existing.get(clean.key)
             values = _values(clean)
             if existing_id is None:
                 result.added += 1

@@ -57,10 +57,10 @@ class NoKeyringError(RuntimeError):
     def __init__(self, name: str, detail: str = "") -> None:
         self.name = name
         self.env_var = SECRET_ENV[name]
-        why = f" ({detail})" if detail else ""
+        why = f": {detail}" if detail else ""
         super().__init__(
-            f"no usable keyring backend on this machine{why}, so the {name} cannot be stored; "
-            f"set the environment variable {self.env_var} instead"
+            f"no usable keyring backend on this machine{why}; the {name} cannot be stored in "
+            f"the keyring: set the environment variable {self.env_var} instead"
         )
 
 
