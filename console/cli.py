@@ -40,6 +40,16 @@ cli.add_command(settings_group)
 cli.add_command(templates_group)
 cli.add_command(mappings_group)
 
+from console.cli_inbox import inbox_group  # noqa: E402
+from console.cli_notifications import notifications_group  # noqa: E402
+from console.cli_serve import schedule_group, serve, webhooks  # noqa: E402
+
+cli.add_command(serve)
+cli.add_command(webhooks)
+cli.add_command(schedule_group)
+cli.add_command(inbox_group)
+cli.add_command(notifications_group)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""

@@ -147,7 +147,8 @@ def list_jobs(store: Store, *, now: dt.datetime | None = None) -> list[dict[str,
             nxt = _stamp(now)
         else:
             nxt = _stamp(next_occurrence(job, last))  # type: ignore[arg-type]
-        out.append({**row, "enabled": enabled, "flow": spec.flow, "rule": spec.description, "next_run_at": nxt})
+        out.append({**row, "enabled": enabled, "flow": spec.flow, "rule": spec.description, "next_run_at": nxt,
+                    "due_now": bool(enabled and is_due(job, last, now))})
     return out
 
 
