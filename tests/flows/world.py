@@ -71,7 +71,10 @@ def base_data(**overrides: Any) -> DemoData:
         ],
         learning_plans=[{"learning_plan_id": 501, "code": "LP-FIRE", "title": "Fire plan", "course_ids": [102, 103]}],
         enrollments=[],
-        certifications=[{"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None}],
+        certifications=[
+            {"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None},
+            {"id_cert": 2, "code": "CERT-PARTNER", "title": "Partner", "validity_days": None},
+        ],
         awards=[],
         lp_enrollments=[],
         course_fields=[],
@@ -171,6 +174,10 @@ class World:
     def calls(self, service: str) -> dict[str, int]:
         app = self.credly_app if service == "credly" else self.docebo_app
         return app.state.sandbox.calls.snapshot()
+
+    def issue_calls(self) -> int:
+        calls = self.calls("credly")
+        return calls.get("POST /v1/organizations/{org}/badges", 0) + calls.get("POST /v1/organizations/{org}/badges/batch", 0)
 
     def writes(self) -> dict[str, int]:
         """Write calls seen by both sandboxes (anything but GET and the token)."""
