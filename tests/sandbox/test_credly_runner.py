@@ -39,6 +39,43 @@ async def test_run_sandboxes_serves_the_demo_world_on_free_ports():
                 assert token.status_code == 200
 
 
+async def test_webhook_flags_reach_loopback_receivers_for_both_sandboxes():
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from services.sandbox.runner import serve_app
+
+    got: dict[str, list] = {"credly": [], "docebo": []}
+
+    async def hook(request: Request) -> Response:
+        got[request.path_params["who"]].append(json.loads(await request.body()))
+        return Response(status_code=200)
+
+    receiver = Starlette(routes=[Route("/{who}", hook, methods=["POST"])])
+    async with serve_app(receiver) as hooks:
+        options = SandboxOptions(size="small", seed=3, credly_webhook=f"{hooks.origin}/credly",
+                                 docebo_webhook=f"{hooks.origin}/docebo", webhook_retry_delays=(0.01,))
+        async with run_sandboxes(options) as sb:
+            if sb.docebo is None:
+                pytest.skip("the Docebo sandbox is not in this build")
+            async with httpx.AsyncClient() as client:
+                credly_state = sb.credly.state
+                template = next(t for t in credly_state.templates.values() if t.state == "active")
+                r = await client.post(f"{sb.credly.base_url.removesuffix('/v1')}/_sandbox/templates/{template.id}/archive")
+                assert r.status_code == 200
+                demo = sb.data
+                open_enrollment = next(e for e in demo.enrollments if e["status"] != "completed")
+                r = await client.post(f"{sb.docebo.base_url}/_sandbox/learner/complete", json={
+                    "course_id": open_enrollment["course_id"], "user_id": open_enrollment["user_id"]})
+                assert r.status_code == 200, r.text
+            await sb.credly.handles.webhooks.drain(timeout=10)
+            await sb.docebo.handles.webhooks.drain(timeout=10)
+    assert [n["event_type"] for n in got["credly"]] == ["badge_template.changed"]
+    assert got["docebo"] and "course.enrollment.completed" in json.dumps(got["docebo"])
+
+
 def test_sandbox_thread_for_sync_code_delivers_webhooks_from_any_thread():
     seen: list[dict] = []
 
