@@ -14,7 +14,8 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDLY_CONSOLE_CONFIG", str(tmp_path / "config" / "config.toml"))
     monkeypatch.setenv("CREDLY_CONSOLE_DB", str(tmp_path / "data" / "credly-console.db"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    for name in ("CREDLY_TOKEN", "DOCEBO_CLIENT_SECRET", "CREDLY_CONSOLE_WEBHOOK_SECRET", "SMTP_PASSWORD"):
+    for name in ("CREDLY_TOKEN", "DOCEBO_CLIENT_SECRET", "CREDLY_CONSOLE_WEBHOOK_SECRET", "SMTP_PASSWORD",
+                 "DOCEBO_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path
 

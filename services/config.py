@@ -1,0 +1,365 @@
+"""The configuration file: TOML in the user's config directory (DESIGN.md "Config").
+
+Where things live:
+
+* `config_path()` — `$CREDLY_CONSOLE_CONFIG`, else `<platformdirs user config dir>/config.toml`
+  (Linux: `~/.config/credly-console/config.toml`).
+* `database_path()` — `$CREDLY_CONSOLE_DB`, else `<platformdirs user data dir>/credly-console.db`
+  (Linux: `~/.local/share/credly-console/credly-console.db`).
+
+The file holds connection settings only. Secrets (tokens, client secret, passwords, the webhook
+secret) never go here: they live in the OS keyring or in environment variables
+(`services.secrets`). A secret-looking key in the file is refused with a message that says where
+the secret belongs, so that nobody "temporarily" pastes a token into a file that gets copied
+around.
+
+`load_config()` reads with `tomllib` and checks every value. A missing file means defaults. A file
+that is not valid TOML, a value of the wrong type or form, or an unknown key inside a known
+section raises `ConfigError`, whose message names the file, the key and the expected form; the
+CLI turns it into exit status 2. Unknown top-level sections are kept verbatim in
+`AppConfig.extra` (so a newer program's sections survive a save by an older one).
+
+`save_config()` writes with tomli-w to a temporary file in the same directory and renames it
+over the old one, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+APP_NAME = "credly-console"
+CONFIG_ENV = "CREDLY_CONSOLE_CONFIG"
+DB_ENV = "CREDLY_CONSOLE_DB"
+
+DEFAULT_CREDLY_BASE_URL = "https://api.credly.com/v1"
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used. `str()` names the file, the key and the form
+    that was expected; `path`, `key` and `expected` carry the same facts for callers."""
+
+    def __init__(self, path: Path | str | None, key: str, expected: str, detail: str = "") -> None:
+        self.path = Path(path) if path is not None else None
+        self.key = key
+        self.expected = expected
+        self.detail = detail
+        where = f"config file {self.path}" if self.path else "configuration"
+        text = f"{where}: {key}"
+        if detail:
+            text += f": {detail}"
+        text += f"; expected {expected}"
+        super().__init__(text)
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CredlyConfig:
+    """`[credly]` — the Credly organization the product issues badges for."""
+
+    base_url: str = DEFAULT_CREDLY_BASE_URL
+    organization_id: str = ""
+    # Client-side limit on calls per minute; None = no limit beyond Credly's own 429s.
+    rate_limit_per_minute: int | None = None
+
+
+@dataclass
+class DoceboConfig:
+    """`[docebo]` — the Docebo Learn platform and its OAuth2 client."""
+
+    base_url: str = ""
+    client_id: str = ""
+    grant: str = "client_credentials"  # or "password" (then `username` + DOCEBO_PASSWORD)
+    username: str = ""
+    # Docebo documents 1,000 API calls per hour per IP; `burst` is how many may go at once.
+    rate_limit_per_hour: int = 1000
+    burst: int = 20
+
+
+@dataclass
+class ServerConfig:
+    """`[server]` — the webhook receiver of `credly-console serve` (W1)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    # When set, Docebo deliveries must carry HTTP Basic auth with this user; the password is the
+    # webhook secret (keyring / CREDLY_CONSOLE_WEBHOOK_SECRET).
+    docebo_basic_auth_user: str = ""
+
+
+@dataclass
+class SmtpConfig:
+    """`[smtp]` — the mail server for notifications (N1). Password: keyring / SMTP_PASSWORD."""
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    starttls: bool = True
+    tls: bool = False  # implicit TLS (usually port 465); exclusive with starttls
+    sender: str = ""
+
+
+@dataclass
+class UiConfig:
+    """`[ui]` — console appearance."""
+
+    theme: str = "textual-dark"
+
+
+@dataclass
+class AppConfig:
+    """The whole configuration file. `keymap` is the `[keymap]` table (binding id → keys, e.g.
+    `"mappings.add" = "a"`); `extra` holds top-level sections this version does not know."""
+
+    credly: CredlyConfig = field(default_factory=CredlyConfig)
+    docebo: DoceboConfig = field(default_factory=DoceboConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    keymap: dict[str, str] = field(default_factory=dict)
+    ui: UiConfig = field(default_factory=UiConfig)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML document this config saves as (None values left out: TOML has no null)."""
+        out: dict[str, Any] = {}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
+        out["keymap"] = dict(self.keymap)
+        out.update(self.extra)
+        return out
+
+
+_SECTIONS: dict[str, type] = {
+    "credly": CredlyConfig,
+    "docebo": DoceboConfig,
+    "server": ServerConfig,
+    "smtp": SmtpConfig,
+    "ui": UiConfig,
+}
+
+# Keys people are tempted to put in the file, and where the secret belongs instead.
+_SECRET_KEYS = {
+    "token": "CREDLY_TOKEN",
+    "api_token": "CREDLY_TOKEN",
+    "credly_token": "CREDLY_TOKEN",
+    "client_secret": "DOCEBO_CLIENT_SECRET",
+    "secret": "CREDLY_CONSOLE_WEBHOOK_SECRET",
+    "webhook_secret": "CREDLY_CONSOLE_WEBHOOK_SECRET",
+    "password": "SMTP_PASSWORD",  # refined per section below
+}
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+
+def config_path() -> Path:
+    """The configuration file: `$CREDLY_CONSOLE_CONFIG`, else the user config dir."""
+    env = os.environ.get(CONFIG_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def database_path() -> Path:
+    """The SQLite database: `$CREDLY_CONSOLE_DB`, else the user data dir."""
+    env = os.environ.get(DB_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "credly-console.db"
+
+
+# -- checking values --------------------------------------------------------------------------
+
+
+def _check_str(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(path, key, "a quoted string", f"got {_show(value)}")
+    if any(ord(ch) < 32 for ch in value):
+        raise ConfigError(path, key, "a single-line string without control characters")
+    return value.strip()
+
+
+def _check_url(path: Path, key: str, value: Any, *, allow_blank: bool) -> str:
+    text = _check_str(path, key, value).rstrip("/")
+    if not text and allow_blank:
+        return ""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in text:
+        raise ConfigError(path, key, 'an http(s) URL such as "https://acme.docebosaas.com"',
+                          f"got {_show(value)}")
+    return text
+
+
+def _check_int(path: Path, key: str, value: Any, *, low: int, high: int, optional: bool = False) -> int | None:
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(path, key, f"a whole number from {low} to {high} (unquoted)", f"got {_show(value)}")
+    return value
+
+
+def _check_bool(path: Path, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(path, key, "true or false (unquoted, lower-case)", f"got {_show(value)}")
+    return value
+
+
+def _check_choice(path: Path, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(path, key, " or ".join(f'"{c}"' for c in choices), f"got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _section(path: Path, name: str, raw: Any) -> Any:
+    cls = _SECTIONS[name]
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"[{name}]", "a table (a [section] header followed by key = value lines)")
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key in known:
+            continue
+        if key in _SECRET_KEYS:
+            env = _SECRET_KEYS[key]
+            if key == "password" and name == "docebo":
+                env = "DOCEBO_PASSWORD"
+            raise ConfigError(
+                path, f"[{name}] {key}",
+                f"no secrets in the config file: store it with `credly-console secrets set` "
+                f"(OS keyring) or set the environment variable {env}",
+            )
+        raise ConfigError(path, f"[{name}] {key}", "one of the keys " + ", ".join(sorted(known)),
+                          "unknown key")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        k = f"[{name}] {key}"
+        if name == "credly":
+            if key == "base_url":
+                value = _check_url(path, k, value, allow_blank=False)
+            elif key == "organization_id":
+                value = _check_str(path, k, value)
+            elif key == "rate_limit_per_minute":
+                value = _check_int(path, k, value, low=1, high=100_000, optional=True)
+        elif name == "docebo":
+            if key == "base_url":
+                value = _check_url(path, k, value, allow_blank=True)
+            elif key in ("client_id", "username"):
+                value = _check_str(path, k, value)
+            elif key == "grant":
+                value = _check_choice(path, k, value, ("client_credentials", "password"))
+            elif key == "rate_limit_per_hour":
+                value = _check_int(path, k, value, low=1, high=1_000_000)
+            elif key == "burst":
+                value = _check_int(path, k, value, low=1, high=1000)
+        elif name == "server":
+            if key == "host":
+                value = _check_str(path, k, value)
+                if not value:
+                    raise ConfigError(path, k, 'a host name or IP address such as "127.0.0.1"')
+            elif key == "port":
+                value = _check_int(path, k, value, low=0, high=65535)
+            elif key == "docebo_basic_auth_user":
+                value = _check_str(path, k, value)
+        elif name == "smtp":
+            if key in ("host", "username", "sender"):
+                value = _check_str(path, k, value)
+            elif key == "port":
+                value = _check_int(path, k, value, low=1, high=65535)
+            elif key in ("starttls", "tls"):
+                value = _check_bool(path, k, value)
+        elif name == "ui":
+            if key == "theme":
+                value = _check_str(path, k, value)
+        values[key] = value
+    section = cls(**values)
+    if name == "smtp" and section.starttls and section.tls:
+        raise ConfigError(path, "[smtp] tls", "at most one of tls and starttls set to true "
+                          "(tls = implicit TLS, usually port 465; starttls = upgrade, usually 587)")
+    return section
+
+
+def _keymap(path: Path, raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "[keymap]", 'a table of binding id = "keys" lines')
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(path, f"[keymap] {key}", 'a quoted key list such as "ctrl+s" or "a,ctrl+n"',
+                              f"got {_show(value)}")
+        out[str(key)] = value.strip()
+    return out
+
+
+# -- load / save ------------------------------------------------------------------------------
+
+
+def load_config(path: Path | str | None = None) -> AppConfig:
+    """Read and check the config file (`config_path()` by default). A missing file gives the
+    defaults; anything unusable raises `ConfigError`."""
+    file = Path(path) if path is not None else config_path()
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        return AppConfig()
+    except OSError as exc:
+        raise ConfigError(file, "(file)", "a readable file", str(exc)) from exc
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "(file)", "UTF-8 text", "not valid UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "(syntax)", 'TOML: [section] headers and key = value lines, '
+                          'strings in double quotes', str(exc)) from exc
+    cfg = AppConfig()
+    for name, raw in doc.items():
+        if name in _SECTIONS:
+            setattr(cfg, name, _section(file, name, raw))
+        elif name == "keymap":
+            cfg.keymap = _keymap(file, raw)
+        elif name in _SECRET_KEYS:
+            raise ConfigError(file, name, "no secrets in the config file: use `credly-console "
+                              f"secrets set` or the environment variable {_SECRET_KEYS[name]}")
+        elif isinstance(raw, dict):
+            cfg.extra[name] = raw
+        else:
+            raise ConfigError(file, name, "settings inside a section: [credly], [docebo], "
+                              "[server], [smtp], [keymap] or [ui]", "a key outside any section")
+    return cfg
+
+
+def save_config(cfg: AppConfig, path: Path | str | None = None) -> Path:
+    """Write `cfg` atomically (temp file in the same directory, then rename). Returns the path."""
+    file = Path(path) if path is not None else config_path()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    text = tomli_w.dumps(cfg.to_dict())
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml.tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, file)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return file

@@ -1,0 +1,113 @@
+"""T — the Credly badge templates table (SPEC §1, T1–T3), as admins see and edit it.
+
+The table is filled only by F1 (the flows engineer's template sync). Admins may toggle
+`is_active` and nothing else (T2). Deactivating sets `admin_deactivated`, which F1 honours: the
+sync never re-activates a template an admin switched off. Activating clears it. A template that
+Credly reports as archived cannot be activated here: Credly refuses to issue archived templates,
+so an active flag would only produce failed issues; it becomes active again when it is active in
+Credly and the admin activates it.
+
+Listing, filtering and paging happen in SQL (DESIGN.md "Services").
+"""
+
+from __future__ import annotations
+
+from services.store import Store, utcnow
+
+TEMPLATE_COLUMNS = (
+    "template_id", "name", "is_active", "dropdown_element_id", "credly_state", "admin_deactivated",
+    "created_at", "updated_at",
+)
+
+
+class TemplateError(ValueError):
+    """A refused template edit (unknown id, archived template)."""
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(text: str, active: bool | None) -> tuple[str, list]:
+    clauses: list[str] = []
+    params: list = []
+    text = text.strip()
+    if text:
+        clauses.append("(name LIKE ? ESCAPE '\\' OR template_id LIKE ? ESCAPE '\\')")
+        params += [_like(text), _like(text)]
+    if active is not None:
+        clauses.append("is_active = ?")
+        params.append(1 if active else 0)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _row(row: dict) -> dict:
+    row = dict(row)
+    row["is_active"] = bool(row["is_active"])
+    row["admin_deactivated"] = bool(row["admin_deactivated"])
+    return row
+
+
+def query_templates(
+    store: Store, *, text: str = "", active: bool | None = None, limit: int | None = 100, offset: int = 0
+) -> list[dict]:
+    """A page of templates ordered by name. `text` matches name or id (case-insensitive
+    substring); `active` filters on `is_active`; `limit=None` returns every row."""
+    where, params = _where(text, active)
+    sql = f"SELECT {', '.join(TEMPLATE_COLUMNS)} FROM badge_templates{where} ORDER BY name COLLATE NOCASE, template_id"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [int(limit), int(offset)]
+    return [_row(r) for r in store.db.query(sql, params)]
+
+
+def count_templates(store: Store, *, text: str = "", active: bool | None = None) -> int:
+    where, params = _where(text, active)
+    return store.db.execute(f"SELECT count(*) FROM badge_templates{where}", params).fetchone()[0]
+
+
+def get_template(store: Store, template_id: str) -> dict | None:
+    """One template by id (exact, then case-insensitive), or None."""
+    rows = list(store.db.query(
+        f"SELECT {', '.join(TEMPLATE_COLUMNS)} FROM badge_templates WHERE template_id = ? "
+        "OR lower(template_id) = lower(?) ORDER BY template_id = ? DESC LIMIT 1",
+        [template_id, template_id, template_id],
+    ))
+    return _row(rows[0]) if rows else None
+
+
+def set_template_active(store: Store, template_id: str, active: bool) -> dict:
+    """T2: switch a template on or off. Deactivation is remembered as the admin's choice
+    (`admin_deactivated`) so F1 does not undo it. Returns the updated row."""
+    with store.write() as db:
+        row = get_template(store, template_id.strip())
+        if row is None:
+            raise TemplateError(f"no badge template with id {template_id!r} in the local table "
+                                "(run the template sync to fetch Credly's templates)")
+        if active and row["credly_state"] != "active":
+            raise TemplateError(
+                f"badge template {row['template_id']} ({row['name']}) is {row['credly_state']} in "
+                "Credly and cannot be activated; make it active in Credly and sync templates first"
+            )
+        db.execute(
+            "UPDATE badge_templates SET is_active = ?, admin_deactivated = ?, updated_at = ? "
+            "WHERE template_id = ?",
+            (1 if active else 0, 0 if active else 1, utcnow(), row["template_id"]),
+        )
+    return get_template(store, row["template_id"])  # type: ignore[return-value]
+
+
+def template_usage(store: Store, template_id: str) -> list[dict]:
+    """The mappings that name this template (ordered by id)."""
+    from services.mappings import MAPPING_COLUMNS, _mapping_row
+
+    return [
+        _mapping_row(r)
+        for r in store.db.query(
+            f"SELECT {', '.join('m.' + c for c in MAPPING_COLUMNS)}, (t.template_id IS NOT NULL) AS template_known "
+            "FROM mappings m LEFT JOIN badge_templates t ON t.template_id = m.template_id "
+            "WHERE lower(m.template_id) = lower(?) ORDER BY m.id",
+            [template_id],
+        )
+    ]
