@@ -209,3 +209,27 @@ async def test_latency_is_applied(credly, credly_app):
     started = time.perf_counter()
     await credly.get(org("/badges"))
     assert time.perf_counter() - started >= 0.03
+
+
+async def test_fault_settings_read_back(credly):
+    await credly.put(f"{CTL}/faults", json={"latency_ms": 0, "drop_rate": 0.25, "rate_limit": 10})
+    r = await credly.get(f"{CTL}/faults")
+    assert (r.json()["drop_rate"], r.json()["rate_limit"], r.json()["forced"]) == (0.25, 10, [])
+    r = await credly.put(f"{CTL}/faults", json={"reset": True})
+    assert (r.json()["drop_rate"], r.json()["rate_limit"]) == (0.0, None)
+
+
+def test_a_query_is_computed_once_per_state_version_not_per_page():
+    """Paging a large result reuses one list of references until something changes."""
+    state = make_state(extra_templates=300)
+    for n in range(3000):
+        state.issue(issue_fields(recipient_email=f"p{n}@example.com",
+                                 badge_template_id=f"99999999-0000-4000-8000-{n % 300:012d}"))
+    filters, sort = {"state": ["pending"]}, [("issued_at", True)]
+    first = state.query_badges(filters, sort)
+    assert len(first) == 3002 and state.query_badges(filters, sort) is first
+    one_template = state.query_badges({"badge_template_id": ["99999999-0000-4000-8000-000000000007"]}, [])
+    assert len(one_template) == 10 and all(b.template_id.endswith("000000000007") for b in one_template)
+    state.revoke(first[0].id, "test")
+    again = state.query_badges(filters, sort)
+    assert again is not first and len(again) == 3001
