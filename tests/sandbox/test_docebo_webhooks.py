@@ -267,3 +267,15 @@ async def test_delivery_over_loopback_with_retry_and_grouping(state):
     assert delivered == {(x["course_id"], x["user_id"]) for x in recs}
     retried = next(d for d in log["deliveries"] if d["message_id"] == failed_id)
     assert [a["status"] for a in retried["attempts"]] == [500, 200] and retried["delivered"] is True
+
+
+async def test_runner_docebo_webhook_option_reaches_the_dispatcher():
+    """`credly-console sandbox --docebo-webhook URL` sets the shared sender's URL; the Docebo
+    dispatcher reads it from there."""
+    from services.sandbox.runner import SandboxOptions, build_apps
+
+    _, docebo_app, _ = build_apps(SandboxOptions(docebo_webhook="http://127.0.0.1:9/hook", webhook_retry_delays=(0.5,)))
+    hooks = docebo_app.state.docebo_webhooks
+    assert hooks.url == "http://127.0.0.1:9/hook"
+    assert hooks.settings()["retry_delays"] == [0.5]
+    assert docebo_app.state.sandbox.faults.rate_window_s == 3600
