@@ -146,3 +146,33 @@ async def credly(credly_world, fast_policy):
                           transport=httpx.ASGITransport(app=app))
     yield client
     await client.aclose()
+
+
+# ------------------------------------------------------------------------------------------
+# The Docebo sandbox, in-process
+
+DOCEBO_BASE = "http://docebo.sandbox.test"
+
+
+@pytest.fixture
+def docebo_world(demo_small):
+    """(state, app) of a Docebo sandbox holding the small demo tenant."""
+    from services.sandbox.common import FaultConfig
+    from services.sandbox.docebo_app import create_docebo_app
+    from services.sandbox.docebo_state import DoceboState
+
+    state = DoceboState.from_demo(demo_small, client_secret="docebo-sandbox-secret-0001",
+                                  admin_password="sandbox-admin-pass-0001")
+    app = create_docebo_app(state, FaultConfig(seed=2))
+    return state, app
+
+
+@pytest.fixture
+async def docebo(docebo_world, fast_policy):
+    from services.docebo import DoceboClient
+
+    state, app = docebo_world
+    client = DoceboClient(DOCEBO_BASE, state.client_id, state.client_secret, policy=fast_policy,
+                          transport=httpx.ASGITransport(app=app))
+    yield client
+    await client.aclose()
