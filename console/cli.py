@@ -26,11 +26,8 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-from console.cli_sandbox import sandbox  # noqa: E402
-
-cli.add_command(sandbox)
-
 from console.cli_admin import config_group, locate, secrets_group  # noqa: E402
+from console.cli_sandbox import sandbox  # noqa: E402
 from console.cli_tables import mappings_group, settings_group, templates_group  # noqa: E402
 
 cli.add_command(locate)
@@ -39,6 +36,12 @@ cli.add_command(secrets_group)
 cli.add_command(settings_group)
 cli.add_command(templates_group)
 cli.add_command(mappings_group)
+cli.add_command(sandbox)
+
+from console.cli_sync import mappings_check, sync_command  # noqa: E402
+
+cli.add_command(sync_command)
+mappings_group.add_command(mappings_check)
 
 from console.cli_inbox import inbox_group  # noqa: E402
 from console.cli_notifications import notifications_group  # noqa: E402

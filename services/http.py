@@ -624,7 +624,7 @@ class ApiSession:
                 assert failure is not None
                 never_sent = isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout,
                                                   httpx.PoolTimeout))
-                what = _describe_transport_error(failure)
+                what = self.redact(_describe_transport_error(failure))
                 maybe_applied = maybe_applied or not never_sent
                 ambiguous = not idempotent and not never_sent
                 log.debug("%s %s: %s after %.2f s", self.service, call, what, elapsed)

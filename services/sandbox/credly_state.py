@@ -859,7 +859,14 @@ class CredlyState:
             "printing_disabled": False,
             "send_expiring_badge_notifications": False,
             "show_badge_lmi": False,
+            "show_lmi_jobs": False,
             "show_skill_tag_links": True,
+            "show_template_settings": True,
+            "get_issue_count": None,
+            "certification": None,
+            "earn_this_badge_url": None,
+            "enable_earn_this_badge": False,
+            "enable_detail_attribute_visibility": False,
             "default_expires_at": None,
             "default_expires_at_date": None,
             "default_expires_at_type": None,
@@ -873,6 +880,8 @@ class CredlyState:
             "badge_template_activities": [],
             "skills": [],
             "reporting_tags": [],
+            "recommending_templates": [],
+            "criterion_for": [],
         }
 
     def badge_json(self, b: Badge) -> dict[str, Any]:
@@ -913,7 +922,6 @@ class CredlyState:
             "issued_to_middle_name": b.middle_name,
             "issued_to_last_name": b.last_name,
             "issuer_earner_id": b.issuer_earner_id,
-            "issuer_earner_group": b.issuer_earner_group,
             "locale": b.locale,
             "public": True,
             "recipient_email": b.recipient_email,

@@ -6,23 +6,25 @@ and issued badges) whose recipients overlap the Docebo users. The same `(size, s
 gives the same data (Python's `random.Random` and a seeded Faker instance; no clock, no set
 iteration order).
 
-What each size contains (figures for seed 0; other seeds stay within a few per cent):
+What each size contains (seed 0; other seeds differ by a few per cent; generation time measured
+by benchmarks/docebo_sandbox.py on 2 cores):
 
-=================  =======  ========  =========
-                   small    medium    large
-=================  =======  ========  =========
-Docebo users       60       2,000     20,000
-courses            20       150       1,000
-learning plans     6        25        120
-LP enrollments     ~50      ~1,000    ~18,000
-enrollments        ~300     ~10,000   ~100,000
-  completed        ~190     ~6,000    ~60,000
-certifications     5        12        40
-awards             ~30      ~600      ~8,000
-badge templates    60       120       320
-issued badges      ~80      ~2,500    ~25,000
-Credly-only people 8        150       1,500
-=================  =======  ========  =========
+=====================  =======  ========  =========
+                       small    medium    large
+=====================  =======  ========  =========
+Docebo users           60       2,000     20,000
+courses                20       150       1,000
+learning plans         6        25        120
+LP enrollments         41       985       13,526
+course enrollments     357      9,919     103,171
+  of which completed   233      6,270     65,041
+certifications         5        12        40
+certification awards   34       718       9,639
+badge templates        60       120       320
+issued badges          80       2,500     25,000
+Credly-only people     8        150       1,500
+generation time        0.2 s    0.3 s     1.6 s
+=====================  =======  ========  =========
 
 Cases present at EVERY size (the flows must handle them; tests/sandbox/test_demo_data.py
 checks each one): more than 50 templates (Credly pages hold 50); three pairs of templates

@@ -23,20 +23,23 @@ API behaviour, by api/docebo.md section:
 
 Control endpoints (not part of Docebo; no auth; neither counted nor faulted):
   GET    /_sandbox                          credentials, counts, webhook and fault settings
-  POST   /_sandbox/reset                    back to the loaded data; drop tokens, counters,
-                                            forced faults, queued grouped events
+  POST   /_sandbox/reset                    {state?, calls?, faults?, webhook?} (all true by
+                                            default): back to the loaded data (tokens dropped),
+                                            counters zeroed, faults off, queued events and the
+                                            delivery log cleared (the webhook URL is kept)
   GET    /_sandbox/calls                    per-route call counters {"calls", "statuses", "total"}
-  DELETE /_sandbox/calls                    zero the counters
+  DELETE /_sandbox/calls                    zero the counters (204)
   GET    /_sandbox/faults                   fault settings
-  POST   /_sandbox/faults                   change settings {latency_ms, jitter_ms, fail_rate,
-                                            fail_status, drop_rate, rate_limit, rate_window_s,
-                                            seed}, optional "force": {kind, route, times, status},
-                                            "reset": true (all faults off)
+  PUT    /_sandbox/faults                   (or POST) change settings {latency_ms, jitter_ms,
+                                            fail_rate, fail_status, drop_rate, rate_limit,
+                                            rate_window_s, seed}, "force": {kind, route?, times?,
+                                            status?} or a list of them, "reset": true (all off)
   PUT    /_sandbox/rate-limit               {"enabled", "per_hour": 1000, "retry_after": true}
   PUT    /_sandbox/config                   {"token_lifetime_s", "user_id_as_string"}
   POST   /_sandbox/tokens/expire            expire every token now
+  PUT    /_sandbox/token                    {"expired": true}: the same (Credly sandbox's shape)
   GET    /_sandbox/webhook                  webhook settings (password not shown)
-  PUT    /_sandbox/webhook                  {"url", "grouping", "group_window_s", "basic_auth":
+  PUT    /_sandbox/webhook                  (or POST) {"url", "grouping", "group_window_s", "basic_auth":
                                             {"username", "password"} | null, "webhook_id",
                                             "original_domain", "events", "retry_delays",
                                             "max_attempts"}
@@ -70,7 +73,7 @@ import math
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -259,7 +262,6 @@ class DoceboWebhooks:
 
     def __init__(self, sender: WebhookSender) -> None:
         self.sender = sender
-        self.url: str | None = None
         self.grouping = False
         self.group_window_s = 0.2
         self.webhook_id = 1
@@ -269,6 +271,11 @@ class DoceboWebhooks:
         self.messages: deque[dict] = deque(maxlen=1000)
         self._pending: dict[str, list[tuple[dict, bool]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def url(self) -> str | None:
+        """The delivery URL; the sender's `url` is the one source of truth (the runner sets it)."""
+        return self.sender.url
 
     def configure(self, body: dict) -> None:
         known = {
@@ -282,8 +289,7 @@ class DoceboWebhooks:
             url = body["url"]
             if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
                 raise DoceboError(400, f"Webhook url must be an http(s) URL, got {url!r}")
-            self.url = url or None
-            self.sender.configure(url=self.url)
+            self.sender.configure(url=url or None)
         if "grouping" in body:
             self.grouping = bool(body["grouping"])
         if "group_window_s" in body:
@@ -385,8 +391,7 @@ class DoceboWebhooks:
         else:
             message["payload"] = items[0][0]
         self.messages.append(message)
-        if self.url:
-            self.sender.send(message, url=self.url)
+        self.sender.send(message)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -969,36 +974,43 @@ def create_docebo_app(
         )
 
     async def c_reset(request: Request) -> Response:
-        state.reset()
-        calls.reset()
-        faults.reset()
-        hooks.discard()
-        return ok(state.summary())
+        body = await json_body(request)
+        if body.get("state", True):
+            state.reset()
+        if body.get("calls", True):
+            calls.reset()
+        if body.get("faults", True):
+            faults.reset(settings=True)
+        if body.get("webhook", True):
+            hooks.discard()
+            sender.deliveries.clear()
+            hooks.messages.clear()
+        return await c_info(request)
 
     async def c_calls(request: Request) -> Response:
         if request.method == "DELETE":
             calls.reset()
-            return ok()
+            return Response(status_code=204)
         return JSONResponse({"calls": calls.snapshot(), "statuses": calls.statuses(), "total": calls.total()})
 
     async def c_faults(request: Request) -> Response:
         if request.method == "GET":
             return JSONResponse(faults.to_dict())
         body = await json_body(request)
-        force = body.pop("force", None)
+        forced = body.pop("force", None)
         try:
             if body.pop("reset", False):
                 faults.reset(settings=True)
             if body:
                 faults.update(**body)
-            if force:
+            for item in [forced] if isinstance(forced, dict) else (forced or []):
                 faults.force(
-                    force.get("kind", "fail"),
-                    route=force.get("route"),
-                    times=int(force.get("times", 1)),
-                    status=force.get("status"),
+                    item.get("kind", "fail"),
+                    route=item.get("route"),
+                    times=int(item.get("times", 1)),
+                    status=item.get("status"),
                 )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise DoceboError(400, str(exc)) from None
         return JSONResponse(faults.to_dict())
 
@@ -1027,8 +1039,13 @@ def create_docebo_app(
     async def c_expire(request: Request) -> Response:
         return ok({"expired": state.expire_tokens()})
 
+    async def c_token(request: Request) -> Response:
+        body = await json_body(request)
+        expired = state.expire_tokens() if body.get("expired") else 0
+        return JSONResponse({"tokens": len(state.tokens), "expired": expired, "token_lifetime_s": state.token_lifetime_s})
+
     async def c_webhook(request: Request) -> Response:
-        if request.method == "PUT":
+        if request.method in ("PUT", "POST"):
             hooks.configure(await json_body(request))
         elif request.method == "DELETE":
             hooks.configure({"url": None})
@@ -1139,11 +1156,12 @@ def create_docebo_app(
         Route("/_sandbox", c_info, methods=["GET"]),
         Route("/_sandbox/reset", c_reset, methods=["POST"]),
         Route("/_sandbox/calls", c_calls, methods=["GET", "DELETE"]),
-        Route("/_sandbox/faults", c_faults, methods=["GET", "POST"]),
+        Route("/_sandbox/faults", c_faults, methods=["GET", "POST", "PUT"]),
         Route("/_sandbox/rate-limit", c_rate_limit, methods=["PUT"]),
         Route("/_sandbox/config", c_config, methods=["PUT"]),
         Route("/_sandbox/tokens/expire", c_expire, methods=["POST"]),
-        Route("/_sandbox/webhook", c_webhook, methods=["GET", "PUT", "DELETE"]),
+        Route("/_sandbox/token", c_token, methods=["PUT", "POST"]),
+        Route("/_sandbox/webhook", c_webhook, methods=["GET", "PUT", "POST", "DELETE"]),
         Route("/_sandbox/webhook/flush", c_flush, methods=["POST"]),
         Route("/_sandbox/webhook/deliveries", c_deliveries, methods=["GET"]),
         Route("/_sandbox/learner/complete", c_complete, methods=["POST"]),

@@ -237,11 +237,13 @@ def build_apps(options: SandboxOptions) -> tuple[Any, Any | None, Any]:
         docebo_state_cls, create_docebo_app = factory
         docebo_state = docebo_state_cls.from_demo(data)
         docebo_app = create_docebo_app(docebo_state, options.faults(DOCEBO_RATE_LIMIT))
-        handles = getattr(docebo_app.state, "sandbox", None)
-        if handles is not None and options.docebo_webhook:
-            handles.webhooks.url = options.docebo_webhook
+        if options.docebo_webhook or options.webhook_retry_delays:
+            settings: dict[str, Any] = {}
+            if options.docebo_webhook:
+                settings["url"] = options.docebo_webhook
             if options.webhook_retry_delays:
-                handles.webhooks.configure(retry_delays=options.webhook_retry_delays)
+                settings["retry_delays"] = list(options.webhook_retry_delays)
+            docebo_app.state.docebo_webhooks.configure(settings)
     return credly_app, docebo_app, data
 
 
