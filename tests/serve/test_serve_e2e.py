@@ -151,3 +151,45 @@ async def test_docebo_basic_auth_end_to_end(tmp_path):
             await point_webhooks(sb, rt.urls, basic_auth={"username": "docebo-hook", "password": SECRET})
             await control(sb, "docebo", "POST", "/learner/complete", {"course_id": 101, "user_id": 2})
             await until(lambda: badges(sb) == [("learner2@example.com", T_SAFETY)])
+
+
+def completed(course_id: int, user_id: int) -> dict:
+    return {"course_id": course_id, "user_id": user_id, "status": "completed", "enrolled_at": "2025-01-01 09:00:00",
+            "completed_at": "2025-03-01 10:00:00", "validity_end": None}
+
+
+async def test_a_scheduled_batch_with_errors_mails_one_digest_with_the_errors(tmp_path, smtp_server):
+    from services.scheduler import set_enabled
+
+    db_path = tmp_path / "serve.db"
+    data = serve_data(enrollments=[completed(101, u) for u in (1, 2, 3)])
+    async with run_sandboxes(SandboxOptions(data=data)) as sb:
+        await prepare(sb, db_path)
+        # The course's template is archived in Credly after F1 ran: every issue is refused (422).
+        await control(sb, "credly", "POST", f"/templates/{T_SAFETY}/archive")
+        with Store(db_path) as store:
+            set_enabled(store, "templates", False)
+            set_enabled(store, "dropdown", False)
+            set_enabled(store, "docebo-to-credly", True)
+        options = ServeOptions(port=0, scheduler=True, mail=True, mail_interval_s=0.2, workers=1, poll_s=0.05, grace_s=2)
+        config = app_config(sb, smtp_port=smtp_server.port)
+        async with ServeRuntime(config, secrets_for(sb), db_path, options):
+
+            def digest_sent():
+                with Store(db_path) as store:
+                    row = store.conn.execute("SELECT mail_status FROM notifications WHERE kind = 'digest'").fetchone()
+                return row is not None and row[0] == "sent"
+
+            await until(digest_sent, timeout=30, what="the digest mailed")
+            [msg] = smtp_server.wait_for(1)
+        assert msg["To"] == "lms-admin@example.com"
+        assert "3 errors" in msg["Subject"] and "docebo_to_credly" in msg["Subject"]
+        body = msg.get_content()
+        for user in (1, 2, 3):
+            assert f"learner{user}@example.com" in body or f"user {user}" in body
+        assert "422" in body or "Invalid" in body
+        assert len(smtp_server.messages) == 1  # one digest, not one mail per error
+        assert badges(sb) == []
+        with Store(db_path) as store:
+            [run] = runs.query_runs(store, flow="docebo_to_credly")
+        assert run["trigger"] == "schedule" and run["failed"] == 3
