@@ -32,7 +32,7 @@ def big_data():
     ]
     enr = [completed(101, i, f"2025-03-{1 + i % 28:02d} 10:00:00") for i in range(1, N_LEARNERS + 1)]
     awards = [
-        {"id_award": 100 + i, "id_cert": 1, "user_id": i, "issued_on": "2025-04-01 00:00:00", "expire_on": "2027-04-01 00:00:00"}
+        {"id_award": 100 + i, "id_cert": 1, "user_id": i, "issued_on": "2025-04-01 00:00:00", "expire_on": "2099-04-01 00:00:00"}
         for i in range(1, 21)
     ]
     return base_data(users=users, enrollments=enr, awards=awards)
