@@ -48,6 +48,8 @@ from services.flows.dropdown import FIELD_ID_META, find_course_field
 from services.flows.lookups import (
     HeldBadges,
     Learner,
+    UserDirectory,
+    template_badge_counts,
     active_mappings,
     certifications_by_code,
     held_badges_of_learner,
@@ -57,9 +59,6 @@ from services.flows.lookups import (
     users_by_id,
 )
 
-# With more relevant courses than this share of all courses, completed enrollments are read
-# without a course filter (fewer calls than many chunks of course ids).
-UNFILTERED_ENROLLMENTS_SHARE = 0.5
 # Badges per issue call in the batch (Credly's /badges/batch takes 50).
 ISSUE_BATCH = 50
 
@@ -560,6 +559,24 @@ async def _plans_containing(job: Job, course: dict[str, Any], course_id: str, lp
     return out
 
 
+def _current(job: Job, cands: list[Candidate]) -> list[Candidate]:
+    """Batch decision: a Docebo object whose own expiry has passed gives no badge (issuing an
+    already expired credential would only mail the learner about it); one whose expiry is not
+    after its issue date cannot be issued (Credly refuses it). Both are logged and skipped."""
+    now = job.ctx.now()
+    out = []
+    for c in cands:
+        expiry = rules.parse_datetime(c.docebo_expiry)
+        obj = f"user {c.user_id} / template {c.template_id}"
+        if expiry is not None and expiry <= c.issued_at:
+            job.skip(obj, f"{c.origin_label}: its expiry {expiry.date()} is not after its date {c.issued_at.date()}: no badge", level="warning")
+        elif expiry is not None and expiry <= now:
+            job.skip(obj, f"{c.origin_label} expired on {expiry.date()}: no badge for it")
+        else:
+            out.append(c)
+    return out
+
+
 def _dedupe(cands: list[Candidate]) -> list[Candidate]:
     """One candidate per template (per learner): F4 first, then the earliest."""
     best: dict[tuple[str, str], Candidate] = {}
@@ -634,19 +651,25 @@ async def batch_docebo_to_credly(job: Job) -> None:
         f"{len(cert_maps)} mapped certifications"
         + (f"; completions and awards on or after {start.isoformat()}" if start else "")
     )
+    if not dropdown and not lp_maps and not cert_maps:
+        job.rec.info("no course names a badge template and no mapping names a learning plan or certification: nothing to do")
+        return
 
-    # Phase 1 (concurrently): courses + field, learning plan courses and completions, awards.
+    # Phase 1 (concurrently): courses + field, learning plan courses and completions, awards,
+    # and the templates' badge counts (to choose how to read the held badges).
     async def courses_phase() -> tuple[list[dict[str, Any]], str]:
         fid = await _course_field_id(job) if dropdown else ""
-        courses = await collect(docebo.iter_courses(), job)
+        courses = await collect(docebo.iter_courses(), job) if (fid or lp_maps) else []
         return courses, fid
 
     async def lp_courses_phase() -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
+        sem = asyncio.Semaphore(job.concurrency(docebo))
 
         async def one(lp: str) -> None:
-            async for c in docebo.iter_learning_plan_courses(lp):
-                out.setdefault(str(c.get("id_course", c.get("course_id", c.get("id")))), []).append(lp)
+            async with sem:
+                async for c in docebo.iter_learning_plan_courses(lp):
+                    out.setdefault(str(c.get("id_course", c.get("course_id", c.get("id")))), []).append(lp)
 
         await asyncio.gather(*(one(lp) for lp in sorted(lp_maps)))
         return out
@@ -655,7 +678,7 @@ async def batch_docebo_to_credly(job: Job) -> None:
         if not lp_maps:
             return {}
         out: dict[tuple[str, str], dict[str, Any]] = {}
-        async for e in docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps), statuses=["completed"]):
+        async for e in docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), statuses=["completed"]):
             if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
                 out[(_lp_id(e), _enrollment_user(e))] = e
         return out
@@ -674,12 +697,12 @@ async def batch_docebo_to_credly(job: Job) -> None:
             return []
         return [
             (a, ids[str(a.get("id_cert"))])
-            async for a in docebo.iter_certification_awards(certification_ids=sorted(ids, key=str))
+            async for a in docebo.iter_certification_awards(certification_ids=sorted(ids, key=_num_key))
             if str(a.get("id_cert")) in ids
         ]
 
-    (courses, field_id), lp_courses, lp_done, awards = await asyncio.gather(
-        courses_phase(), lp_courses_phase(), lp_done_phase(), awards_phase()
+    (courses, field_id), lp_courses, lp_done, awards, counts = await asyncio.gather(
+        courses_phase(), lp_courses_phase(), lp_done_phase(), awards_phase(), template_badge_counts(job)
     )
     job.check_cancel()
     course_by_id = {str(c.get("id_course", c.get("id"))): c for c in courses}
@@ -695,66 +718,82 @@ async def batch_docebo_to_credly(job: Job) -> None:
         f"{len(lp_courses)} belong to mapped learning plans; {len(awards)} awards of mapped certifications"
     )
 
-    # Phase 2: completed enrollments of the relevant courses, in one scan.
-    completions: list[dict[str, Any]] = []
-    if relevant:
-        filtered = len(relevant) <= UNFILTERED_ENROLLMENTS_SHARE * max(len(course_by_id), 1)
-        it = docebo.iter_enrollments(
-            course_ids=sorted(relevant, key=_num_key) if filtered else None, statuses=["completed"]
-        )
-        async for e in it:
-            if _enrollment_course(e) in relevant and str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
-                completions.append(e)
-            if len(completions) % 1000 == 0:
-                job.check_cancel()
-
-    # Candidates.
-    cands: list[Candidate] = []
-    for e in completions:
-        when = rules.parse_datetime(_completion_date(e))
-        if not rules.on_or_after(when, start):
-            continue
-        job.rec.count("examined")
-        uid, cid = _enrollment_user(e), _enrollment_course(e)
-        when = when or job.ctx.now()
-        label = _course_label(course_by_id.get(cid), cid)
-        tpl = course_template.get(cid)
-        if tpl is not None:
-            cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
-        for lp in lp_courses.get(cid, []):
-            done = lp_done.get((lp, uid))
-            if done is None:
-                continue
-            lp_when = rules.parse_datetime(_completion_date(done)) or when
-            for m in lp_maps.get(lp, []):
-                tid = str(m["template_id"]).lower()
-                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
-    for a, code in awards:
-        award_id, uid, issued_on, expire_on = _award_fields(a)
-        status = str(a.get("status") or "").lower()
-        if status in ("revoked", "expired", "deleted"):
-            continue
-        when = rules.parse_datetime(issued_on)
-        if not rules.on_or_after(when, start):
-            continue
-        job.rec.count("examined")
-        for m in cert_maps.get(code, []):
-            tid = str(m["template_id"]).lower()
-            cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", when or job.ctx.now(), expire_on, mode="update"))
-    cands = _dedupe(cands)
-    job.rec.info(f"{len(cands)} (learner, template) pairs to check")
-    job.rec.set_total(len(cands))
-    if not cands:
-        return
-
-    # Phase 3 (concurrently): the learners, and the badges already held of the candidate templates.
-    learners, held = await asyncio.gather(
-        users_by_id(job, {c.user_id for c in cands}),
-        held_badges_of_templates(job, {c.template_id for c in cands}),
+    # Phase 2 (concurrently): completed enrollments of the relevant courses (course-id chunks read
+    # in parallel), the badges already held of every template that may be issued, and — as soon
+    # as more than a few learners are involved — the user list.
+    users = UserDirectory(job)
+    for a, _ in awards:
+        users.want(_award_fields(a)[1])
+    candidate_templates = (
+        {str(t["template_id"]).lower() for t in course_template.values()}
+        | {str(m["template_id"]).lower() for ms in lp_maps.values() for m in ms}
+        | ({str(m["template_id"]).lower() for code in {c for _, c in awards} for m in cert_maps.get(code, [])})
     )
+    completions: list[dict[str, Any]] = []
+
+    async def enrollments_phase() -> None:
+        chunk = max(1, int(getattr(docebo, "id_chunk", 50)))
+        ids = sorted(relevant, key=_num_key)
+        chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+        sem = asyncio.Semaphore(job.concurrency(docebo))
+
+        async def one(part: list[str]) -> None:
+            async with sem:
+                async for e in docebo.iter_enrollments(course_ids=part, statuses=["completed"]):
+                    if str(e.get("enrollment_status", e.get("status", "completed"))) != "completed":
+                        continue
+                    if _enrollment_course(e) not in relevant:
+                        continue
+                    if not rules.on_or_after(_completion_date(e), start):
+                        continue
+                    completions.append(e)
+                    users.want(_enrollment_user(e))
+
+        await asyncio.gather(*(one(part) for part in chunks))
+
+    try:
+        _, held = await asyncio.gather(enrollments_phase(), held_badges_of_templates(job, candidate_templates, counts))
+        job.check_cancel()
+
+        # Candidates.
+        cands: list[Candidate] = []
+        for e in completions:
+            job.rec.count("examined")
+            uid, cid = _enrollment_user(e), _enrollment_course(e)
+            when = rules.parse_datetime(_completion_date(e)) or job.ctx.now()
+            label = _course_label(course_by_id.get(cid), cid)
+            tpl = course_template.get(cid)
+            if tpl is not None:
+                cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
+            for lp in lp_courses.get(cid, []):
+                done = lp_done.get((lp, uid))
+                if done is None:
+                    continue
+                lp_when = rules.parse_datetime(_completion_date(done)) or when
+                for m in lp_maps.get(lp, []):
+                    tid = str(m["template_id"]).lower()
+                    cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
+        for a, code in awards:
+            award_id, uid, issued_on, expire_on = _award_fields(a)
+            if str(a.get("status") or "").lower() in ("revoked", "deleted"):
+                continue
+            when = rules.parse_datetime(issued_on)
+            if not rules.on_or_after(when, start):
+                continue
+            job.rec.count("examined")
+            for m in cert_maps.get(code, []):
+                tid = str(m["template_id"]).lower()
+                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", when or job.ctx.now(), expire_on, mode="update"))
+        cands = _dedupe(_current(job, cands))
+        job.rec.info(f"{len(cands)} (learner, template) pairs to check")
+        job.rec.set_total(len(cands))
+        if not cands:
+            return
+        learners = await users.resolve()
+    finally:
+        users.cancel()
     job.check_cancel()
     entries = ledger.live_entries(job.store, "badge", targets=sorted({c.template_id for c in cands}))
-
     queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] = []
 
     async def work(cand: Candidate) -> None:

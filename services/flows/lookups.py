@@ -157,20 +157,121 @@ class HeldBadges:
         return sum(len(v) for v in self._by_key.values())
 
 
-async def held_badges_of_templates(job: Job, template_ids: Iterable[str]) -> HeldBadges:
-    """Every pending/accepted badge of these templates: one paged scan per template, run
-    concurrently (a template with no badge costs one call)."""
-    held = HeldBadges()
+CREDLY_PAGE = 50  # badges per Credly page
+# A scan per template runs concurrently (a chain of pages each); one organisation-wide scan is one
+# long chain. Per template is chosen while it costs at most this much more than org-wide.
+PER_TEMPLATE_SLACK = 1.1
+
+
+async def template_badge_counts(job: Job) -> dict[str, int]:
+    """Badges issued per template (Credly's `badges_count`), from the template listing."""
+    counts: dict[str, int] = {}
+    async for t in job.credly.iter_templates():
+        try:
+            counts[str(t.get("id", "")).lower()] = int(t.get("badges_count") or 0)
+        except (TypeError, ValueError):
+            counts[str(t.get("id", "")).lower()] = 0
+    return counts
+
+
+def scan_per_template(counts: dict[str, int] | None, template_ids: Iterable[str]) -> bool:
+    """Read the badges of these templates one scan per template (True) or in one scan of the
+    organisation's badges (False), whichever needs fewer calls (`badges_count` estimates)."""
+    tids = set(template_ids)
+    if counts is None or not tids:
+        return True
+    per = sum(max(1, -(-counts.get(t, 0) // CREDLY_PAGE)) for t in tids)
+    org = max(1, -(-sum(counts.values()) // CREDLY_PAGE))
+    return per <= PER_TEMPLATE_SLACK * org
+
+
+async def scan_badges(
+    job: Job,
+    template_ids: Iterable[str],
+    *,
+    states: tuple[str, ...] | None,
+    counts: dict[str, int] | None = None,
+    on_badge=None,
+) -> list[dict[str, Any]]:
+    """Every badge (in `states`, or all) of these templates, read in bulk: one paged scan per
+    template (concurrently) or one organisation-wide scan, whichever is cheaper. `on_badge` is
+    called for each badge as it arrives."""
+    tids = sorted(set(template_ids))
+    out: list[dict[str, Any]] = []
+    if not tids:
+        return out
     credly = job.credly
-    sem = asyncio.Semaphore(job.concurrency(credly))
+    filt = list(states) if states else None
 
-    async def one(tid: str) -> None:
-        async with sem:
-            async for b in credly.iter_badges(badge_template_id=tid, states=list(HELD_STATES)):
-                held.add(b)
+    def take(b: dict[str, Any]) -> None:
+        if badge_template_id(b) in wanted:
+            out.append(b)
+            if on_badge is not None:
+                on_badge(b)
 
-    await asyncio.gather(*(one(t) for t in sorted(set(template_ids))))
-    return held
+    wanted = set(tids)
+    if scan_per_template(counts, tids):
+        sem = asyncio.Semaphore(job.concurrency(credly))
+
+        async def one(tid: str) -> None:
+            async with sem:
+                async for b in credly.iter_badges(badge_template_id=tid, states=filt):
+                    take(b)
+
+        await asyncio.gather(*(one(t) for t in tids))
+    else:
+        async for b in credly.iter_badges(states=filt):
+            take(b)
+    return out
+
+
+async def held_badges_of_templates(job: Job, template_ids: Iterable[str], counts: dict[str, int] | None = None) -> HeldBadges:
+    """Every pending/accepted badge of these templates (see `scan_badges`)."""
+    return HeldBadges(await scan_badges(job, template_ids, states=HELD_STATES, counts=counts))
+
+
+class UserDirectory:
+    """Finds Docebo users for a batch. Ids (or e-mails) are added while other scans run; once
+    more than PER_USER_LOOKUPS_MAX are wanted, one scan of the whole user list starts at once,
+    concurrently with the rest; otherwise `resolve()` looks the few up one call each."""
+
+    def __init__(self, job: Job, *, by: str = "id") -> None:
+        self.job = job
+        self.by = by
+        self.wanted: set[str] = set()
+        self.found: dict[str, Learner] = {}
+        self.task: asyncio.Task | None = None
+
+    def _key(self, value: str) -> str:
+        return str(value).strip().lower() if self.by == "email" else str(value)
+
+    def want(self, value: str) -> None:
+        key = self._key(value)
+        if not key:
+            return
+        self.wanted.add(key)
+        if self.task is None and len(self.wanted) > PER_USER_LOOKUPS_MAX:
+            self.task = asyncio.ensure_future(self._scan())
+
+    async def _scan(self) -> None:
+        async for user in self.job.docebo.iter_users():
+            learner = learner_from(user)
+            if learner is None:
+                continue
+            key = learner.email.lower() if self.by == "email" else learner.user_id
+            self.found.setdefault(key, learner)
+
+    async def resolve(self) -> dict[str, Learner]:
+        if self.task is not None:
+            await self.task
+            return {k: self.found[k] for k in self.wanted if k in self.found}
+        if self.by == "email":
+            return await users_by_email(self.job, self.wanted)
+        return await users_by_id(self.job, self.wanted)
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
 
 async def held_badges_of_learner(job: Job, email: str) -> HeldBadges:

@@ -171,3 +171,19 @@ async def test_F4_updated_without_a_badge_issues_one_and_F7_covers_awards(make_w
     award = w.docebo_state.create_award({"id_cert": 1, "user_id": 2, "issued_on": "2025-05-01 00:00:00"})
     s = await handle_certification_event(w.ctx, "certification.updated", w.docebo_state.award_payload(award))
     assert s.counts["issued"] == 1 and ("bob@example.com", T_CERT) in w.badge_keys()
+
+
+async def test_F7_batch_skips_objects_already_expired_and_logs_them(make_world):
+    # NOW in the test world is 2026-01-01
+    awards = [
+        {"id_award": 1, "id_cert": 1, "user_id": 1, "issued_on": "2024-01-01 00:00:00", "expire_on": "2025-06-01 00:00:00"},
+        {"id_award": 2, "id_cert": 1, "user_id": 2, "issued_on": "2025-01-01 00:00:00", "expire_on": "2027-06-01 00:00:00"},
+    ]
+    w = make_world(base_data(awards=awards, enrollments=[completed(101, 3, "2025-03-01 10:00:00", validity_end="2025-02-01 00:00:00")]))
+    await w.prepare_dropdown({101: "Safety Basics"})
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    s = await w.run("docebo-to-credly")
+    assert w.badge_keys() == [("bob@example.com", T_CERT)]
+    lines = runs.query_run_log(w.store, s.run_id)
+    assert any("expired on 2025-06-01" in l["message"] for l in lines)
+    assert any("not after its date" in l["message"] and l["level"] == "warning" for l in lines)

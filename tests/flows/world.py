@@ -4,6 +4,7 @@ tests, with the store, the settings and the two clients wired into a FlowContext
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.sandbox.demo_data import DemoData
 from services.sandbox.docebo_app import create_docebo_app
 from services.sandbox.docebo_state import DoceboState
 
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 ORG = "6d0f2f5e-0000-4000-8000-000000000001"
 
 
@@ -125,7 +127,8 @@ class World:
             policy=policy,
             transport=httpx.ASGITransport(app=self.docebo_app),
         )
-        self.ctx = FlowContext(store, self.credly, self.docebo)
+        # A fixed "now": batches skip objects whose own expiry has passed (docebo_to_credly._current).
+        self.ctx = FlowContext(store, self.credly, self.docebo, now=lambda: NOW)
 
     # -- driving ---------------------------------------------------------------------------
     def configure(self, **values: str) -> None:
