@@ -157,7 +157,11 @@ class Engine:
         store = Store(self.db_path)
         credly = docebo = None
         try:
-            credly, docebo = self.clients()
+            try:
+                credly, docebo = self.clients()
+            except Exception as exc:  # keep receiving: events wait in the inbox until it is fixed
+                log.error("the API clients could not be built (%s); events are stored and will fail "
+                          "until the connections are fixed and serve restarted", exc)
             ctx = flow_context(store, EventCache(credly) if credly is not None else None, docebo)
             self.worker = InboxWorker(
                 ctx,
