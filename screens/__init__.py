@@ -1,0 +1,19 @@
+"""The console's screens: one section screen or modal per module. Screens import services, never
+the `console` package (DESIGN.md layering)."""
+
+from __future__ import annotations
+
+
+def __getattr__(name: str):
+    # Lazy: importing `screens` must not import Textual (services tests import nothing from here,
+    # but the keymap check in console.app asks for these lists).
+    if name == "MODAL_CLASSES":
+        from screens.confirm import ConfirmScreen
+        from screens.error import ErrorScreen
+
+        return [ErrorScreen, ConfirmScreen]
+    if name == "WIDGET_CLASSES":
+        from screens.paged_table import PagedTable
+
+        return [PagedTable]
+    raise AttributeError(name)
