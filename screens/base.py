@@ -97,6 +97,30 @@ async def client(ctx: AppContext, service: str) -> AsyncIterator[Any]:
         await api.aclose()
 
 
+@contextlib.asynccontextmanager
+async def flow_context(ctx: AppContext, store: Store) -> AsyncIterator[Any]:
+    """A `FlowContext` over `store` with a fresh client of each available service (None for a
+    service this console has no connection to: the flow then ends with that reason)."""
+    from services.flows import FlowContext
+
+    apis: dict[str, Any] = {}
+    try:
+        for service in ("credly", "docebo"):
+            if ctx.has_client(service):
+                apis[service] = ctx.make_client(service)
+        yield FlowContext(store=store, credly=apis.get("credly"), docebo=apis.get("docebo"))
+    finally:
+        for api in apis.values():
+            await api.aclose()
+
+
+def flows_available() -> bool:
+    """True once the flows package is installed in this build (it lands after the console)."""
+    import importlib.util
+
+    return importlib.util.find_spec("services.flows") is not None
+
+
 class BackgroundMixin:
     """`background()` / `background_async()` and the failed-worker route, for any DOM node that
     has `self.ctx` (screens, modals)."""

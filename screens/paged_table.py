@@ -50,8 +50,8 @@ class PagedTable(DataTable[Any]):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
         self.page_size = page_size
-        self.offset = 0
-        self.total = 0
+        self.page_offset = 0
+        self.page_total = 0
 
     # -- filling ------------------------------------------------------------------------------
     def show_page(
@@ -65,8 +65,8 @@ class PagedTable(DataTable[Any]):
         """Replace the rows with `rows` ((key, cells) pairs) of the page at `offset` of `total`.
         `cursor`: "first", "last", "keep" (same row index), or a row key to select."""
         previous_row = self.cursor_row
-        self.offset = offset
-        self.total = total
+        self.page_offset = offset
+        self.page_total = total
         self.clear(columns=False)
         keys = []
         for key, cells in rows:
@@ -96,53 +96,53 @@ class PagedTable(DataTable[Any]):
 
     def position_text(self) -> str:
         """e.g. "201–400 of 50,000" (or "none")."""
-        if self.total == 0 or self.row_count == 0:
+        if self.page_total == 0 or self.row_count == 0:
             return "none"
-        first = self.offset + 1
-        last = self.offset + self.row_count
-        return f"{first:,}–{last:,} of {self.total:,}"
+        first = self.page_offset + 1
+        last = self.page_offset + self.row_count
+        return f"{first:,}–{last:,} of {self.page_total:,}"
 
     # -- paging -------------------------------------------------------------------------------
     def _want(self, offset: int, cursor: str) -> None:
         self.post_message(self.PageWanted(self, offset, cursor))
 
     def action_cursor_down(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1 and self.offset + self.row_count < self.total:
-            self._want(self.offset + self.page_size, "first")
+        if self.row_count and self.cursor_row >= self.row_count - 1 and self.page_offset + self.row_count < self.page_total:
+            self._want(self.page_offset + self.page_size, "first")
             return
         super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        if self.cursor_row <= 0 and self.offset > 0:
-            self._want(max(0, self.offset - self.page_size), "last")
+        if self.cursor_row <= 0 and self.page_offset > 0:
+            self._want(max(0, self.page_offset - self.page_size), "last")
             return
         super().action_cursor_up()
 
     def action_first_row(self) -> None:
-        if self.offset == 0:
+        if self.page_offset == 0:
             if self.row_count:
                 self.move_cursor(row=0)
             return
         self._want(0, "first")
 
     def _last_offset(self) -> int:
-        return max(0, (self.total - 1) // self.page_size * self.page_size) if self.total else 0
+        return max(0, (self.page_total - 1) // self.page_size * self.page_size) if self.page_total else 0
 
     def action_last_row(self) -> None:
         last = self._last_offset()
-        if self.offset == last:
+        if self.page_offset == last:
             if self.row_count:
                 self.move_cursor(row=self.row_count - 1)
             return
         self._want(last, "last")
 
     def action_next_page(self) -> None:
-        if self.offset + self.page_size < self.total:
-            self._want(self.offset + self.page_size, "first")
+        if self.page_offset + self.page_size < self.page_total:
+            self._want(self.page_offset + self.page_size, "first")
 
     def action_previous_page(self) -> None:
-        if self.offset > 0:
-            self._want(max(0, self.offset - self.page_size), "first")
+        if self.page_offset > 0:
+            self._want(max(0, self.page_offset - self.page_size), "first")
 
 
 def yes_no(value: bool) -> Text:
