@@ -9,9 +9,12 @@ def __getattr__(name: str):
     # but the keymap check in console.app asks for these lists).
     if name == "MODAL_CLASSES":
         from screens.confirm import ConfirmScreen
+        from screens.csv_export import CsvExportScreen
+        from screens.csv_import import CsvImportScreen
         from screens.error import ErrorScreen
+        from screens.mapping_form import MappingForm
 
-        return [ErrorScreen, ConfirmScreen]
+        return [ErrorScreen, ConfirmScreen, MappingForm, CsvImportScreen, CsvExportScreen]
     if name == "WIDGET_CLASSES":
         from screens.paged_table import PagedTable
 
