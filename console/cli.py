@@ -27,6 +27,7 @@ def cli(ctx: click.Context) -> None:
 
 
 from console.cli_admin import config_group, locate, secrets_group  # noqa: E402
+from console.cli_sandbox import sandbox  # noqa: E402
 from console.cli_tables import mappings_group, settings_group, templates_group  # noqa: E402
 
 cli.add_command(locate)
@@ -35,6 +36,7 @@ cli.add_command(secrets_group)
 cli.add_command(settings_group)
 cli.add_command(templates_group)
 cli.add_command(mappings_group)
+cli.add_command(sandbox)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,757 @@
+"""The one HTTP policy shared by the Credly and the Docebo client (DESIGN.md "Services").
+
+What every call goes through, in this order:
+
+1. the client's in-flight bound (at most `HttpPolicy.max_in_flight` requests at once);
+2. the API's `RateLimiter` (a token bucket: Docebo documents 1,000 calls per hour per IP; Credly
+   publishes no number, so its limiter is off unless configured);
+3. the authentication header (fetched / refreshed by the client as late as possible);
+4. the request, counted in `CallCounter` under "METHOD /route/{template}";
+5. the response: 2xx is returned; 429 and 5xx and network failures are retried with exponential
+   back-off and jitter, honouring `Retry-After` (seconds or an HTTP date; a Retry-After also
+   pauses the limiter, so the other concurrent calls to that API wait too); any other status
+   becomes a typed `ApiError` (services/errors.py) naming the service, the call, the status and
+   the service's own message, with every secret redacted.
+
+Non-idempotent calls (issue a badge, create an external training / certification award /
+dropdown field ...) are never retried blindly after an *ambiguous* failure — a read timeout, a
+connection dropped after the request was sent, or a 5xx to a POST — because the service may have
+processed the request. The caller passes `recover`, a coroutine that looks the object up
+(e.g. badges of that template and e-mail in state pending/accepted); if it exists, the call
+returns `Recovered(found)`; only if it does not is the request sent again. Without `recover`
+such a call is not retried at all. A failure before the request left (connection refused, DNS)
+or a 429 is never ambiguous and is retried normally.
+
+Retry sleeps go through `HttpPolicy.sleep` scaled by `HttpPolicy.time_scale`, so tests inject an
+instant sleep or a small scale instead of waiting real seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.errors import (
+    ApiError,
+    NetworkError,
+    RateLimitedError,
+    Secret,
+    ServerError,
+    UnexpectedResponseError,
+    error_for_status,
+    redact,
+)
+
+log = logging.getLogger("services.http")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# 501 Not Implemented and 505 HTTP Version Not Supported will not change on a retry.
+NON_RETRYABLE_5XX = frozenset({501, 505})
+
+
+# --------------------------------------------------------------------------------------------
+# Policy
+
+
+async def _default_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass
+class HttpPolicy:
+    """Timeouts, retries and back-off shared by both clients.
+
+    Back-off for retry n (1-based) is `min(backoff_cap, backoff_base * 2**(n-1))`, of which a
+    random fraction up to `jitter` is taken away ("equal jitter": the delay lies in
+    `[d * (1 - jitter), d]`). A `Retry-After` from the service replaces the back-off: the call
+    waits exactly that long plus a random `[0, jitter * backoff_base]` (never less than the
+    service asked), capped at `retry_after_cap`.
+
+    `max_retries` bounds retries after 5xx and network failures; `max_rate_limited_retries`
+    separately bounds retries after 429, which is the service saying "later", not "broken".
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    write_timeout: float = 30.0
+    pool_timeout: float = 60.0
+    max_retries: int = 5
+    max_rate_limited_retries: int = 10
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    jitter: float = 0.5
+    retry_after_cap: float = 900.0
+    concurrency: int = 4
+    max_in_flight: int = 8
+    time_scale: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = _default_sleep
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"HttpPolicy.jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.max_retries < 0 or self.max_rate_limited_retries < 0:
+            raise ValueError("HttpPolicy retry counts must be >= 0")
+        if self.concurrency < 1 or self.max_in_flight < 1:
+            raise ValueError("HttpPolicy.concurrency and max_in_flight must be >= 1")
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect_timeout, read=self.read_timeout, write=self.write_timeout,
+            pool=self.pool_timeout,
+        )
+
+    def backoff_delay(self, retry: int) -> float:
+        """Unscaled delay before retry number `retry` (1 = first retry), with jitter."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, retry - 1)))
+        return ceiling - self.rng.uniform(0.0, self.jitter * ceiling)
+
+    def retry_delay(self, retry: int, retry_after: float | None) -> float:
+        """Unscaled delay before a retry: the service's Retry-After if it gave one, else back-off."""
+        if retry_after is None:
+            return self.backoff_delay(retry)
+        wait = min(max(0.0, retry_after), self.retry_after_cap)
+        return wait + self.rng.uniform(0.0, self.jitter * self.backoff_base)
+
+    def scaled(self, seconds: float) -> float:
+        return max(0.0, seconds * self.time_scale)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds` (already scaled) through the injectable sleep."""
+        if seconds > 0:
+            await self.sleep(seconds)
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date. None if absent
+    or unparseable; a date in the past gives 0."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+# --------------------------------------------------------------------------------------------
+# Rate limiter
+
+
+class RateLimiter:
+    """A token bucket per API: on average `rate` calls per second, at most `burst` at once.
+
+    Implemented as GCRA (a token bucket computed from one "theoretical arrival time"), without
+    asyncio primitives, so one limiter may be shared by every client of an API in the process
+    (Docebo's limit is per IP, not per client). Whatever the number of concurrent callers, the
+    start times it hands out never exceed `burst + rate * t` calls in any window of `t` seconds.
+
+    `pause_for(seconds)` is called when the service sends `Retry-After`: no call starts before
+    the pause ends, and after it calls resume one interval apart (no burst into a service that
+    just said it was overloaded).
+
+    `rate=None` means no limit (Credly's default) — pauses are still honoured.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = _default_sleep,
+        label: str = "",
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate limit must be positive, got {rate!r}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        self.rate = rate
+        self.burst = int(burst or 1) if rate is not None else None
+        self.label = label
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._interval = (1.0 / rate) if rate else 0.0
+        self._tolerance = ((self.burst or 1) - 1) * self._interval
+        self._tat = clock()  # theoretical arrival time of the next call
+        self._paused_until = 0.0
+        self._pause_epoch = 0
+        self.waited = 0.0  # total seconds callers spent waiting (for benchmarks)
+
+    # constructors --------------------------------------------------------------------------
+    @classmethod
+    def per_hour(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
+        return cls(calls / 3600.0, burst if burst is not None else max(1, min(calls, 60)),
+                   label=kw.pop("label", f"{calls}/hour"), **kw)
+
+    @classmethod
+    def per_minute(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
+        return cls(calls / 60.0, burst if burst is not None else max(1, calls),
+                   label=kw.pop("label", f"{calls}/minute"), **kw)
+
+    @classmethod
+    def unlimited(cls, **kw: Any) -> RateLimiter:
+        return cls(None, None, label=kw.pop("label", "unlimited"), **kw)
+
+    @property
+    def limited(self) -> bool:
+        return self.rate is not None
+
+    def describe(self) -> str:
+        if not self.limited:
+            return "no limit"
+        return f"{self.label or f'{self.rate:g}/s'}, burst {self.burst}"
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self.describe()})"
+
+    # core ----------------------------------------------------------------------------------
+    def _reserve(self) -> tuple[float, int]:
+        with self._lock:
+            now = self._clock()
+            if now < self._paused_until:
+                earliest = self._paused_until
+            else:
+                earliest = now
+            if self.rate is None:
+                start = earliest
+            else:
+                tat = max(self._tat, now)
+                start = max(earliest, tat - self._tolerance)
+                self._tat = max(tat, start) + self._interval
+            return start - now, self._pause_epoch
+
+    async def acquire(self) -> None:
+        """Wait until one call may start (returns at once while tokens remain)."""
+        while True:
+            wait, epoch = self._reserve()
+            if wait > 0:
+                self.waited += wait
+                await self._sleep(wait)
+            with self._lock:
+                if epoch == self._pause_epoch:
+                    return
+            # A Retry-After arrived while we waited: take a new place after the pause.
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every call back for `seconds` (the service's Retry-After, already scaled)."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            until = now + seconds
+            if until <= self._paused_until:
+                return
+            self._paused_until = until
+            self._pause_epoch += 1
+            if self.rate is not None:
+                # After the pause, resume one interval apart: no stored-up burst.
+                self._tat = max(self._tat, until + self._tolerance)
+
+    # dashboard -----------------------------------------------------------------------------
+    def remaining(self) -> int | None:
+        """Calls that may start right now without waiting; None when unlimited."""
+        if self.rate is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            if now < self._paused_until:
+                return 0
+            tokens = (now + self._tolerance + self._interval - self._tat) / self._interval
+        return int(max(0.0, min(float(self.burst or 1), math.floor(tokens + 1e-9))))
+
+    def window_reset_at(self) -> dt.datetime | None:
+        """When the bucket is full again (UTC); now if it is full; None when unlimited."""
+        if self.rate is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            full_at = max(self._tat, self._paused_until)
+            wall = self._wall()
+        return dt.datetime.fromtimestamp(wall + max(0.0, full_at - now), dt.timezone.utc)
+
+    def paused_until(self) -> dt.datetime | None:
+        """End of the current Retry-After pause (UTC), or None."""
+        with self._lock:
+            now = self._clock()
+            if now >= self._paused_until:
+                return None
+            return dt.datetime.fromtimestamp(self._wall() + self._paused_until - now, dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# Call counter
+
+
+class CallCounter:
+    """Requests sent per "METHOD /route/{template}" (every attempt counts: it is what the rate
+    limit sees). Thread-safe: the console reads it from its own thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
+
+    def record(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def record_retry(self, key: str) -> None:
+        with self._lock:
+            self._retries[key] = self._retries.get(key, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def retries(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._retries.items()))
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._retries.clear()
+
+    def __repr__(self) -> str:
+        return f"CallCounter(total={self.total()})"
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """Outcome of `test_connection()`: `ok`, and a sentence for the admin saying what works or
+    what is wrong (bad URL / unreachable, bad credentials, missing permission)."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A non-idempotent call failed ambiguously and the object was found to exist: `value` is the
+    object as the lookup returned it. The call was not sent again."""
+
+    value: Any
+
+
+async def bounded_gather(semaphore: asyncio.Semaphore, aws: Iterable[Awaitable[Any]],
+                         *, return_exceptions: bool = False) -> list[Any]:
+    """Run awaitables concurrently, at most `semaphore`'s value at once (`client.concurrency`)."""
+
+    async def one(aw: Awaitable[Any]) -> Any:
+        async with semaphore:
+            return await aw
+
+    return await asyncio.gather(*(one(a) for a in aws), return_exceptions=return_exceptions)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the clients
+
+
+def php_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query parameters in PHP style, as Docebo expects: a list value `ids=[1, 2]` becomes
+    `ids[]=1&ids[]=2`; None values are dropped; booleans become 1/0."""
+    out: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, set, frozenset)):
+            name = key if key.endswith("[]") else f"{key}[]"
+            out.extend((name, _scalar(v)) for v in value)
+        else:
+            out.append((key, _scalar(value)))
+    return out
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def format_route(route: str, path: Mapping[str, Any] | None) -> str:
+    """Fill `{name}` placeholders with percent-encoded values (no `/` or `?` can slip in)."""
+    if not path:
+        return route
+    return route.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+
+
+def service_message(response: httpx.Response) -> str:
+    """The service's own error message from a response body, whatever its shape.
+
+    Credly: `{"data": {"message": ...}}`; Docebo: `{"message": ...}`, `{"name": ..., "message":
+    ...}`, OAuth2 `{"error": ..., "error_description": ...}` or a list of `{"message": ...}`.
+    Falls back to the start of the body text; an HTML page is reported as such.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = _message_from(body) if body is not None else None
+    if message:
+        return message[:500]
+    ctype = response.headers.get("content-type", "")
+    text = response.text.strip() if response.content else ""
+    if "html" in ctype or text.lower().startswith(("<!doctype", "<html")):
+        return f"an HTML page instead of the API's JSON (is the base URL right?) — {response.reason_phrase}"
+    if text:
+        return " ".join(text.split())[:300]
+    return response.reason_phrase or ""
+
+
+def _message_from(body: Any) -> str | None:
+    if isinstance(body, list):
+        parts = [m for m in (_message_from(b) for b in body[:5]) if m]
+        return "; ".join(parts) or None
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"]
+    if isinstance(body.get("error_description"), str):
+        err = body.get("error")
+        return f"{err}: {body['error_description']}" if isinstance(err, str) else body["error_description"]
+    for key in ("message", "error", "detail", "title"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, (list, dict)):
+            nested = _message_from(value)
+            if nested:
+                return nested
+    errors = body.get("errors")
+    if errors:
+        return _message_from(errors)
+    if isinstance(data, (list, str)):
+        return _message_from(data)
+    return None
+
+
+def json_body(response: httpx.Response, service: str, call: str) -> Any:
+    """The parsed JSON of a 2xx response, or UnexpectedResponseError saying what came instead."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise UnexpectedResponseError(
+            service, call, response.status_code,
+            f"the response is not JSON ({service_message(response)})",
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The session: one per client
+
+
+AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
+OnUnauthorized = Callable[[dict[str, str]], Awaitable[bool]]
+
+
+class ApiSession:
+    """The HTTP machinery of one client: an `httpx.AsyncClient` plus the shared policy.
+
+    `secrets` returns the credentials to redact from every message. `auth_headers` (async)
+    returns the Authorization header for the next attempt. `on_unauthorized(headers_used)` is
+    called once per call on a 401; if it returns True (it refreshed the credentials) the call is
+    sent once more.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        policy: HttpPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        secrets: Callable[[], Iterable[str | Secret | None]] = lambda: (),
+        auth_headers: AuthHeaders | None = None,
+        on_unauthorized: OnUnauthorized | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy or HttpPolicy()
+        # Without a shared limiter, an unlimited one that still honours Retry-After pauses,
+        # sleeping through the policy's (injectable) sleep.
+        self.limiter = limiter or RateLimiter.unlimited(sleep=self.policy.sleep)
+        self.calls = CallCounter()
+        self.concurrency = asyncio.Semaphore(self.policy.concurrency)
+        self._in_flight = asyncio.Semaphore(self.policy.max_in_flight)
+        self._secrets = secrets
+        self._auth_headers = auth_headers
+        self._on_unauthorized = on_unauthorized
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            transport=transport,
+            timeout=self.policy.timeout(),
+            headers={"Accept": "application/json", "User-Agent": "credly-console",
+                     **(headers or {})},
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=self.policy.max_in_flight + 2,
+                                max_keepalive_connections=self.policy.max_in_flight),
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiSession({self.service!r}, {self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # --------------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets())
+
+    def error(self, cls: type[ApiError], call: str, status: int | None, message: str) -> ApiError:
+        return cls(self.service, call, status, self.redact(message))
+
+    def error_from_response(self, call: str, response: httpx.Response,
+                            *, duplicate: bool = False) -> ApiError:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            return self.error(
+                UnexpectedResponseError, call, status,
+                f"redirected to {location or 'another address'} (check the base URL)",
+            )
+        return self.error(error_for_status(status, duplicate=duplicate), call, status,
+                          service_message(response))
+
+    def target(self, route: str, path: Mapping[str, Any] | None) -> str:
+        return format_route(route, path).lstrip("/")
+
+    # --------------------------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        route: str,
+        *,
+        path: Mapping[str, Any] | None = None,
+        params: Any = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        url: str | None = None,
+        idempotent: bool | None = None,
+        recover: Callable[[], Awaitable[Any]] | None = None,
+        accept: Container[int] = (),
+        auth: bool = True,
+        max_retries: int | None = None,
+        bypass_in_flight: bool = False,
+    ) -> httpx.Response | Recovered:
+        """Send one API call under the policy; see the module docstring.
+
+        `route` is the template ("/organizations/{org}/badges") used for the call counter and
+        for messages; `path` fills it. `url` (absolute) replaces the formatted route — used to
+        follow `next_page_url` verbatim. Statuses in `accept` are returned instead of raised.
+        """
+        method = method.upper()
+        call = f"{method} {route}"
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        target = url if url is not None else self.target(route, path)
+        retries_allowed = self.policy.max_retries if max_retries is None else max_retries
+        retries = 0
+        rate_limited = 0
+        refreshed = False
+        maybe_applied = False  # an earlier attempt may have reached the service and acted
+
+        while True:
+            response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
+            headers: dict[str, str] = {}
+            started = time.monotonic()
+            slot = _nullcontext() if bypass_in_flight else self._in_flight
+            async with slot:
+                await self.limiter.acquire()
+                if auth and self._auth_headers is not None:
+                    headers = await self._auth_headers()
+                self.calls.record(call)
+                try:
+                    response = await self.http.request(
+                        method, target, params=params, json=json, data=data, headers=headers,
+                    )
+                except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
+                    raise self.error(NetworkError, call, None,
+                                     f"cannot send the request ({type(exc).__name__}: {exc}); "
+                                     f"check the base URL {self.base_url!r}") from None
+                except httpx.TransportError as exc:
+                    failure = exc
+            elapsed = time.monotonic() - started
+
+            # ---- no response ------------------------------------------------------------
+            if response is None:
+                assert failure is not None
+                never_sent = isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout,
+                                                  httpx.PoolTimeout))
+                what = self.redact(_describe_transport_error(failure))
+                maybe_applied = maybe_applied or not never_sent
+                ambiguous = not idempotent and not never_sent
+                log.debug("%s %s: %s after %.2f s", self.service, call, what, elapsed)
+                outcome = await self._before_retry(
+                    call, retries, retries_allowed, ambiguous, recover,
+                    error=lambda note="": self.error(NetworkError, call, None, what + note),
+                    reason=what, retry_after=None,
+                )
+                if isinstance(outcome, Recovered):
+                    return outcome
+                retries += 1
+                continue
+
+            status = response.status_code
+            log.debug("%s %s -> %s in %.2f s", self.service, call, status, elapsed)
+
+            if 200 <= status < 300 or status in accept:
+                return response
+
+            if status == 404 and method == "DELETE" and maybe_applied:
+                # An earlier attempt reached the service and deleted the object.
+                return response
+
+            if status == 401 and self._on_unauthorized is not None and not refreshed:
+                refreshed = True
+                await response.aread()
+                if await self._on_unauthorized(headers):
+                    log.info("%s %s: 401, credentials refreshed; sending once more",
+                             self.service, call)
+                    continue
+
+            if status == 429:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if rate_limited >= self.policy.max_rate_limited_retries:
+                    raise self.error(RateLimitedError, call, status,
+                                     f"still rate limited after {rate_limited} retries: "
+                                     f"{service_message(response)}")
+                rate_limited += 1
+                delay = self.policy.scaled(self.policy.retry_delay(rate_limited, retry_after))
+                if retry_after is not None:
+                    self.limiter.pause_for(delay)
+                self.calls.record_retry(call)
+                log.warning("%s %s: HTTP 429 (rate limited)%s; retry %d in %.2f s",
+                            self.service, call,
+                            f", Retry-After {retry_after:g} s" if retry_after is not None else "",
+                            rate_limited, delay)
+                await self.policy.pause(delay)
+                continue
+
+            if status >= 500 and status not in NON_RETRYABLE_5XX:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                ambiguous = not idempotent
+                maybe_applied = True
+                message = service_message(response)
+                outcome = await self._before_retry(
+                    call, retries, retries_allowed, ambiguous, recover,
+                    error=lambda note="": self.error(ServerError, call, status, message + note),
+                    reason=f"HTTP {status}", retry_after=retry_after,
+                )
+                if isinstance(outcome, Recovered):
+                    return outcome
+                retries += 1
+                continue
+
+            raise self.error_from_response(call, response)
+
+    async def _before_retry(
+        self,
+        call: str,
+        retries: int,
+        retries_allowed: int,
+        ambiguous: bool,
+        recover: Callable[[], Awaitable[Any]] | None,
+        *,
+        error: Callable[..., ApiError],
+        reason: str,
+        retry_after: float | None,
+    ) -> Recovered | None:
+        """Decide what follows a retryable failure: raise, return the recovered object, or sleep
+        and let the caller send again."""
+        if ambiguous and recover is None:
+            raise error(" (not retried: the service may have processed the request)")
+        last = retries >= retries_allowed
+        delay = self.policy.scaled(self.policy.retry_delay(retries + 1, retry_after))
+        if not last:
+            self.calls.record_retry(call)
+            log.warning("%s %s: %s; retry %d of %d in %.2f s%s", self.service, call, reason,
+                        retries + 1, retries_allowed, delay,
+                        " after checking whether the object was created" if ambiguous else "")
+        if retry_after is not None and not last:
+            self.limiter.pause_for(delay)
+        if ambiguous:
+            # Let a slow service finish what it may have started before looking it up.
+            await self.policy.pause(delay)
+            assert recover is not None
+            found = await recover()
+            if found is not None:
+                log.info("%s %s: the object exists after an ambiguous failure (%s); "
+                         "not sending again", self.service, call, reason)
+                return Recovered(found)
+            if last:
+                raise error(f" (gave up after {retries} retries; the object was not created)")
+            return None
+        if last:
+            raise error(f" (gave up after {retries} retries)")
+        await self.policy.pause(delay)
+        return None
+
+
+class _nullcontext:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    detail = str(exc).strip()
+    kind = {
+        httpx.ConnectError: "cannot connect",
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ReadTimeout: "no response in time (read timeout)",
+        httpx.WriteTimeout: "sending timed out",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.RemoteProtocolError: "connection dropped by the server",
+        httpx.ReadError: "connection broken while reading",
+        httpx.WriteError: "connection broken while sending",
+    }.get(type(exc), type(exc).__name__)
+    return f"{kind} ({detail})" if detail else kind
