@@ -38,6 +38,11 @@ cli.add_command(templates_group)
 cli.add_command(mappings_group)
 cli.add_command(sandbox)
 
+from console.cli_sync import mappings_check, sync_command  # noqa: E402
+
+cli.add_command(sync_command)
+mappings_group.add_command(mappings_check)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""

@@ -1,0 +1,779 @@
+"""Docebo → Credly: F3 course completion, F4 certification events, F7 the batch over both.
+
+Every badge the product issues goes through `ensure_badge`, which applies F3c and the ledger
+protocol (services/ledger.py):
+
+* the learner already holds the template in Credly (a pending or accepted badge for that template
+  and e-mail) → nothing is issued (F3c);
+* an `intent` left by an interrupted run is settled first: the badge found in Credly is recorded,
+  or (not found) the intent is taken over and the badge issued;
+* a badge the product issued (ledger `active`) that Credly no longer holds (revoked, rejected or
+  deleted there) is NOT issued again by completions or by the batch — an admin's revocation or a
+  learner's rejection stands. Decision; only an explicit certification event (F4 awarded/updated)
+  issues it again;
+* otherwise an intent is committed, the badge issued (recipient e-mail, first and last name,
+  template, `issued_at` = completion or award date, `issuer_earner_id` = Docebo user id (L1),
+  `expires_at` by E1, evidence titled EVIDENCE_TITLE naming the flow and the Docebo object) and
+  the intent confirmed with the badge id.
+
+F4: the active mappings with the award's certification code name the templates. awarded → issue;
+updated → replace the held badge with the new dates (issue if none; nothing if the dates already
+match); revoked → revoke the held badge if SYNC_REVOCATION is true, else a log line.
+
+F7 (batch): reads in bulk — every course (one paged scan), the course dropdown field, the
+courses of each mapped learning plan, completed course enrollments of the relevant courses in one
+scan (many course ids per call; no course filter when most courses are relevant), completed
+learning-plan enrollments of the mapped plans in one scan, certifications and the awards of the
+mapped certifications in one scan, the learners (a scan of the user list when more than a few are
+needed), and every pending/accepted badge of the candidate templates (one scan per template) —
+then decides every (learner, template) pair once and acts concurrently within the client's
+bounds. BATCH_SYNC_START_DATE drops completions and awards dated before it. In the batch an award
+whose dates differ from the held badge replaces that badge only when the product issued it (its
+`issuer_earner_id` is the learner's Docebo user id). Counts: examined (completions and awards
+read), issued, replaced, revoked, skipped, failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from services import ledger
+from services.errors import ApiError, NotFoundError
+from services.flows import rules
+from services.flows.base import FlowFailed, Job, collect
+from services.flows.dropdown import FIELD_ID_META, find_course_field
+from services.flows.lookups import (
+    HeldBadges,
+    Learner,
+    active_mappings,
+    certifications_by_code,
+    held_badges_of_learner,
+    held_badges_of_templates,
+    template_rows,
+    template_usable,
+    users_by_id,
+)
+
+# With more relevant courses than this share of all courses, completed enrollments are read
+# without a course filter (fewer calls than many chunks of course ids).
+UNFILTERED_ENROLLMENTS_SHARE = 0.5
+# Badges per issue call in the batch (Credly's /badges/batch takes 50).
+ISSUE_BATCH = 50
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One badge a Docebo object calls for."""
+
+    user_id: str
+    template_id: str
+    template_name: str
+    rule: str  # F3a | F3b | F4
+    origin_type: str  # course | learning_plan | certification_award
+    origin_id: str
+    origin_label: str  # e.g. "course 77 'Safety 101'"
+    issued_at: dt.datetime
+    docebo_expiry: Any = None
+    # F4 semantics: "award" issues if none; "update" also replaces a held badge whose dates differ.
+    mode: str = "award"
+    # An explicit event (F4 awarded/updated) issues again a badge that Credly no longer holds.
+    reissue: bool = False
+    # Replace a held badge only when the product issued it (batch), or any held badge (event).
+    replace_any: bool = False
+
+    @property
+    def priority(self) -> tuple:
+        return (0 if self.rule == "F4" else 1, self.issued_at, self.rule, self.origin_id)
+
+
+def _object(learner: Learner, template_id: str) -> str:
+    return f"{learner.email.lower()} / template {template_id}"
+
+
+def _is_definite(exc: ApiError) -> bool:
+    """The service answered and refused: nothing was created."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+
+
+def _issued(result: Any) -> dict[str, Any] | None:
+    """The badge from issue_badge's result (Issued / Recovered / a dict), None for AlreadyHolds."""
+    name = type(result).__name__
+    if name == "AlreadyHolds":
+        return None
+    for attr in ("badge", "value"):
+        value = getattr(result, attr, None)
+        if isinstance(value, dict):
+            return value
+    if isinstance(result, dict):
+        return result
+    return None
+
+
+def dates_match(job: Job, held: dict[str, Any], cand: Candidate) -> bool:
+    """Does the held badge already carry the dates this candidate asks for (E1)?"""
+    if not rules.same_day(held.get("issued_at"), cand.issued_at):
+        return False
+    desired = rules.badge_expires_at(cand.docebo_expiry, cand.issued_at, job.settings.default_expiration_days)
+    if desired is None:  # the template's own default: nothing to compare
+        return True
+    if desired is False:
+        return not held.get("expires_at")
+    return rules.same_day(held.get("expires_at"), desired)
+
+
+def badge_body(job: Job, learner: Learner, cand: Candidate) -> dict[str, Any]:
+    return rules.badge_fields(
+        email=learner.email,
+        first_name=learner.first_name,
+        last_name=learner.last_name,
+        template_id=cand.template_id,
+        issued_at=cand.issued_at,
+        docebo_user_id=learner.user_id,
+        expires_at=rules.badge_expires_at(cand.docebo_expiry, cand.issued_at, job.settings.default_expiration_days),
+        evidence_items=rules.evidence(job.settings.evidence_title, cand.rule, cand.origin_label),
+    )
+
+
+def _details(cand: Candidate, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rule": cand.rule,
+        "issued_at": body["issued_at"],
+        "expires_at": body["expires_at"],
+        "user_id": body["issuer_earner_id"],
+    }
+
+
+async def ensure_badge(
+    job: Job,
+    learner: Learner,
+    cand: Candidate,
+    held_index: HeldBadges,
+    entry: ledger.LedgerEntry | None,
+    queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] | None = None,
+) -> None:
+    """Bring Credly to "the learner holds this template, with these dates" (see module doc).
+    With a `queue`, a badge to issue is appended to it (issued later in batches) instead."""
+    obj = _object(learner, cand.template_id)
+    store = job.store
+    if not learner.email:
+        job.skip(obj, f"Docebo user {learner.user_id} has no e-mail address: no badge for {cand.origin_label}", level="warning")
+        return
+    held = held_index.get(
+        learner.email, cand.template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id
+    )
+    if held is not None:
+        held_id = str(held.get("id"))
+        if entry is not None and not job.dry_run:
+            if entry.status == "intent":
+                if ledger.intent_is_orphaned(store, entry, job.run_id):
+                    ledger.confirm(store, entry.id, held_id)
+                    job.rec.info(f"recovered badge {held_id}: issued by an interrupted run, found in Credly", object=obj)
+                    entry = ledger.get(store, entry.id)
+                else:
+                    job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
+                    return
+            elif entry.object_id != held_id and str(held.get("replaces_badge_id") or "") == entry.object_id:
+                entry = ledger.replace(store, entry.id, held_id, run_id=job.run_id)
+        if cand.mode == "update" and not dates_match(job, held, cand):
+            ours = str(held.get("issuer_earner_id") or "") == learner.user_id or (
+                entry is not None and entry.object_id == held_id
+            )
+            if cand.replace_any or ours:
+                await _replace(job, learner, cand, held, entry)
+                return
+        job.skip(obj, f"{learner.email} already holds {cand.template_name!r} (badge {held_id}, {held.get('state')}): not issued again (F3c)")
+        return
+
+    if entry is not None:
+        if entry.status == "intent":
+            if not ledger.intent_is_orphaned(store, entry, job.run_id):
+                job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
+                return
+        elif entry.status == "active":
+            if not cand.reissue:
+                job.skip(
+                    obj,
+                    f"badge {entry.object_id} issued by credly-console is no longer held in Credly "
+                    "(revoked, rejected or deleted there): not issued again",
+                )
+                return
+            if not job.dry_run:
+                ledger.mark(store, entry.id, "revoked")
+            entry = None
+    if queue is not None:
+        queue.append((learner, cand, entry))
+        return
+    await _issue(job, learner, cand, entry)
+
+
+async def _issue(job: Job, learner: Learner, cand: Candidate, entry: ledger.LedgerEntry | None) -> None:
+    obj = _object(learner, cand.template_id)
+    body = badge_body(job, learner, cand)
+    message = _issue_message(learner, cand)
+    if job.dry_run:
+        job.rec.count("issued")
+        job.action("issue_badge", obj, message)
+        return
+    store = job.store
+    if entry is not None and entry.status == "intent":
+        ledger.take_over(store, entry.id, job.run_id, details=_details(cand, body))
+    else:
+        try:
+            entry = ledger.record_intent(
+                store,
+                object_type="badge",
+                subject=learner.email,
+                target=cand.template_id,
+                origin_type=cand.origin_type,
+                origin_id=cand.origin_id,
+                details=_details(cand, body),
+                run_id=job.run_id,
+            )
+        except ledger.IntentConflict as exc:
+            job.skip(obj, f"another run is issuing this badge ({exc})")
+            return
+    try:
+        result = await job.credly.issue_badge(body)
+    except ApiError as exc:
+        if _is_definite(exc):
+            ledger.abandon(store, entry.id)
+        raise
+    badge = _issued(result)
+    if badge is None:
+        ledger.abandon(store, entry.id)
+        job.skip(obj, f"Credly reports that {learner.email} already holds {cand.template_name!r}: not issued (F3c)")
+        return
+    ledger.confirm(store, entry.id, str(badge.get("id")))
+    job.rec.count("issued")
+    job.action("issue_badge", obj, message + f": badge {badge.get('id')}")
+
+
+async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]]) -> None:
+    """Issue many badges through Credly's batch call (ISSUE_BATCH per call, chunks sent
+    concurrently), with the same ledger protocol as `_issue`: the intents of a chunk are
+    committed before its call, each result settles its own intent."""
+    if not items:
+        return
+    if job.dry_run:
+        for learner, cand, _ in items:
+            job.rec.count("issued")
+            job.action("issue_badge", _object(learner, cand.template_id), _issue_message(learner, cand))
+            job.rec.advance()
+        return
+    chunks = [items[i : i + ISSUE_BATCH] for i in range(0, len(items), ISSUE_BATCH)]
+
+    async def one(chunk: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]]) -> None:
+        store = job.store
+        ready: list[tuple[Learner, Candidate, ledger.LedgerEntry, dict[str, Any]]] = []
+        with store.write():  # the chunk's intents in one transaction
+            for learner, cand, entry in chunk:
+                body = badge_body(job, learner, cand)
+                if entry is not None and entry.status == "intent":
+                    ledger.take_over(store, entry.id, job.run_id, details=_details(cand, body))
+                else:
+                    try:
+                        entry = ledger.record_intent(
+                            store, object_type="badge", subject=learner.email, target=cand.template_id,
+                            origin_type=cand.origin_type, origin_id=cand.origin_id,
+                            details=_details(cand, body), run_id=job.run_id,
+                        )
+                    except ledger.IntentConflict as exc:
+                        job.skip(_object(learner, cand.template_id), f"another run is issuing this badge ({exc})")
+                        continue
+                ready.append((learner, cand, entry, body))
+        if not ready:
+            job.rec.advance(len(chunk))
+            return
+        try:
+            results = await job.credly.issue_badges_batch([body for *_, body in ready])
+        except ApiError as exc:
+            results = [exc] * len(ready)
+        for (learner, cand, entry, _), result in zip(ready, results):
+            obj = _object(learner, cand.template_id)
+            if isinstance(result, ApiError):
+                if _is_definite(result):
+                    ledger.abandon(store, entry.id)
+                job.item_failed(obj, result, what=f"issue {cand.template_name!r}")
+                continue
+            badge = _issued(result)
+            if badge is None:
+                ledger.abandon(store, entry.id)
+                job.skip(obj, f"Credly reports that {learner.email} already holds {cand.template_name!r}: not issued (F3c)")
+                continue
+            ledger.confirm(store, entry.id, str(badge.get("id")))
+            job.rec.count("issued")
+            job.action("issue_badge", obj, _issue_message(learner, cand) + f": badge {badge.get('id')}")
+        job.rec.advance(len(chunk))
+
+    await job.for_each(chunks, one, limit=job.concurrency(job.credly), progress=False)
+
+
+def _issue_message(learner: Learner, cand: Candidate) -> str:
+    return f"issue {cand.template_name!r} to {learner.label} for {cand.origin_label} ({cand.rule})"
+
+
+async def _replace(
+    job: Job, learner: Learner, cand: Candidate, held: dict[str, Any], entry: ledger.LedgerEntry | None
+) -> None:
+    obj = _object(learner, cand.template_id)
+    body = badge_body(job, learner, cand)
+    message = (
+        f"replace badge {held.get('id')} of {learner.label} ({cand.template_name!r}) with the dates of "
+        f"{cand.origin_label}: issued {body['issued_at']}, expires {body['expires_at']}"
+    )
+    if job.dry_run:
+        job.rec.count("replaced")
+        job.action("replace_badge", obj, message)
+        return
+    fields = {k: v for k, v in body.items() if k != "recipient_email"}
+    new = await job.credly.replace_badge(str(held.get("id")), fields)
+    new_id = str((new or {}).get("id") or "")
+    store = job.store
+    if entry is not None and entry.status == "active" and entry.object_id == str(held.get("id")):
+        ledger.replace(store, entry.id, new_id, details=_details(cand, body), run_id=job.run_id)
+    else:
+        if entry is not None and entry.status == "active":
+            ledger.mark(store, entry.id, "replaced")
+        ledger.record_active(
+            store,
+            object_type="badge",
+            subject=learner.email,
+            target=cand.template_id,
+            object_id=new_id,
+            origin_type=cand.origin_type,
+            origin_id=cand.origin_id,
+            details=_details(cand, body),
+            run_id=job.run_id,
+        )
+    job.rec.count("replaced")
+    job.action("replace_badge", obj, message + f": new badge {new_id}")
+
+
+async def revoke_badge(job: Job, learner: Learner, template_id: str, template_name: str, held_index: HeldBadges, why: str) -> None:
+    obj = _object(learner, template_id)
+    entry = ledger.live_entry(job.store, "badge", learner.email, template_id)
+    held = held_index.get(learner.email, template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id)
+    if held is None:
+        job.skip(obj, f"{learner.email} holds no pending or accepted {template_name!r} badge: nothing to revoke")
+        return
+    message = f"revoke badge {held.get('id')} ({template_name!r}) of {learner.label}: {why}"
+    if job.dry_run:
+        job.rec.count("revoked")
+        job.action("revoke_badge", obj, message)
+        return
+    await job.credly.revoke_badge(str(held.get("id")), f"credly-console: {why}")
+    if entry is not None and entry.object_id == str(held.get("id")):
+        ledger.mark(job.store, entry.id, "revoked")
+    job.rec.count("revoked")
+    job.action("revoke_badge", obj, message)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _field_value(job: Job, course: dict[str, Any], field_id: str) -> str:
+    getter = getattr(type(job.docebo), "course_field_value", None)
+    value = getter(course, field_id) if getter else course.get(f"field_{field_id}")
+    if value is None or value == "" or value == 0 or value == "0":
+        return ""
+    return str(value)
+
+
+async def _course_field_id(job: Job) -> str:
+    """The course dropdown field's id: remembered by F2, else looked up by name (one call)."""
+    fid = job.store.get_meta(FIELD_ID_META, "") or ""
+    if fid:
+        return fid
+    field = await find_course_field(job, job.settings.course_additional_field)
+    if field is None:
+        job.rec.warning(
+            f"the course field {job.settings.course_additional_field!r} does not exist in Docebo yet "
+            "(run the dropdown sync): no course names a badge template (F3a)"
+        )
+        return ""
+    return str(field.get("id"))
+
+
+def _dropdown_templates(job: Job) -> dict[str, dict[str, Any]]:
+    """F3a: option id → active template row."""
+    return {
+        str(r["dropdown_element_id"]): dict(r)
+        for r in job.store.db.query(
+            "SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''"
+        )
+    }
+
+
+def _lp_mappings(job: Job) -> dict[str, list[dict[str, Any]]]:
+    """F3b: learning plan id → active mappings (whose template is not switched off in T)."""
+    rows = template_rows(job)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for m in active_mappings(job):
+        if m["learning_plan_id"] and template_usable(rows, m["template_id"]):
+            out.setdefault(str(m["learning_plan_id"]), []).append(m)
+    return out
+
+
+def _cert_mappings(job: Job, code: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """F4: certification code → active mappings (whose template is not switched off in T)."""
+    rows = template_rows(job)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for m in active_mappings(job):
+        c = str(m["certification_code"] or "").strip()
+        if c and (code is None or c == code) and template_usable(rows, m["template_id"]):
+            out.setdefault(c, []).append(m)
+    return out
+
+
+def _template_name(job: Job, template_id: str, fallback: str = "") -> str:
+    row = template_rows(job).get(template_id.lower())
+    return row["name"] if row else (fallback or template_id)
+
+
+def _enrollment_user(e: dict[str, Any]) -> str:
+    return str(e.get("user_id", e.get("id_user", "")))
+
+
+def _enrollment_course(e: dict[str, Any]) -> str:
+    return str(e.get("course_id", e.get("id_course", e.get("id", ""))))
+
+
+def _completion_date(e: dict[str, Any]) -> Any:
+    for k in ("enrollment_completion_date", "completion_date", "course_complete_date", "date_complete", "completed_at"):
+        if e.get(k):
+            return e[k]
+    return None
+
+
+def _validity_end(e: dict[str, Any]) -> Any:
+    for k in ("enrollment_date_end_validity", "enrollment_validity_end", "date_expire_validity", "validity_end"):
+        if e.get(k):
+            return e[k]
+    return None
+
+
+def _lp_id(e: dict[str, Any]) -> str:
+    return str(e.get("learning_plan_id", e.get("id_path", e.get("lp_id", ""))))
+
+
+def _award_fields(a: dict[str, Any]) -> tuple[str, str, Any, Any]:
+    return (
+        str(a.get("id_award", a.get("id", ""))),
+        str(a.get("user_id", a.get("id_user", ""))),
+        a.get("issued_on"),
+        a.get("expire_on"),
+    )
+
+
+def _course_label(course: dict[str, Any] | None, course_id: str) -> str:
+    name = (course or {}).get("name") or (course or {}).get("course_name") or ""
+    return f"course {course_id}" + (f" {name!r}" if name else "")
+
+
+# -- F3 real-time ----------------------------------------------------------------------------------
+
+
+async def course_completion(job: Job, payload: dict[str, Any]) -> None:
+    """F3 for one `course.enrollment.completed` payload."""
+    user_id = str(payload.get("user_id") or "")
+    course_id = str(payload.get("course_id") or "")
+    if not user_id or not course_id:
+        raise FlowFailed("the completion payload has no user_id or course_id")
+    status = str(payload.get("status") or "completed")
+    if status != "completed":
+        job.skip(f"user {user_id} / course {course_id}", f"enrollment status is {status!r}, not completed: nothing to do")
+        return
+    job.rec.count("examined")
+    completed_at = rules.parse_datetime(
+        payload.get("completion_date") or payload.get("enrollment_completion_date") or payload.get("fired_at")
+    ) or job.ctx.now()
+    expiry = _validity_end(payload)
+    docebo = job.docebo
+    learners = await users_by_id(job, [user_id])
+    learner = learners.get(user_id)
+    if learner is None:
+        job.skip(f"user {user_id}", f"Docebo user {user_id} was not found: no badge for course {course_id}", level="warning")
+        return
+    cands: list[Candidate] = []
+    # F3a
+    course = await docebo.get_course(course_id)
+    label = _course_label(course, course_id)
+    field_id = await _course_field_id(job)
+    if field_id:
+        option = _field_value(job, course, field_id)
+        tpl = _dropdown_templates(job).get(option) if option else None
+        if tpl is not None:
+            cands.append(
+                Candidate(learner.user_id, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", course_id, label, completed_at, expiry)
+            )
+        elif option:
+            job.rec.info(f"{label}: dropdown option {option} names no active template", object=label)
+    # F3b
+    lp_maps = _lp_mappings(job)
+    if lp_maps:
+        containing = await _plans_containing(job, course, course_id, list(lp_maps))
+        if containing:
+            done = {}
+            async for e in docebo.iter_learning_plan_enrollments(
+                lp_ids=containing, user_ids=[user_id], statuses=["completed"]
+            ):
+                if _enrollment_user(e) == user_id and str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                    done[_lp_id(e)] = e
+            for lp in containing:
+                if lp not in done:
+                    job.rec.info(f"{learner.label} has not completed learning plan {lp} yet", object=f"learning plan {lp}")
+                    continue
+                when = rules.parse_datetime(_completion_date(done[lp])) or completed_at
+                for m in lp_maps[lp]:
+                    tid = str(m["template_id"]).lower()
+                    cands.append(
+                        Candidate(learner.user_id, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", when, _validity_end(done[lp]))
+                    )
+    if not cands:
+        job.rec.info(f"{label} completed by {learner.label}: no badge template applies", object=label)
+        return
+    held = await held_badges_of_learner(job, learner.email)
+    for cand in _dedupe(cands):
+        entry = ledger.live_entry(job.store, "badge", learner.email, cand.template_id)
+        try:
+            await ensure_badge(job, learner, cand, held, entry)
+        except ApiError as exc:
+            job.item_failed(_object(learner, cand.template_id), exc, what=f"issue {cand.template_name!r}")
+
+
+async def _plans_containing(job: Job, course: dict[str, Any], course_id: str, lp_ids: list[str]) -> list[str]:
+    """Mapped learning plans that contain the course: from the course detail when it lists its
+    plans, else from each mapped plan's course list."""
+    listed = course.get("learningplans") if isinstance(course, dict) else None
+    if isinstance(listed, list):
+        ids = {str(x.get("id", x.get("learning_plan_id")) if isinstance(x, dict) else x) for x in listed}
+        return [lp for lp in lp_ids if lp in ids]
+    out = []
+    for lp in lp_ids:
+        async for c in job.docebo.iter_learning_plan_courses(lp):
+            if str(c.get("id_course", c.get("course_id", c.get("id")))) == course_id:
+                out.append(lp)
+                break
+    return out
+
+
+def _dedupe(cands: list[Candidate]) -> list[Candidate]:
+    """One candidate per template (per learner): F4 first, then the earliest."""
+    best: dict[tuple[str, str], Candidate] = {}
+    for c in cands:
+        key = (c.user_id, c.template_id)
+        if key not in best or c.priority < best[key].priority:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: (c.user_id, c.template_id))
+
+
+# -- F4 real-time ----------------------------------------------------------------------------------
+
+
+async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> None:
+    """F4 for one `certification.awarded|updated|revoked` payload."""
+    kind = event.rsplit(".", 1)[-1]
+    if kind not in ("awarded", "updated", "revoked"):
+        raise FlowFailed(f"unknown certification event {event!r}")
+    user_id = str(payload.get("user_id") or "")
+    code = str(payload.get("certification_code") or "").strip()
+    award_id = str(payload.get("award_id") or "")
+    if not code and payload.get("certification_id") is not None:
+        certs = await certifications_by_code(job)
+        code = next((c for c, v in certs.items() if str(v.get("id_cert")) == str(payload["certification_id"])), "")
+    if not user_id or not code:
+        raise FlowFailed("the certification payload has no user_id or certification code")
+    job.rec.count("examined")
+    maps = _cert_mappings(job, code).get(code, [])
+    obj = f"user {user_id} / certification {code}"
+    if not maps:
+        job.skip(obj, f"no active mapping names certification {code!r}: nothing to do")
+        return
+    if kind == "revoked" and not job.settings.sync_revocation:
+        job.skip(obj, f"certification {code!r} revoked for user {user_id}; SYNC_REVOCATION is false: the badge is kept")
+        return
+    learner = (await users_by_id(job, [user_id])).get(user_id)
+    if learner is None:
+        job.skip(obj, f"Docebo user {user_id} was not found", level="warning")
+        return
+    held = await held_badges_of_learner(job, learner.email)
+    issued = rules.parse_datetime(payload.get("issued_on")) or rules.parse_datetime(payload.get("fired_at")) or job.ctx.now()
+    for m in maps:
+        tid = str(m["template_id"]).lower()
+        name = _template_name(job, tid, m["template_name"])
+        try:
+            if kind == "revoked":
+                await revoke_badge(job, learner, tid, name, held, f"Docebo certification {code} award {award_id} was revoked (F4)")
+                continue
+            cand = Candidate(
+                learner.user_id, tid, name, "F4", "certification_award", award_id or f"{user_id}:{code}",
+                f"certification {code!r} award {award_id}", issued, payload.get("expire_on"),
+                mode="update" if kind == "updated" else "award", reissue=True, replace_any=True,
+            )
+            entry = ledger.live_entry(job.store, "badge", learner.email, tid)
+            await ensure_badge(job, learner, cand, held, entry)
+        except ApiError as exc:
+            job.item_failed(_object(learner, tid), exc, what=f"{kind} certification → {name!r}")
+
+
+# -- F7 batch --------------------------------------------------------------------------------------
+
+
+async def batch_docebo_to_credly(job: Job) -> None:
+    """F7: every completion (F3) and every certification award (F4), in bulk (module doc)."""
+    docebo = job.docebo
+    start = job.settings.batch_sync_start_date
+    dropdown = _dropdown_templates(job)
+    lp_maps = _lp_mappings(job)
+    cert_maps = _cert_mappings(job)
+    job.rec.info(
+        f"{len(dropdown)} templates in the course dropdown, {len(lp_maps)} mapped learning plans, "
+        f"{len(cert_maps)} mapped certifications"
+        + (f"; completions and awards on or after {start.isoformat()}" if start else "")
+    )
+
+    # Phase 1 (concurrently): courses + field, learning plan courses and completions, awards.
+    async def courses_phase() -> tuple[list[dict[str, Any]], str]:
+        fid = await _course_field_id(job) if dropdown else ""
+        courses = await collect(docebo.iter_courses(), job)
+        return courses, fid
+
+    async def lp_courses_phase() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+
+        async def one(lp: str) -> None:
+            async for c in docebo.iter_learning_plan_courses(lp):
+                out.setdefault(str(c.get("id_course", c.get("course_id", c.get("id")))), []).append(lp)
+
+        await asyncio.gather(*(one(lp) for lp in sorted(lp_maps)))
+        return out
+
+    async def lp_done_phase() -> dict[tuple[str, str], dict[str, Any]]:
+        if not lp_maps:
+            return {}
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        async for e in docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps), statuses=["completed"]):
+            if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                out[(_lp_id(e), _enrollment_user(e))] = e
+        return out
+
+    async def awards_phase() -> list[tuple[dict[str, Any], str]]:
+        if not cert_maps:
+            return []
+        certs = await certifications_by_code(job)
+        ids = {}
+        for code in cert_maps:
+            if code in certs:
+                ids[str(certs[code].get("id_cert"))] = code
+            else:
+                job.rec.warning(f"certification code {code!r} of a mapping does not exist in Docebo (check the mappings, M3)")
+        if not ids:
+            return []
+        return [
+            (a, ids[str(a.get("id_cert"))])
+            async for a in docebo.iter_certification_awards(certification_ids=sorted(ids, key=str))
+            if str(a.get("id_cert")) in ids
+        ]
+
+    (courses, field_id), lp_courses, lp_done, awards = await asyncio.gather(
+        courses_phase(), lp_courses_phase(), lp_done_phase(), awards_phase()
+    )
+    job.check_cancel()
+    course_by_id = {str(c.get("id_course", c.get("id"))): c for c in courses}
+    course_template: dict[str, dict[str, Any]] = {}
+    if field_id:
+        for cid, c in course_by_id.items():
+            option = _field_value(job, c, field_id)
+            if option and option in dropdown:
+                course_template[cid] = dropdown[option]
+    relevant = set(course_template) | set(lp_courses)
+    job.rec.info(
+        f"read {len(courses)} courses: {len(course_template)} name a badge template, "
+        f"{len(lp_courses)} belong to mapped learning plans; {len(awards)} awards of mapped certifications"
+    )
+
+    # Phase 2: completed enrollments of the relevant courses, in one scan.
+    completions: list[dict[str, Any]] = []
+    if relevant:
+        filtered = len(relevant) <= UNFILTERED_ENROLLMENTS_SHARE * max(len(course_by_id), 1)
+        it = docebo.iter_enrollments(
+            course_ids=sorted(relevant, key=_num_key) if filtered else None, statuses=["completed"]
+        )
+        async for e in it:
+            if _enrollment_course(e) in relevant and str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                completions.append(e)
+            if len(completions) % 1000 == 0:
+                job.check_cancel()
+
+    # Candidates.
+    cands: list[Candidate] = []
+    for e in completions:
+        when = rules.parse_datetime(_completion_date(e))
+        if not rules.on_or_after(when, start):
+            continue
+        job.rec.count("examined")
+        uid, cid = _enrollment_user(e), _enrollment_course(e)
+        when = when or job.ctx.now()
+        label = _course_label(course_by_id.get(cid), cid)
+        tpl = course_template.get(cid)
+        if tpl is not None:
+            cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
+        for lp in lp_courses.get(cid, []):
+            done = lp_done.get((lp, uid))
+            if done is None:
+                continue
+            lp_when = rules.parse_datetime(_completion_date(done)) or when
+            for m in lp_maps.get(lp, []):
+                tid = str(m["template_id"]).lower()
+                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
+    for a, code in awards:
+        award_id, uid, issued_on, expire_on = _award_fields(a)
+        status = str(a.get("status") or "").lower()
+        if status in ("revoked", "expired", "deleted"):
+            continue
+        when = rules.parse_datetime(issued_on)
+        if not rules.on_or_after(when, start):
+            continue
+        job.rec.count("examined")
+        for m in cert_maps.get(code, []):
+            tid = str(m["template_id"]).lower()
+            cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", when or job.ctx.now(), expire_on, mode="update"))
+    cands = _dedupe(cands)
+    job.rec.info(f"{len(cands)} (learner, template) pairs to check")
+    job.rec.set_total(len(cands))
+    if not cands:
+        return
+
+    # Phase 3 (concurrently): the learners, and the badges already held of the candidate templates.
+    learners, held = await asyncio.gather(
+        users_by_id(job, {c.user_id for c in cands}),
+        held_badges_of_templates(job, {c.template_id for c in cands}),
+    )
+    job.check_cancel()
+    entries = ledger.live_entries(job.store, "badge", targets=sorted({c.template_id for c in cands}))
+
+    queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] = []
+
+    async def work(cand: Candidate) -> None:
+        learner = learners.get(cand.user_id)
+        if learner is None:
+            job.skip(f"user {cand.user_id}", f"Docebo user {cand.user_id} was not found: no badge for {cand.origin_label}", level="warning")
+            return
+        entry = entries.get((learner.email.lower(), cand.template_id))
+        try:
+            await ensure_badge(job, learner, cand, held, entry, queue)
+        except ApiError as exc:
+            job.item_failed(_object(learner, cand.template_id), exc, what=f"{cand.rule} {cand.template_name!r}")
+
+    # Decide every pair (replacing where F4 asks for it), then issue what is missing in batches.
+    await job.for_each(cands, work, limit=job.concurrency(job.credly))
+    queue.sort(key=lambda item: (item[1].template_id, item[0].email.lower()))
+    job.rec.set_total(len(cands) + len(queue))
+    await issue_many(job, queue)
+
+
+def _num_key(value: str) -> tuple:
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)

@@ -1,0 +1,335 @@
+"""The ledger: every object credly-console creates in Credly or Docebo, and where it came from.
+
+Protocol for every create call in either system (F3, F4, F5, F6, F7; "no duplicate is ever
+issued", resumable batches):
+
+1. `record_intent()` commits an `intent` row for (object_type, subject, target) BEFORE the call
+   goes out. The unique index `ledger_live` allows one live (intent|active) row per key, so two
+   runs (two processes, a batch and a webhook) cannot both create the same object: the second
+   gets `IntentConflict` with the row that is in the way.
+2. After the call succeeds, `confirm()` records the new object's id: the row becomes `active`.
+3. On a definite failure (the service answered 4xx: nothing was created) `abandon()` removes the
+   intent. On an indefinite one (timeout, connection lost, 5xx after retries) the intent stays.
+4. An intent whose run is no longer running (the process was killed, or gave up) means "the
+   create may have happened": before creating again the flow looks in the service (Credly: the
+   learner's pending/accepted badges of that template; Docebo: the user's external trainings or
+   certification awards). Found → `confirm()` with the found id; not found → `take_over()` the
+   intent and create.
+
+Keys: badge → subject = recipient e-mail (lower-case), target = Credly template id; external
+training → subject = Docebo user id, target = Credly template id; certification award →
+subject = Docebo user id, target = certification code.
+
+Later transitions: `mark()` to revoked | deleted; `replace()` marks a badge row `replaced` and
+inserts the new badge's row `active` in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from typing import Any
+
+from services.store import Store, utcnow
+
+SYSTEMS = ("credly", "docebo")
+OBJECT_TYPES = ("badge", "external_training", "certification_award")
+SYSTEM_OF = {"badge": "credly", "external_training": "docebo", "certification_award": "docebo"}
+ORIGIN_TYPES = ("course", "learning_plan", "certification_award", "credly_badge")
+STATUSES = ("intent", "active", "revoked", "replaced", "deleted")
+
+
+@dataclasses.dataclass
+class LedgerEntry:
+    id: int
+    system: str
+    object_type: str
+    object_id: str
+    subject: str
+    target: str
+    origin_type: str
+    origin_id: str
+    status: str
+    details: dict[str, Any]
+    run_id: int | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LedgerEntry:
+        data = dict(row)
+        try:
+            data["details"] = json.loads(data.get("details") or "{}")
+        except ValueError:
+            data["details"] = {}
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+
+
+class IntentConflict(Exception):
+    """A live row (intent or active) already exists for this key."""
+
+    def __init__(self, entry: LedgerEntry) -> None:
+        self.entry = entry
+        super().__init__(
+            f"{entry.object_type} for {entry.subject} / {entry.target} is already {entry.status} "
+            f"in the ledger (row {entry.id}, run {entry.run_id})"
+        )
+
+
+def subject_key(object_type: str, subject: str | int) -> str:
+    """Normalise a subject: badges are keyed by lower-case e-mail, Docebo objects by user id."""
+    s = str(subject).strip()
+    return s.lower() if object_type == "badge" else s
+
+
+def _rows(store: Store, sql: str, params: tuple | list = ()) -> list[LedgerEntry]:
+    return [LedgerEntry.from_row(r) for r in store.db.query(sql, params)]
+
+
+def get(store: Store, entry_id: int) -> LedgerEntry | None:
+    rows = _rows(store, "SELECT * FROM ledger WHERE id = ?", (entry_id,))
+    return rows[0] if rows else None
+
+
+def live_entry(store: Store, object_type: str, subject: str | int, target: str) -> LedgerEntry | None:
+    """The live (intent|active) row for this key, if any."""
+    rows = _rows(
+        store,
+        "SELECT * FROM ledger WHERE object_type = ? AND subject = ? AND target = ? "
+        "AND status IN ('intent', 'active')",
+        (object_type, subject_key(object_type, subject), str(target)),
+    )
+    return rows[0] if rows else None
+
+
+def live_entries(store: Store, object_type: str, *, targets: list[str] | None = None) -> dict[tuple[str, str], LedgerEntry]:
+    """All live rows of a type (optionally of some targets), keyed by (subject, target); one query
+    for a batch instead of one per item."""
+    sql = "SELECT * FROM ledger WHERE object_type = ? AND status IN ('intent', 'active')"
+    params: list[Any] = [object_type]
+    out: dict[tuple[str, str], LedgerEntry] = {}
+    if targets is not None:
+        targets = [str(t) for t in targets]
+        for i in range(0, len(targets), 500):
+            chunk = targets[i : i + 500]
+            for e in _rows(store, sql + f" AND target IN ({','.join('?' * len(chunk))})", [*params, *chunk]):
+                out[(e.subject, e.target)] = e
+        return out
+    for e in _rows(store, sql, params):
+        out[(e.subject, e.target)] = e
+    return out
+
+
+def find_by_object(store: Store, system: str, object_id: str) -> LedgerEntry | None:
+    """The newest row for an object id in a system (any status)."""
+    rows = _rows(
+        store, "SELECT * FROM ledger WHERE system = ? AND object_id = ? ORDER BY id DESC LIMIT 1", (system, str(object_id))
+    )
+    return rows[0] if rows else None
+
+
+def find_by_origin(store: Store, origin_type: str, origin_id: str, *, live_only: bool = True) -> list[LedgerEntry]:
+    sql = "SELECT * FROM ledger WHERE origin_type = ? AND origin_id = ?"
+    if live_only:
+        sql += " AND status IN ('intent', 'active')"
+    return _rows(store, sql + " ORDER BY id", (origin_type, str(origin_id)))
+
+
+def record_intent(
+    store: Store,
+    *,
+    object_type: str,
+    subject: str | int,
+    target: str,
+    origin_type: str,
+    origin_id: str | int,
+    details: dict[str, Any] | None = None,
+    run_id: int | None = None,
+) -> LedgerEntry:
+    """Commit an intent row before a create call; raise IntentConflict if a live row exists."""
+    if object_type not in OBJECT_TYPES:
+        raise ValueError(f"unknown object type {object_type!r}")
+    if origin_type not in ORIGIN_TYPES:
+        raise ValueError(f"unknown origin type {origin_type!r}")
+    now = utcnow()
+    subj = subject_key(object_type, subject)
+    try:
+        with store.write():
+            cur = store.db.execute(
+                "INSERT INTO ledger (system, object_type, object_id, subject, target, origin_type, origin_id, "
+                "status, details, run_id, created_at, updated_at) VALUES (?, ?, '', ?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
+                (
+                    SYSTEM_OF[object_type],
+                    object_type,
+                    subj,
+                    str(target),
+                    origin_type,
+                    str(origin_id),
+                    json.dumps(details or {}, sort_keys=True),
+                    run_id,
+                    now,
+                    now,
+                ),
+            )
+            entry_id = cur.lastrowid
+    except sqlite3.IntegrityError:
+        existing = live_entry(store, object_type, subj, target)
+        if existing is None:  # pragma: no cover - the row vanished between insert and read
+            raise
+        raise IntentConflict(existing) from None
+    entry = get(store, entry_id)
+    assert entry is not None
+    return entry
+
+
+def take_over(store: Store, entry_id: int, run_id: int | None, *, details: dict[str, Any] | None = None) -> None:
+    """A run adopts an intent left by an earlier run (after looking in the service: not there)."""
+    with store.write():
+        if details is None:
+            store.db.execute(
+                "UPDATE ledger SET run_id = ?, updated_at = ? WHERE id = ? AND status = 'intent'",
+                (run_id, utcnow(), entry_id),
+            )
+        else:
+            store.db.execute(
+                "UPDATE ledger SET run_id = ?, details = ?, updated_at = ? WHERE id = ? AND status = 'intent'",
+                (run_id, json.dumps(details, sort_keys=True), utcnow(), entry_id),
+            )
+
+
+def confirm(store: Store, entry_id: int, object_id: str | int, *, details: dict[str, Any] | None = None) -> None:
+    """The create succeeded (or the object was found in the service): intent → active."""
+    with store.write():
+        if details is None:
+            store.db.execute(
+                "UPDATE ledger SET status = 'active', object_id = ?, updated_at = ? WHERE id = ?",
+                (str(object_id), utcnow(), entry_id),
+            )
+        else:
+            store.db.execute(
+                "UPDATE ledger SET status = 'active', object_id = ?, details = ?, updated_at = ? WHERE id = ?",
+                (str(object_id), json.dumps(details, sort_keys=True), utcnow(), entry_id),
+            )
+
+
+def abandon(store: Store, entry_id: int) -> None:
+    """A definite failure (nothing was created): remove the intent."""
+    with store.write():
+        store.db.execute("DELETE FROM ledger WHERE id = ? AND status = 'intent'", (entry_id,))
+
+
+def record_active(
+    store: Store,
+    *,
+    object_type: str,
+    subject: str | int,
+    target: str,
+    object_id: str | int,
+    origin_type: str,
+    origin_id: str | int,
+    details: dict[str, Any] | None = None,
+    run_id: int | None = None,
+) -> LedgerEntry:
+    """Record an object already present in the service as ours (e.g. found after a crash)."""
+    entry = record_intent(
+        store,
+        object_type=object_type,
+        subject=subject,
+        target=target,
+        origin_type=origin_type,
+        origin_id=origin_id,
+        details=details,
+        run_id=run_id,
+    )
+    confirm(store, entry.id, object_id)
+    entry.status, entry.object_id = "active", str(object_id)
+    return entry
+
+
+def update_details(store: Store, entry_id: int, details: dict[str, Any], *, origin_id: str | None = None) -> None:
+    """Record new dates (or a new origin, e.g. the replacement badge) of a live object."""
+    with store.write():
+        if origin_id is None:
+            store.db.execute(
+                "UPDATE ledger SET details = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(details, sort_keys=True), utcnow(), entry_id),
+            )
+        else:
+            store.db.execute(
+                "UPDATE ledger SET details = ?, origin_id = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(details, sort_keys=True), str(origin_id), utcnow(), entry_id),
+            )
+
+
+def mark(store: Store, entry_id: int, status: str) -> None:
+    """A live object was revoked, replaced or deleted."""
+    if status not in ("revoked", "replaced", "deleted"):
+        raise ValueError(f"cannot mark a ledger row {status!r}")
+    with store.write():
+        store.db.execute("UPDATE ledger SET status = ?, updated_at = ? WHERE id = ?", (status, utcnow(), entry_id))
+
+
+def replace(
+    store: Store,
+    entry_id: int,
+    new_object_id: str | int,
+    *,
+    details: dict[str, Any] | None = None,
+    run_id: int | None = None,
+) -> LedgerEntry:
+    """A badge was replaced: the old row becomes `replaced`, the new badge's row is `active`
+    (same key and origin), in one transaction."""
+    old = get(store, entry_id)
+    if old is None:
+        raise KeyError(f"no ledger row {entry_id}")
+    now = utcnow()
+    with store.write():
+        store.db.execute("UPDATE ledger SET status = 'replaced', updated_at = ? WHERE id = ?", (now, entry_id))
+        cur = store.db.execute(
+            "INSERT INTO ledger (system, object_type, object_id, subject, target, origin_type, origin_id, "
+            "status, details, run_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+            (
+                old.system,
+                old.object_type,
+                str(new_object_id),
+                old.subject,
+                old.target,
+                old.origin_type,
+                old.origin_id,
+                json.dumps(details if details is not None else old.details, sort_keys=True),
+                run_id,
+                now,
+                now,
+            ),
+        )
+        new_id = cur.lastrowid
+    entry = get(store, new_id)
+    assert entry is not None
+    return entry
+
+
+def intent_is_orphaned(store: Store, entry: LedgerEntry, current_run_id: int | None = None) -> bool:
+    """True when an intent's run is no longer running (so the create may or may not have
+    happened, and nobody is about to finish it): look in the service before creating."""
+    if entry.status != "intent":
+        return False
+    if entry.run_id is None or entry.run_id == current_run_id:
+        return True
+    from services.runs import reap_interrupted
+
+    row = store.db.execute("SELECT status FROM runs WHERE id = ?", (entry.run_id,)).fetchone()
+    if row is None or row[0] != "running":
+        return True
+    reap_interrupted(store)
+    row = store.db.execute("SELECT status FROM runs WHERE id = ?", (entry.run_id,)).fetchone()
+    return row is None or row[0] != "running"
+
+
+def count_by_status(store: Store, object_type: str | None = None) -> dict[str, int]:
+    sql = "SELECT status, COUNT(*) FROM ledger"
+    params: tuple = ()
+    if object_type:
+        sql += " WHERE object_type = ?"
+        params = (object_type,)
+    return {r[0]: r[1] for r in store.db.execute(sql + " GROUP BY status", params)}

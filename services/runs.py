@@ -1,0 +1,592 @@
+"""Run records of flows: lifecycle, counts, batched log lines, progress, cancellation, flow locks.
+
+SPEC §2: "Every flow writes a run record (start, end, status, counts) and per-item log lines,
+reports progress while it runs, can be cancelled between items". W4: "never two runs of the same
+flow at once".
+
+Lifecycle of a run row (table `runs`):
+
+* `RunRecorder.start()` inserts a row with status `running` and this process's pid.
+* The flow counts what it does (`COUNT_KEYS`) and writes log lines. Lines are buffered and written
+  in batches (every `FLUSH_LINES` lines or `FLUSH_SECONDS` seconds, and at the end), never one
+  commit per line; the counts and progress are written with each batch, so a console reading the
+  row sees the run move.
+* A log line that records a write to a service (performed, or only planned in a dry run) has its
+  `action` set (`issue_badge`, `create_external_training`, ...). A dry run's plan is therefore the
+  list of its action lines, and the real run's action lines list what it did (`run_actions`).
+* `finish()` sets the end status: `succeeded`, `failed`, `cancelled` or `skipped`.
+* A row still `running` whose pid is no longer alive (the process was killed) becomes
+  `interrupted` the next time anyone looks (`reap_interrupted`, called by the queries and by every
+  new run).
+
+Decision: items that fail do not fail the run. A run ends `failed` only when it could not do its
+job (a configuration problem, a listing that could not be read); failed items are counted in
+`failed` and the CLI exits 1 when that count is not zero.
+
+Flow locks (table `flow_locks`) are taken in one transaction; a lock whose pid is dead is stale and
+is taken over. Within one process a lock held by this pid is honoured only while this process
+really holds it (`_HELD`), so a row left behind by an earlier process that had the same pid is
+recognised as stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from services.store import Store, utcnow
+
+COUNT_KEYS: tuple[str, ...] = (
+    "examined",
+    "issued",
+    "replaced",
+    "revoked",
+    "created",
+    "updated",
+    "deleted",
+    "skipped",
+    "failed",
+)
+END_STATUSES = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+ALL_STATUSES = END_STATUSES | {"running", "interrupted"}
+LEVELS = ("debug", "info", "warning", "error")
+
+# Log lines are written in batches: when this many are buffered, or when the oldest buffered line
+# is this old (checked whenever a line is added or progress is reported).
+FLUSH_LINES = 200
+FLUSH_SECONDS = 0.5
+# Progress callbacks are coalesced: at most one per interval, plus the last one.
+PROGRESS_INTERVAL = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class LogLine:
+    """One per-item log line of a run, as the console shows it."""
+
+    run_id: int
+    at: str
+    level: str
+    message: str
+    action: str = ""
+    object: str = ""
+
+
+@dataclasses.dataclass
+class Callbacks:
+    """How a flow reports while it runs (DESIGN.md: one implementation for console and CLI).
+
+    `on_progress(done, total)` is coalesced (at most every `PROGRESS_INTERVAL` seconds, plus the
+    final call); `total` is None while unknown. `on_log(line)` receives every line as it is
+    written. `should_cancel()` is polled between items; once it returns True the flow stops
+    starting new items, lets the ones in flight finish and ends `cancelled`.
+    """
+
+    on_progress: Callable[[int, int | None], None] | None = None
+    on_log: Callable[[LogLine], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a finished run reports. `actions` lists the run's action lines as dicts
+    `{"action", "object", "message"}`: what it did, or in a dry run what it would do."""
+
+    run_id: int | None
+    flow: str
+    status: str
+    counts: dict[str, int]
+    reason: str = ""
+    actions: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    dry_run: bool = False
+    trigger: str = ""
+    # True when the run failed for a reason that may go away by itself (a call that still failed
+    # after the client's retries: network, 5xx, 429). The webhook worker retries those (W3).
+    retryable: bool = False
+    children: list["RunSummary"] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped") and not self.counts.get("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Cancelled(Exception):
+    """Raised inside a flow to unwind after `should_cancel()` said so."""
+
+
+class FlowBusyError(Exception):
+    """Another live run holds the lock of this flow (W4)."""
+
+    def __init__(self, flow: str, run_id: int | None, pid: int) -> None:
+        self.flow, self.run_id, self.pid = flow, run_id, pid
+        super().__init__(f"flow {flow} is already running (run {run_id}, process {pid})")
+
+
+# -- process liveness ----------------------------------------------------------------------------
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # Linux: a zombie (killed, not yet reaped) is dead for our purposes
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+# Runs and locks this process holds right now (any thread). Used to tell our own live rows from
+# rows left behind by an earlier process that happened to have the same pid.
+_HELD_LOCK = threading.Lock()
+_HELD_RUNS: set[tuple[str, int]] = set()
+_HELD_FLOWS: set[tuple[str, str]] = set()
+
+
+def _run_alive(store: Store, run_id: int | None, pid: int | None) -> bool:
+    if pid == os.getpid():
+        with _HELD_LOCK:
+            return (str(store.path), int(run_id or 0)) in _HELD_RUNS
+    return pid_alive(pid)
+
+
+def reap_interrupted(store: Store) -> list[int]:
+    """Mark `running` rows whose process is gone as `interrupted`; returns their ids.
+
+    Errors collected for a digest by an interrupted batch get their digest now (N1)."""
+    rows = list(store.db.query("SELECT id, pid FROM runs WHERE status = 'running'"))
+    dead = [r["id"] for r in rows if not _run_alive(store, r["id"], r["pid"])]
+    if not dead:
+        return []
+    now = utcnow()
+    with store.write():
+        for run_id in dead:
+            store.db.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = ?, "
+                "reason = CASE WHEN reason = '' THEN 'the process running it stopped' ELSE reason END "
+                "WHERE id = ? AND status = 'running'",
+                (now, run_id),
+            )
+            store.db.execute("DELETE FROM flow_locks WHERE run_id = ?", (run_id,))
+    from services import notifications  # local: notifications imports nothing from here at import
+
+    for run_id in dead:
+        notifications.close_digest(store, run_id)
+    return dead
+
+
+# -- flow locks (W4) -----------------------------------------------------------------------------
+
+
+def acquire_lock(store: Store, flow: str, run_id: int) -> None:
+    """Take the cross-process lock of `flow` for `run_id`; raise FlowBusyError if a live run has it."""
+    with store.write():
+        row = store.db.execute(
+            "SELECT run_id, pid FROM flow_locks WHERE flow = ?", (flow,)
+        ).fetchone()
+        if row is not None:
+            holder_run, holder_pid = row
+            held_here = False
+            if holder_pid == os.getpid():
+                with _HELD_LOCK:
+                    held_here = (str(store.path), flow) in _HELD_FLOWS
+            if held_here or (holder_pid != os.getpid() and pid_alive(holder_pid)):
+                raise FlowBusyError(flow, holder_run, holder_pid)
+        store.db.execute(
+            "INSERT INTO flow_locks (flow, run_id, pid, acquired_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(flow) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid, "
+            "acquired_at = excluded.acquired_at",
+            (flow, run_id, os.getpid(), utcnow()),
+        )
+    with _HELD_LOCK:
+        _HELD_FLOWS.add((str(store.path), flow))
+
+
+def release_lock(store: Store, flow: str, run_id: int) -> None:
+    with store.write():
+        store.db.execute(
+            "DELETE FROM flow_locks WHERE flow = ? AND run_id = ? AND pid = ?",
+            (flow, run_id, os.getpid()),
+        )
+    with _HELD_LOCK:
+        _HELD_FLOWS.discard((str(store.path), flow))
+
+
+@contextmanager
+def flow_lock(store: Store, flow: str, run_id: int) -> Iterator[None]:
+    acquire_lock(store, flow, run_id)
+    try:
+        yield
+    finally:
+        release_lock(store, flow, run_id)
+
+
+def lock_holder(store: Store, flow: str) -> dict[str, Any] | None:
+    """The live holder of a flow's lock ({flow, run_id, pid, acquired_at}), or None."""
+    rows = list(store.db.query("SELECT * FROM flow_locks WHERE flow = ?", (flow,)))
+    if not rows:
+        return None
+    row = rows[0]
+    if row["pid"] == os.getpid():
+        with _HELD_LOCK:
+            alive = (str(store.path), flow) in _HELD_FLOWS
+    else:
+        alive = pid_alive(row["pid"])
+    return row if alive else None
+
+
+# -- the recorder --------------------------------------------------------------------------------
+
+
+class RunRecorder:
+    """Records one run: counts, batched log lines, coalesced progress, cancellation.
+
+    Use from one thread (the store's). Typical use::
+
+        rec = RunRecorder.start(store, "docebo_to_credly", trigger="cli", callbacks=cb)
+        try:
+            ...; rec.count("examined"); rec.action("issue_badge", obj, "issued badge ...")
+            summary = rec.finish("succeeded")
+        except BaseException as exc:
+            rec.finish("failed", reason=str(exc)); raise
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        flow: str,
+        *,
+        trigger: str,
+        dry_run: bool,
+        callbacks: Callbacks | None = None,
+    ) -> None:
+        self.store = store
+        self.id = run_id
+        self.flow = flow
+        self.trigger = trigger
+        self.dry_run = dry_run
+        self.callbacks = callbacks or Callbacks()
+        self.counts: dict[str, int] = {k: 0 for k in COUNT_KEYS}
+        self.actions: list[dict[str, str]] = []
+        self.status = "running"
+        self.reason = ""
+        self.retryable = False
+        self._buffer: list[LogLine] = []
+        self._buffer_since = 0.0
+        self._done = 0
+        self._total: int | None = None
+        self._progress_sent_at = 0.0
+        self._progress_dirty = False
+        self._cancel_seen = False
+        self._dirty = False
+
+    @classmethod
+    def start(
+        cls,
+        store: Store,
+        flow: str,
+        *,
+        trigger: str = "cli",
+        dry_run: bool = False,
+        parent_run_id: int | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> RunRecorder:
+        reap_interrupted(store)
+        with store.write():
+            cur = store.db.execute(
+                "INSERT INTO runs (flow, trigger, dry_run, status, started_at, pid, parent_run_id) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                (flow, trigger, 1 if dry_run else 0, utcnow(), os.getpid(), parent_run_id),
+            )
+            run_id = cur.lastrowid
+        with _HELD_LOCK:
+            _HELD_RUNS.add((str(store.path), run_id))
+        return cls(store, run_id, flow, trigger=trigger, dry_run=dry_run, callbacks=callbacks)
+
+    # -- counts ---------------------------------------------------------------------------
+    def count(self, key: str, n: int = 1) -> None:
+        if key not in self.counts:
+            raise KeyError(f"unknown count {key!r}; expected one of {', '.join(COUNT_KEYS)}")
+        self.counts[key] += n
+        self._dirty = True
+
+    # -- log lines ------------------------------------------------------------------------
+    def log(self, message: str, *, level: str = "info", action: str = "", object: str = "") -> LogLine:
+        if level not in LEVELS:
+            raise ValueError(f"unknown log level {level!r}")
+        line = LogLine(self.id, utcnow(), level, message, action, object)
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(line)
+        if action:
+            self.actions.append({"action": action, "object": object, "message": message})
+        if self.callbacks.on_log is not None:
+            self.callbacks.on_log(line)
+        self._maybe_flush()
+        return line
+
+    def info(self, message: str, *, object: str = "") -> LogLine:
+        return self.log(message, level="info", object=object)
+
+    def warning(self, message: str, *, object: str = "") -> LogLine:
+        return self.log(message, level="warning", object=object)
+
+    def error(self, message: str, *, object: str = "") -> LogLine:
+        return self.log(message, level="error", object=object)
+
+    def debug(self, message: str, *, object: str = "") -> LogLine:
+        return self.log(message, level="debug", object=object)
+
+    def action(self, action: str, object: str, message: str) -> LogLine:
+        """A write to a service: performed, or in a dry run planned ("would ...")."""
+        if not action:
+            raise ValueError("an action line needs an action name")
+        return self.log(message, level="info", action=action, object=object)
+
+    # -- progress and cancellation --------------------------------------------------------
+    def set_total(self, total: int | None) -> None:
+        self._total = total
+        self._progress(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        self._progress()
+
+    def progress(self, done: int, total: int | None) -> None:
+        changed_total = total != self._total
+        self._done, self._total = done, total
+        self._progress(force=changed_total)
+
+    @property
+    def done(self) -> int:
+        return self._done
+
+    @property
+    def total(self) -> int | None:
+        return self._total
+
+    def _progress(self, force: bool = False) -> None:
+        self._progress_dirty = True
+        self._dirty = True
+        now = time.monotonic()
+        final = self._total is not None and self._done >= self._total
+        if force or final or now - self._progress_sent_at >= PROGRESS_INTERVAL:
+            self._send_progress(now)
+        self._maybe_flush()
+
+    def _send_progress(self, now: float | None = None) -> None:
+        self._progress_sent_at = time.monotonic() if now is None else now
+        self._progress_dirty = False
+        if self.callbacks.on_progress is not None:
+            self.callbacks.on_progress(self._done, self._total)
+
+    def cancel_requested(self) -> bool:
+        """Poll `should_cancel` (sticky: once True, stays True)."""
+        if not self._cancel_seen and self.callbacks.should_cancel is not None:
+            self._cancel_seen = bool(self.callbacks.should_cancel())
+        return self._cancel_seen
+
+    def check_cancel(self) -> None:
+        """Raise Cancelled when a cancel was requested (call between items)."""
+        if self.cancel_requested():
+            raise Cancelled()
+
+    # -- persistence ----------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        if len(self._buffer) >= FLUSH_LINES:
+            self.flush()
+        elif (self._buffer or self._dirty) and time.monotonic() - self._buffer_since >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered log lines, counts and progress in one transaction."""
+        lines, self._buffer = self._buffer, []
+        self._buffer_since = time.monotonic()
+        self._dirty = False
+        with self.store.write():
+            if lines:
+                self.store.db.conn.executemany(
+                    "INSERT INTO run_log (run_id, at, level, action, object, message) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(ln.run_id, ln.at, ln.level, ln.action, ln.object, ln.message) for ln in lines],
+                )
+            sets = ", ".join(f"{k} = ?" for k in COUNT_KEYS)
+            self.store.db.execute(
+                f"UPDATE runs SET {sets}, progress_done = ?, progress_total = ? WHERE id = ?",
+                (*[self.counts[k] for k in COUNT_KEYS], self._done, self._total, self.id),
+            )
+
+    def finish(self, status: str, reason: str = "") -> RunSummary:
+        """End the run with `status` (succeeded|failed|cancelled|skipped) and return its summary."""
+        if status not in END_STATUSES:
+            raise ValueError(f"unknown end status {status!r}")
+        if self.status != "running":
+            return self.summary()
+        if self._progress_dirty:
+            self._send_progress()
+        self.flush()
+        self.status, self.reason = status, reason
+        with self.store.write():
+            self.store.db.execute(
+                "UPDATE runs SET status = ?, reason = ?, ended_at = ? WHERE id = ?",
+                (status, reason, utcnow(), self.id),
+            )
+        with _HELD_LOCK:
+            _HELD_RUNS.discard((str(self.store.path), self.id))
+        return self.summary()
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            run_id=self.id,
+            flow=self.flow,
+            status=self.status,
+            counts=dict(self.counts),
+            reason=self.reason,
+            actions=list(self.actions),
+            dry_run=self.dry_run,
+            trigger=self.trigger,
+            retryable=self.retryable,
+        )
+
+
+# -- queries for the console ---------------------------------------------------------------------
+
+
+def _run_where(flow: str | None, status: str | None, parent_run_id: int | None | bool) -> tuple[str, list]:
+    clauses, params = [], []
+    if flow:
+        clauses.append("flow = ?")
+        params.append(flow)
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if parent_run_id is False:
+        clauses.append("parent_run_id IS NULL")
+    elif parent_run_id is not None and parent_run_id is not True:
+        clauses.append("parent_run_id = ?")
+        params.append(parent_run_id)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def query_runs(
+    store: Store,
+    *,
+    flow: str | None = None,
+    status: str | None = None,
+    parent_run_id: int | None | bool = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Runs, newest first. `parent_run_id=False` lists top-level runs only; an int lists the
+    children of that 'all' run."""
+    reap_interrupted(store)
+    where, params = _run_where(flow, status, parent_run_id)
+    return list(
+        store.db.query(
+            f"SELECT * FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+    )
+
+
+def count_runs(
+    store: Store, *, flow: str | None = None, status: str | None = None, parent_run_id: int | None | bool = None
+) -> int:
+    where, params = _run_where(flow, status, parent_run_id)
+    return store.db.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0]
+
+
+def get_run(store: Store, run_id: int) -> dict[str, Any] | None:
+    reap_interrupted(store)
+    rows = list(store.db.query("SELECT * FROM runs WHERE id = ?", (run_id,)))
+    return rows[0] if rows else None
+
+
+def last_run(store: Store, flow: str, *, dry_run: bool | None = None) -> dict[str, Any] | None:
+    reap_interrupted(store)
+    sql = "SELECT * FROM runs WHERE flow = ?"
+    params: list[Any] = [flow]
+    if dry_run is not None:
+        sql += " AND dry_run = ?"
+        params.append(1 if dry_run else 0)
+    rows = list(store.db.query(sql + " ORDER BY id DESC LIMIT 1", params))
+    return rows[0] if rows else None
+
+
+def _log_where(run_id: int, failures_only: bool, level: str | None, actions_only: bool, text: str) -> tuple[str, list]:
+    clauses, params = ["run_id = ?"], [run_id]
+    if failures_only:
+        clauses.append("level = 'error'")
+    elif level:
+        clauses.append("level = ?")
+        params.append(level)
+    if actions_only:
+        clauses.append("action != ''")
+    if text:
+        clauses.append("(message LIKE ? OR object LIKE ?)")
+        params += [f"%{text}%", f"%{text}%"]
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def query_run_log(
+    store: Store,
+    run_id: int,
+    *,
+    failures_only: bool = False,
+    level: str | None = None,
+    actions_only: bool = False,
+    text: str = "",
+    limit: int = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A page of a run's log lines in the order written. `failures_only` keeps `error` lines."""
+    where, params = _log_where(run_id, failures_only, level, actions_only, text)
+    return list(
+        store.db.query(
+            f"SELECT * FROM run_log{where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+    )
+
+
+def count_run_log(
+    store: Store,
+    run_id: int,
+    *,
+    failures_only: bool = False,
+    level: str | None = None,
+    actions_only: bool = False,
+    text: str = "",
+) -> int:
+    where, params = _log_where(run_id, failures_only, level, actions_only, text)
+    return store.db.execute(f"SELECT COUNT(*) FROM run_log{where}", params).fetchone()[0]
+
+
+def run_actions(store: Store, run_id: int) -> list[dict[str, str]]:
+    """The action lines of a run (its plan, for a dry run), including those of its child runs."""
+    ids = [run_id] + [
+        r[0] for r in store.db.execute("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,))
+    ]
+    out: list[dict[str, str]] = []
+    for rid in ids:
+        out += [
+            {"action": r["action"], "object": r["object"], "message": r["message"]}
+            for r in store.db.query(
+                "SELECT action, object, message FROM run_log WHERE run_id = ? AND action != '' ORDER BY id",
+                (rid,),
+            )
+        ]
+    return out
