@@ -13,8 +13,9 @@ def __getattr__(name: str):
         from screens.csv_import import CsvImportScreen
         from screens.error import ErrorScreen
         from screens.mapping_form import MappingForm
+        from screens.plan_review import PlanReviewScreen
 
-        return [ErrorScreen, ConfirmScreen, MappingForm, CsvImportScreen, CsvExportScreen]
+        return [ErrorScreen, ConfirmScreen, MappingForm, CsvImportScreen, CsvExportScreen, PlanReviewScreen]
     if name == "WIDGET_CLASSES":
         from screens.paged_table import PagedTable
 
