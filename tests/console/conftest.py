@@ -190,4 +190,11 @@ def screen_text(app) -> str:
     lines: dict[float, list[tuple[float, str]]] = {}
     for m in re.finditer(r'<text[^>]*x="([\d.]+)"[^>]*y="([\d.]+)"[^>]*>(.*?)</text>', svg):
         lines.setdefault(float(m.group(2)), []).append((float(m.group(1)), unescape(m.group(3))))
-    return "\n".join("".join(t for _, t in sorted(parts)).replace("\xa0", " ") for _, parts in sorted(lines.items()))
+    out = []
+    for _, parts in sorted(lines.items()):
+        row = ""
+        for x, text in sorted(parts):
+            col = int(round(x / 12.2))  # Textual's SVG: 12.2 px per cell
+            row += " " * max(0, col - len(row)) + text
+        out.append(row.replace("\xa0", " "))
+    return "\n".join(out)
