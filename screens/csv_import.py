@@ -71,7 +71,7 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
     def on_mount(self) -> None:
         table = self.query_one("#csv-errors", DataTable)
         table.add_column("Row", width=5, key="row")
-        table.add_column("Column", width=28, key="field")
+        table.add_column("Column", width=18, key="field")
         table.add_column("Problem", key="message")
         self.query_one("#csv-path", Input).focus()
 

@@ -154,7 +154,7 @@ class DashboardScreen(ConsoleScreen):
         for service in ("credly", "docebo"):
             text = Text()
             row = data.health.get(service)
-            if not data.available.get(service):
+            if row is None and not data.available.get(service):
                 text.append("no connection in this console\n", style="dim")
             elif row is None:
                 text.append("not tested yet (Settings → t)\n", style="yellow")

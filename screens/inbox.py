@@ -47,7 +47,7 @@ class InboxScreen(ConsoleScreen):
     BINDINGS = [
         Binding("r", "retry", "Retry", id="inbox.retry", tooltip="Retry the highlighted failed event (W3)"),
         Binding("R", "retry_all", "Retry all failed", id="inbox.retry_all", tooltip="Retry every failed event (W3)"),
-        Binding("v", "cycle_view", "All/failed/backlog/done", id="inbox.view", tooltip="Change which events are shown"),
+        Binding("v", "cycle_view", "View", id="inbox.view", tooltip="Change which events are shown"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="inbox.reload", tooltip="Read the inbox again"),
     ]
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import ConsoleScreen
@@ -87,7 +87,7 @@ class NotificationsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="notifications-body"):
+        with Vertical(id="notifications-body"):
             with Vertical(id="notifications-left"):
                 yield PagedTable(id="notifications-table")
                 yield Static("", id="notifications-status", classes="status-line")
@@ -101,8 +101,8 @@ class NotificationsScreen(ConsoleScreen):
         table.add_column(" ", width=1, key="unread")
         table.add_column("Created (UTC)", width=19, key="created")
         table.add_column("Kind", width=8, key="kind")
-        table.add_column("Title", width=44, key="title")
-        table.add_column("Flow", width=16, key="flow")
+        table.add_column("Title", width=52, key="title")
+        table.add_column("Flow", width=18, key="flow")
         table.focus()
         self.load(0, "first")
         self.set_interval(REFRESH_SECONDS, self._tick)

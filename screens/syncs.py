@@ -142,14 +142,15 @@ class SyncsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         runs = self.query_one("#runs-table", PagedTable)
-        for key, heading, width in (("id", "Run", 6), ("flow", "Flow", 20), ("trigger", "Trigger", 9),
-                                    ("dry", "Dry", 4), ("status", "Status", 11), ("started", "Started (UTC)", 19),
+        for key, heading, width in (("id", "Run", 5), ("flow", "Flow", 18), ("trigger", "Trigger", 8),
+                                    ("dry", "Dry", 3), ("status", "Status", 11), ("started", "Started (UTC)", 19),
                                     ("examined", "Seen", 7), ("changed", "Done", 6), ("failed", "Fail", 5)):
             runs.add_column(heading, width=width, key=key)
         log = self.query_one("#run-log-table", PagedTable)
         log.add_column("Level", width=7, key="level")
         log.add_column("Object", width=22, key="object")
         log.add_column("Message", key="message")
+        self.query_one("#run-progress", ProgressBar).display = False  # no pulsing bar while idle
         self.query_one("#flow-list", OptionList).highlighted = 0
         self.query_one("#flow-list", OptionList).focus()
         self.set_interval(LOG_FLUSH_SECONDS, self._flush_log)
@@ -283,6 +284,7 @@ class SyncsScreen(ConsoleScreen):
         self.query_one("#run-counts", Static).update("")
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(total=None, progress=0)
+        bar.display = True
         live = self.query_one("#live-log", Log)
         live.clear()
         lines.clear()

@@ -36,7 +36,7 @@ class TemplatesScreen(ConsoleScreen):
     TITLE_TEXT = "Badge templates"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="templates.filter", tooltip="Filter by name or id"),
-        Binding("space", "toggle_active", "Toggle active", id="templates.toggle",
+        Binding("space", "toggle_active", "On/off", id="templates.toggle",
                 tooltip="Activate or deactivate the highlighted template (T2)"),
         Binding("a", "toggle_active", "Toggle active", show=False, id="templates.toggle_alt"),
         Binding("c", "courses", "Courses", id="templates.courses",
