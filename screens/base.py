@@ -41,8 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 
-# Exceptions raised by the standard library that carry a message meant for the admin.
-_EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (OSError, LookupError, UnicodeError)
+# Exceptions raised by the standard library that carry a message meant for the admin. A plain
+# `LookupError` is raised on purpose by the console ("no longer exists"); its subclasses KeyError
+# and IndexError are bugs.
+_EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (OSError, UnicodeError)
 
 
 def is_expected_error(exc: BaseException) -> bool:
@@ -51,7 +53,7 @@ def is_expected_error(exc: BaseException) -> bool:
     module = type(exc).__module__ or ""
     if module.startswith("services.") or module == "services":
         return True
-    if isinstance(exc, _EXPECTED_BUILTINS):
+    if isinstance(exc, _EXPECTED_BUILTINS) or type(exc) is LookupError:
         return True
     # sqlite3.OperationalError ("database is locked", disk full) is the environment, not a bug.
     return module == "sqlite3"
