@@ -190,7 +190,9 @@ class CredlyIssueKill(_Killer):
     """F7: on the Docebo enrollment scan (nothing issued yet), then around Credly issue calls."""
 
     methods = ("issue_batch", "issue")
-    points = ("reads", ("before", 1), ("after", 1), ("after", 2), ("before", 1))
+    # 420 badges = 9 batch calls; a kill lets the (at most 4) calls in flight finish, so these
+    # points always leave work for the next one: 0 + <=3 + <=4 applied before the last kill.
+    points = ("reads", ("before", 1), ("after", 1), ("after", 1))
 
     def target(self, sb):
         return sb.credly.state
@@ -215,11 +217,11 @@ async def test_F7_batch_killed_with_sigkill_at_several_points_converges_without_
     data = big_data()
     mappings = [{"template_id": T_CERT, "certification_code": "CERT-OP"}]
     end, expected, history, kills = await _kill_and_rerun(tmp_path, data, mappings, "docebo-to-credly", CredlyIssueKill())
-    assert kills == 5
+    assert kills == 4
     assert end == expected
     live = [(e, t) for e, t, s, *_ in end[0] if s in ("pending", "accepted")]
     assert len(live) == len(set(live)) == N_LEARNERS + 20  # one Safety badge each, 20 certification badges
-    assert [r["status"] for r in history][:6] == ["succeeded"] + ["interrupted"] * 5
+    assert [r["status"] for r in history][:5] == ["succeeded"] + ["interrupted"] * 4
 
 
 async def test_F6_batch_killed_with_sigkill_at_several_points_converges_without_duplicates(tmp_path):
