@@ -94,18 +94,25 @@ def outcome_of(result: Any) -> Outcome:
 def flow_handlers() -> dict[str, Handler]:
     """The real handler table: the flows' real-time handlers, run with ``notify=False`` (the
     worker notifies once, when an event finally fails)."""
-    from services import flows
 
     async def course_completion(ctx: Any, row: dict[str, Any]) -> Any:
+        from services import flows
+
         return await flows.handle_course_completion(ctx, row["data"], notify=False)
 
     async def certification(ctx: Any, row: dict[str, Any]) -> Any:
+        from services import flows
+
         return await flows.handle_certification_event(ctx, row["event_type"], row["data"], notify=False)
 
     async def badge(ctx: Any, row: dict[str, Any]) -> Any:
+        from services import flows
+
         return await flows.handle_badge_event(ctx, row["data"], notify=False)
 
     async def template(ctx: Any, row: dict[str, Any]) -> Any:
+        from services import flows
+
         return await flows.handle_template_event(ctx, row["data"], notify=False)
 
     return {
