@@ -1,7 +1,7 @@
 """Badge templates: the T table (SPEC §1, T1–T3) as the admin sees it.
 
 * Filter as you type (name or id; SQL `LIKE`, paged) — `/` jumps to the filter, Escape back.
-* Space / `a` toggles the highlighted template active or inactive (T2: the only column admins
+* Space toggles the highlighted template active or inactive (T2: the only column admins
   edit; deactivation is remembered so F1 never re-activates it; an archived template cannot be
   activated and the refusal says why).
 * The panel on the right lists the mappings naming the template (M), and on `c` the Docebo
@@ -38,7 +38,6 @@ class TemplatesScreen(ConsoleScreen):
         Binding("slash", "focus_filter", "Filter", id="templates.filter", tooltip="Filter by name or id"),
         Binding("space", "toggle_active", "On/off", id="templates.toggle",
                 tooltip="Activate or deactivate the highlighted template (T2)"),
-        Binding("a", "toggle_active", "Toggle active", show=False, id="templates.toggle_alt"),
         Binding("c", "courses", "Courses", id="templates.courses",
                 tooltip="Look up the Docebo courses that use the highlighted template"),
         Binding("s", "sync_now", "Sync now", id="templates.sync", tooltip="Run F1 then F2 now"),

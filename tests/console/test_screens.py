@@ -265,3 +265,40 @@ async def test_test_connections_records_health_and_dashboard_shows_it(world):
         await settle(pilot)
         text = screen_text(app)
         assert "last test" in text and "API: no client-side limit" in text
+
+
+async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
+    from services.notifications import create_notification
+
+    app = make_app(seeded_ctx, "dashboard")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        for expected in ("✔ ok", "Connected to Credly organization", "✘ failing", "backlog 1", "failed 1",
+                         "2 unread", "F7 Docebo → Credly", "examined 12", "✔ no problems"):
+            assert expected in text, expected
+        with Store(seeded_ctx.database_path) as store:
+            store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
+            store.conn.commit()
+            create_notification(store, "error", "A new failure")
+        for _ in range(120):
+            await pilot.pause(0.05)
+            if "3 unread" in screen_text(app):
+                break
+        text = screen_text(app)
+        assert "3 unread" in text and "A new failure" in text
+        assert "EVIDENCE_TITLE is not set" in text
+
+
+async def test_export_mappings_to_csv(seeded_ctx, tmp_path):
+    target = tmp_path / "out" / "mappings.csv"
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        app.screen.query_one("#csv-path", Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "template_id,template_name,learning_plan_id,import_as_external_training,certification_code,is_active"
+    assert len(lines) == 6

@@ -73,3 +73,41 @@ async def test_cancel_a_running_batch_marks_it_cancelled(world):
         assert "cancelled" in screen_text(app)
         assert get_run(world.store, run["id"])["status"] == "cancelled"
         assert any(b.id == "syncs.cancel" and b.key == "c" and b.action == "cancel_run" for b in SyncsScreen.BINDINGS)
+
+
+async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
+    from screens.paged_table import PagedTable
+
+    app = make_app(seeded_ctx, "syncs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        runs = app.screen.query_one("#runs-table", PagedTable)
+        assert [runs.get_row_at(i)[0].plain for i in range(runs.row_count)] == ["3", "2", "1"]
+        log = app.screen.query_one("#run-log-table", PagedTable)
+        assert app.screen.selected_run == 3 and log.row_count == 5
+        await pilot.press("f")
+        await settle(pilot)
+        assert log.row_count == 1 and "422" in log.get_row_at(0)[2].plain
+        assert "failures only" in screen_text(app)
+        await pilot.press("h", "down")
+        await settle(pilot)
+        assert app.screen.selected_run == 2 and log.row_count == 0
+
+
+async def test_new_runs_appear_in_the_history_without_a_key_press(seeded_ctx):
+    from screens.paged_table import PagedTable
+    from services.runs import RunRecorder
+    from services.store import Store
+
+    app = make_app(seeded_ctx, "syncs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:  # e.g. the scheduler of `serve`
+            rec = RunRecorder.start(store, "dropdown", trigger="schedule")
+            rec.finish("succeeded")
+        runs = app.screen.query_one("#runs-table", PagedTable)
+        for _ in range(120):
+            await pilot.pause(0.05)
+            if runs.page_total == 4:
+                break
+        assert runs.page_total == 4
