@@ -58,16 +58,21 @@ class DashboardData:
 
 
 def limit_text(limiter: Any) -> str:
-    """ "812 calls left in this window (resets 14:05:00 UTC)" / "no client-side limit"."""
+    """ "20 calls available now (1000/hour, burst 20; all back by 14:05:00 UTC)" or "no
+    client-side limit". The limiter is a token bucket: `remaining()` calls may go at once now,
+    and the bucket is full again at `window_reset_at()`."""
     if limiter is None:
         return "not known until the first call"
     remaining = limiter.remaining()
     if remaining is None:
         return "no client-side limit"
-    text = f"{remaining:,} calls left in this window"
+    text = f"{remaining:,} calls available now"
+    details = [limiter.describe()] if hasattr(limiter, "describe") else []
     reset = limiter.window_reset_at()
     if reset is not None:
-        text += f" (full again at {reset.strftime('%H:%M:%S')} UTC)"
+        details.append(f"all back by {reset.strftime('%H:%M:%S')} UTC")
+    if details:
+        text += f" ({'; '.join(details)})"
     return text
 
 
