@@ -1,0 +1,289 @@
+"""The scheduler of ``credly-console serve`` (W4).
+
+=====================  =====================================  =================================
+job (``schedule.job``)  when                                   flow
+=====================  =====================================  =================================
+``templates``          daily at 02:00 America/Los_Angeles     F1 (``run_flow("templates")``)
+``dropdown``           every 5 minutes                        F2 (``run_flow("dropdown")``)
+``docebo_to_credly``   every 5 minutes, only when enabled     F7 (``run_flow("docebo-to-credly")``)
+``credly_to_docebo``   every 5 minutes, only when enabled     F6 (``run_flow("credly-to-docebo")``)
+=====================  =====================================  =================================
+
+The rules are python-dateutil ``rrule`` s; the daily one is anchored in America/Los_Angeles wall
+time, so it stays at 02:00 local across daylight-saving changes (on the spring-forward day 02:00
+does not exist and the run happens at 03:00, the first instant after the gap). The 5-minute rules
+fall on :00, :05, ... UTC.
+
+``schedule.enabled`` switches a job on or off (``credly-console schedule enable|disable JOB``);
+F6/F7 are off until an admin switches them on (the seed's "started" recipe).
+
+A job is due when it has never run, or when an occurrence of its rule falls after its last start
+and not after now. So runs missed while ``serve`` was down run ONCE at start, not once per missed
+occurrence. Never two runs of one flow at once: the scheduler does not start a job whose previous
+run it started is still going, and the flows' own lock (``flow_locks``) makes a run ``skipped``
+when the console or the CLI is running the same flow.
+
+Time is injectable (``clock``: an aware datetime), so tests need no waiting: ``tick()`` starts
+what is due at the clock's now; ``next_wakeup()`` says when the next occurrence falls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dateutil import rrule, tz
+
+from services.store import Store
+
+log = logging.getLogger("credly_console.scheduler")
+
+LOS_ANGELES = tz.gettz("America/Los_Angeles")
+UTC = dt.timezone.utc
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    job: str  # schedule.job
+    flow: str  # run_flow name
+    rule: str  # "daily-02:00-la" | "every-5-minutes"
+    description: str
+
+
+JOBS: dict[str, JobSpec] = {
+    "templates": JobSpec("templates", "templates", "daily-02:00-la", "F1 badge templates, daily at 02:00 America/Los_Angeles"),
+    "dropdown": JobSpec("dropdown", "dropdown", "every-5-minutes", "F2 course dropdown, every 5 minutes"),
+    "docebo_to_credly": JobSpec("docebo_to_credly", "docebo-to-credly", "every-5-minutes",
+                                "F7 batch Docebo → Credly, every 5 minutes when enabled"),
+    "credly_to_docebo": JobSpec("credly_to_docebo", "credly-to-docebo", "every-5-minutes",
+                                "F6 batch Credly → Docebo, every 5 minutes when enabled"),
+}
+
+
+def job_name(name: str) -> str:
+    """Normalise a job name (``docebo-to-credly`` or ``docebo_to_credly``); ValueError if unknown."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in JOBS:
+        raise ValueError(f"unknown job {name!r}; expected one of {', '.join(JOBS)}")
+    return key
+
+
+def _rule(spec: JobSpec, around: dt.datetime) -> rrule.rrule:
+    """The job's rrule, started a little before ``around`` (rrules iterate from their start)."""
+    if spec.rule == "daily-02:00-la":
+        local = around.astimezone(LOS_ANGELES)
+        start = dt.datetime(local.year, local.month, local.day, 2, 0, tzinfo=LOS_ANGELES) - dt.timedelta(days=2)
+        start = start.replace(hour=2, minute=0, second=0, microsecond=0)
+        return rrule.rrule(rrule.DAILY, dtstart=start, byhour=2, byminute=0, bysecond=0)
+    if spec.rule == "every-5-minutes":
+        utc = around.astimezone(UTC)
+        start = dt.datetime(utc.year, utc.month, utc.day, tzinfo=UTC) - dt.timedelta(days=1)
+        return rrule.rrule(rrule.MINUTELY, interval=5, dtstart=start)
+    raise ValueError(f"unknown rule {spec.rule!r}")
+
+
+def _real(moment: dt.datetime) -> dt.datetime:
+    """A wall time that falls in a DST gap moves to the first instant after it; result in UTC."""
+    return tz.resolve_imaginary(moment).astimezone(UTC)
+
+
+def next_occurrence(job: str, after: dt.datetime) -> dt.datetime:
+    """The first occurrence of ``job``'s rule strictly after ``after`` (aware), in UTC."""
+    spec = JOBS[job_name(job)]
+    rule = _rule(spec, after)
+    candidate = rule.after(after.astimezone(rule._dtstart.tzinfo), inc=False)  # type: ignore[attr-defined]
+    while candidate is not None and _real(candidate) <= after:
+        candidate = rule.after(candidate, inc=False)
+    assert candidate is not None
+    return _real(candidate)
+
+
+def last_occurrence(job: str, at_or_before: dt.datetime) -> dt.datetime | None:
+    """The latest occurrence not after ``at_or_before``, in UTC."""
+    spec = JOBS[job_name(job)]
+    rule = _rule(spec, at_or_before)
+    candidate = rule.before(at_or_before.astimezone(rule._dtstart.tzinfo), inc=True)  # type: ignore[attr-defined]
+    return _real(candidate) if candidate is not None else None
+
+
+def _parse(stamp: str | None) -> dt.datetime | None:
+    if not stamp:
+        return None
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def is_due(job: str, last_started: dt.datetime | None, now: dt.datetime) -> bool:
+    """W4: never ran → due; else due when an occurrence falls in (last start, now]."""
+    if last_started is None:
+        return True
+    return next_occurrence(job, last_started) <= now
+
+
+# -- the schedule table --------------------------------------------------------------------------
+
+
+def list_jobs(store: Store, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every job with its row of ``schedule`` plus ``rule``, ``flow`` and ``next_run_at`` (when it
+    will next run while ``serve`` is up; '' when disabled)."""
+    now = now or dt.datetime.now(UTC)
+    rows = {r["job"]: r for r in store.db.query("SELECT * FROM schedule")}
+    out = []
+    for job, spec in JOBS.items():
+        row = rows.get(job, {"job": job, "enabled": 0, "last_started_at": None, "last_finished_at": None,
+                             "last_run_id": None})
+        enabled = bool(row["enabled"])
+        last = _parse(row["last_started_at"])
+        if not enabled:
+            nxt = ""
+        elif is_due(job, last, now):
+            nxt = _stamp(now)
+        else:
+            nxt = _stamp(next_occurrence(job, last))  # type: ignore[arg-type]
+        out.append({**row, "enabled": enabled, "flow": spec.flow, "rule": spec.description, "next_run_at": nxt,
+                    "due_now": bool(enabled and is_due(job, last, now))})
+    return out
+
+
+def set_enabled(store: Store, job: str, enabled: bool) -> None:
+    """Switch a job on or off (W4: F6/F7 run on schedule only when switched on)."""
+    key = job_name(job)
+    with store.write():
+        store.conn.execute(
+            "INSERT INTO schedule (job, enabled) VALUES (?, ?) ON CONFLICT(job) DO UPDATE SET enabled = excluded.enabled",
+            (key, 1 if enabled else 0),
+        )
+
+
+# -- the scheduler -------------------------------------------------------------------------------
+
+RunJob = Callable[[str], Awaitable[Any]]
+
+
+class Scheduler:
+    """Starts due jobs (see the module docstring). ``run_job(job)`` runs the job's flow and returns
+    its ``RunSummary`` (or anything with ``run_id``); it is awaited in its own task."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_job: RunJob,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        max_sleep_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.run_job = run_job
+        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.max_sleep_s = max_sleep_s
+        self.running: dict[str, asyncio.Task] = {}
+        self.started: list[tuple[str, dt.datetime]] = []  # (job, at) — for tests and the log
+        self._wake: asyncio.Event | None = None
+
+    def due_jobs(self, now: dt.datetime | None = None) -> list[str]:
+        now = now or self.clock()
+        out = []
+        for row in self.store.db.query("SELECT job, enabled, last_started_at FROM schedule ORDER BY rowid"):
+            if row["job"] not in JOBS or not row["enabled"]:
+                continue
+            if is_due(row["job"], _parse(row["last_started_at"]), now):
+                out.append(row["job"])
+        return out
+
+    def tick(self) -> list[str]:
+        """Start every due job that is not already running; returns the jobs started."""
+        now = self.clock()
+        started = []
+        for job in self.due_jobs(now):
+            task = self.running.get(job)
+            if task is not None and not task.done():
+                continue  # never two runs of one flow at once (W4)
+            with self.store.write():
+                self.store.conn.execute("UPDATE schedule SET last_started_at = ? WHERE job = ?", (_stamp(now), job))
+            self.started.append((job, now))
+            self.running[job] = asyncio.get_running_loop().create_task(self._run(job), name=f"schedule:{job}")
+            started.append(job)
+            log.info("scheduled run of %s started", job)
+        return started
+
+    async def _run(self, job: str) -> None:
+        run_id = None
+        try:
+            result = await self.run_job(job)
+            run_id = getattr(result, "run_id", None)
+            status = getattr(result, "status", "")
+            log.info("scheduled run of %s ended %s%s", job, status or "", f" (run {run_id})" if run_id else "")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduled run of %s failed", job)
+        finally:
+            try:
+                with self.store.write():
+                    self.store.conn.execute(
+                        "UPDATE schedule SET last_finished_at = ?, last_run_id = COALESCE(?, last_run_id) WHERE job = ?",
+                        (_stamp(self.clock()), run_id, job),
+                    )
+            except Exception:
+                log.exception("could not record the end of the scheduled run of %s", job)
+            if self._wake is not None:
+                self._wake.set()
+
+    def next_wakeup(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """The next time a job not running now becomes due (None when there is none)."""
+        now = now or self.clock()
+        times = []
+        for row in self.store.db.query("SELECT job, enabled, last_started_at FROM schedule"):
+            if row["job"] not in JOBS or not row["enabled"]:
+                continue
+            task = self.running.get(row["job"])
+            if task is not None and not task.done():
+                continue  # its end wakes the loop
+            last = _parse(row["last_started_at"])
+            times.append(now if last is None else max(now, next_occurrence(row["job"], last)))
+        return min(times) if times else None
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop``; sleeps until the next occurrence (at most ``max_sleep_s``, so a job
+        switched on from the CLI is noticed). Scheduled runs in progress are cancelled at stop
+        (their flow records the run as cancelled and releases its lock)."""
+        self._wake = asyncio.Event()
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("scheduler tick failed")
+                now = self.clock()
+                nxt = self.next_wakeup(now)
+                delay = self.max_sleep_s if nxt is None else min(self.max_sleep_s, max(0.05, (nxt - now).total_seconds()))
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
+        finally:
+            await self.stop_runs()
+
+    async def stop_runs(self, grace_s: float = 0.0) -> None:
+        tasks = [t for t in self.running.values() if not t.done()]
+        if tasks and grace_s:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
