@@ -23,7 +23,35 @@ def cli(ctx: click.Context) -> None:
     Without a command, opens the console on the configured connections.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        open_console()
+
+
+def open_console() -> None:
+    """Open the Textual console on this machine's config, keyring and database. Textual is
+    imported here, not at module level, so `--help` and the other commands start without it."""
+    from console.cli_common import EXIT_USAGE, fail
+    from services.config import ConfigError
+    from services.store import StoreError
+
+    try:
+        from services.appcontext import AppContext
+
+        context = AppContext.from_environment()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    try:
+        # Open (and migrate) the database once before the UI starts, so a database this
+        # program cannot use is a plain error on stderr, not a screen of failures.
+        from services.store import Store
+
+        Store(context.database_path).close()
+    except StoreError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    from console.app import run_console
+
+    run_console(context)
 
 
 from console.cli_admin import config_group, locate, secrets_group  # noqa: E402

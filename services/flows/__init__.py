@@ -80,7 +80,8 @@ async def run_flow(
     `all` runs templates, dropdown, docebo-to-credly and credly-to-docebo one after the other as
     child runs (`parent_run_id`); its counts are the sums of theirs, its status the worst of
     theirs (failed > cancelled > succeeded; skipped children are fine), and it stops early when
-    cancelled. A gated-off child (G1) is `skipped`."""
+    cancelled. A gated-off child (G1) is `skipped`. A dry run of `all` plans each child against
+    the tables as they are (a dry F1 does not change T, so F2 and F7 do not see its changes)."""
     key = rules.flow_key(name)
     if key not in rules.BATCH_FLOWS.values():
         raise ValueError(f"{name!r} is not a batch flow; expected one of {', '.join(FLOW_NAMES)}")

@@ -123,10 +123,10 @@ class Job:
 
     # -- concurrency ----------------------------------------------------------------------
     def concurrency(self, *clients: Any) -> int:
+        """How many items to work on at once: the clients' concurrency bound (HttpPolicy)."""
         bounds = []
         for c in clients:
-            sem = getattr(c, "concurrency", None)
-            value = getattr(sem, "_value", None) if sem is not None else None
+            value = getattr(getattr(c, "policy", None), "concurrency", None)
             if isinstance(value, int) and value > 0:
                 bounds.append(value)
         return max(1, min(bounds)) if bounds else DEFAULT_CONCURRENCY

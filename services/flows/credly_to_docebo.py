@@ -54,7 +54,10 @@ from services.flows.lookups import (
     active_mappings,
     badge_template_id,
     badge_template_name,
+    UserDirectory,
     certifications_by_code,
+    scan_badges,
+    template_badge_counts,
     template_rows,
     template_usable,
     users_by_email,
@@ -507,34 +510,35 @@ async def badge_event(job: Job, event: dict[str, Any]) -> None:
 
 
 async def _read_side(job: Job, side: DoceboSide, user_ids: list[str], *, maps_by_template: dict[str, list[dict[str, Any]]]) -> None:
-    """Read what Docebo holds for these learners: trainings (filtered by user unless many),
-    certifications and the awards of the mapped certifications."""
-    docebo = job.docebo
-    want_trainings = any(m["import_as_external_training"] for ms in maps_by_template.values() for m in ms)
+    """Read what Docebo holds for these learners: trainings and the awards of the mapped
+    certifications."""
+    await asyncio.gather(
+        _read_trainings(job, side, user_ids, maps_by_template),
+        _read_awards(job, side, maps_by_template, user_ids=user_ids if len(user_ids) == 1 else None),
+    )
+
+
+async def _read_trainings(job: Job, side: DoceboSide, user_ids: list[str], maps_by_template: dict[str, list[dict[str, Any]]]) -> None:
+    """External trainings of these learners (filtered by user, or one unfiltered scan when many)."""
+    if not any(m["import_as_external_training"] for ms in maps_by_template.values() for m in ms) or not user_ids:
+        return
+    unique = sorted(set(user_ids), key=str)
+    filt = unique if len(unique) <= UNFILTERED_TRAININGS_USERS else None
+    async for t in job.docebo.iter_external_trainings(user_ids=filt):
+        side.add_training(t)
+
+
+async def _read_awards(job: Job, side: DoceboSide, maps_by_template: dict[str, list[dict[str, Any]]], *, user_ids: list[str] | None = None) -> None:
+    """Certifications, and every award of the mapped certifications (one scan)."""
     codes = sorted({str(m["certification_code"]).strip() for ms in maps_by_template.values() for m in ms if str(m["certification_code"] or "").strip()})
-
-    async def trainings() -> None:
-        if not want_trainings or not user_ids:
-            return
-        filt = sorted(set(user_ids), key=str) if len(set(user_ids)) <= UNFILTERED_TRAININGS_USERS else None
-        async for t in docebo.iter_external_trainings(user_ids=filt):
-            side.add_training(t)
-
-    async def awards() -> None:
-        if not codes:
-            return
-        side.certs.update(await certifications_by_code(job))
-        ids = sorted({str(side.certs[c].get("id_cert")) for c in codes if c in side.certs})
-        if not ids:
-            return
-        if len(user_ids) == 1:
-            it = docebo.iter_certification_awards(user_ids=list(user_ids), certification_ids=ids)
-        else:
-            it = docebo.iter_certification_awards(certification_ids=ids)
-        async for a in it:
-            side.add_award(a)
-
-    await asyncio.gather(trainings(), awards())
+    if not codes:
+        return
+    side.certs.update(await certifications_by_code(job))
+    ids = sorted({str(side.certs[c].get("id_cert")) for c in codes if c in side.certs})
+    if not ids:
+        return
+    async for a in job.docebo.iter_certification_awards(user_ids=user_ids, certification_ids=ids):
+        side.add_award(a)
 
 
 # -- F6 batch --------------------------------------------------------------------------------------
@@ -548,36 +552,37 @@ async def batch_credly_to_docebo(job: Job) -> None:
     job.rec.info(f"{len(maps)} badge templates have an active mapping to Docebo" + (f"; badges issued on or after {start.isoformat()}" if start else ""))
     if not maps:
         return
-    # 1. Every badge of the mapped templates (one scan per template, concurrently).
-    badges: list[dict[str, Any]] = []
-    sem = asyncio.Semaphore(job.concurrency(credly))
-
-    async def scan(tid: str) -> None:
-        async with sem:
-            async for b in credly.iter_badges(badge_template_id=tid):
-                badges.append(b)
-
-    await asyncio.gather(*(scan(t) for t in sorted(maps)))
-    job.check_cancel()
-    seen_ids = {str(b.get("id")) for b in badges}
-    in_range = [b for b in badges if rules.on_or_after(b.get("issued_at"), start) and badge_template_id(b) in maps]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for b in in_range:
-        groups.setdefault((str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b)), []).append(b)
-    # Badges the ledger tied Docebo objects to that Credly no longer lists: deleted there.
-    gone: list[ledger.LedgerEntry] = []
-    for kind in ("external_training", "certification_award"):
-        for e in ledger.live_entries(job.store, kind).values():
-            if e.status == "active" and e.origin_type == "credly_badge" and e.origin_id not in seen_ids:
-                # only badges of the templates just scanned can be known to be gone
-                if str(e.details.get("template_id") or "") in maps and rules.on_or_after(e.details.get("issued_at"), start):
-                    gone.append(e)
-    job.rec.info(f"read {len(badges)} badges ({len(in_range)} in range) for {len(groups)} learner/template pairs; {len(gone)} objects of badges deleted in Credly")
-
-    # 2. Learners and what Docebo holds for them.
-    learners = await users_by_email(job, {k[0] for k in groups})
+    # 1. Concurrently: every badge of the mapped templates (per template or org-wide, whichever
+    #    is cheaper), the awards of the mapped certifications, and — once more than a few
+    #    learners are involved — the user list.
     side = DoceboSide()
-    await _read_side(job, side, sorted({l.user_id for l in learners.values()}), maps_by_template=maps)
+    users = UserDirectory(job, by="email")
+    try:
+        counts = await template_badge_counts(job) if len(maps) > 1 else None
+        badges, _ = await asyncio.gather(
+            scan_badges(job, maps, states=None, counts=counts, on_badge=lambda b: users.want(str(b.get("recipient_email") or ""))),
+            _read_awards(job, side, maps),
+        )
+        job.check_cancel()
+        seen_ids = {str(b.get("id")) for b in badges}
+        in_range = [b for b in badges if rules.on_or_after(b.get("issued_at"), start)]
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for b in in_range:
+            groups.setdefault((str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b)), []).append(b)
+        # Badges the ledger tied Docebo objects to that Credly no longer lists: deleted there.
+        gone: list[ledger.LedgerEntry] = []
+        for kind in ("external_training", "certification_award"):
+            for e in ledger.live_entries(job.store, kind).values():
+                if e.status == "active" and e.origin_type == "credly_badge" and e.origin_id not in seen_ids:
+                    # only badges of the templates just scanned can be known to be gone
+                    if str(e.details.get("template_id") or "") in maps and rules.on_or_after(e.details.get("issued_at"), start):
+                        gone.append(e)
+        job.rec.info(f"read {len(badges)} badges ({len(in_range)} in range) for {len(groups)} learner/template pairs; {len(gone)} objects of badges deleted in Credly")
+        # 2. The learners, then their external trainings.
+        learners = await users.resolve() if groups else {}
+    finally:
+        users.cancel()
+    await _read_trainings(job, side, sorted({l.user_id for l in learners.values()}), maps)
     job.check_cancel()
 
     items: list[tuple[str, Any]] = [("group", k) for k in sorted(groups)] + [("gone", e) for e in gone]

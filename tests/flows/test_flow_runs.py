@@ -93,7 +93,8 @@ async def test_dry_run_lists_exactly_what_the_real_run_then_does(make_world):
     assert again.actions == []
 
 
-async def test_ten_percent_5xx_ends_in_the_same_state_as_no_faults(make_world, store, tmp_path):
+@pytest.mark.parametrize("fault", ["fail_rate", "drop_rate"])
+async def test_ten_percent_5xx_or_dropped_connections_end_in_the_same_state_as_no_faults(make_world, store, tmp_path, fault):
     clean = make_world(rich_data())
     await _prepare(clean)
     s = await clean.run("all")
@@ -105,14 +106,18 @@ async def test_ten_percent_5xx_ends_in_the_same_state_as_no_faults(make_world, s
     other = Store(tmp_path / "faulty.db")
     from tests.flows.world import World
 
-    faulty = World(other, rich_data(), credly_faults=FaultConfig(seed=7, fail_rate=0.1), docebo_faults=FaultConfig(seed=8, fail_rate=0.1))
+    faulty = World(other, rich_data(), credly_faults=FaultConfig(seed=7, **{fault: 0.1}), docebo_faults=FaultConfig(seed=8, **{fault: 0.1}))
     try:
         faulty.configure()
         await _prepare(faulty)
         s = await faulty.run("all")
         assert s.status == "succeeded", s.reason
-        statuses = faulty.credly_app.state.sandbox.calls.statuses()
-        assert any(500 <= code for per in statuses.values() for code in per)  # faults really happened
+        if fault == "fail_rate":
+            statuses = faulty.credly_app.state.sandbox.calls.statuses()
+            assert any(500 <= code for per in statuses.values() for code in per)  # faults really happened
+        else:
+            retried = sum(faulty.credly.calls.retries().values()) + sum(faulty.docebo.calls.retries().values())
+            assert retried > 0  # connections really dropped
         assert _state(faulty) == expected
     finally:
         await faulty.aclose()

@@ -1,0 +1,227 @@
+"""What every console screen shares: the context, background work, and the one place where a
+failed worker becomes something the admin sees.
+
+DESIGN.md "Console": nothing blocks the UI thread, so every database read or write and every API
+call runs in a thread worker. `ConsoleScreen.background(job, then)` runs `job(store)` in a thread
+with its own `Store` (a sqlite connection must not cross threads) and hands the result to `then`
+on the UI thread through a message (non-blocking, unlike `call_from_thread`). A worker started
+with `exclusive=True` replaces the previous one of its group; a replaced worker's result is
+dropped, so a slow query can never overwrite the answer to a newer keystroke.
+
+`background_async(job, then)` runs `async job(store)` in a thread worker whose function is a
+coroutine: Textual runs it with `asyncio.run` in that thread, i.e. on the worker's own event
+loop. API clients are built inside that loop (`client(ctx, service)`), because an
+httpx.AsyncClient belongs to the loop it first runs in; and the flows write to SQLite between
+calls, which must not happen on the UI thread.
+
+Errors: `report_worker_failure()` is the single handler of `Worker.StateChanged` in state ERROR
+(screens, modals and the app call it from their `on_worker_state_changed`). An error the
+services raise on purpose (a refused value, an API error, a missing connection, a file that
+cannot be read) becomes a toast with `markup=False` (service messages may contain `[`); anything
+else is a bug and opens the error modal with the traceback, so it is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from textual.app import App
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, TextArea
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from services.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from services.appcontext import AppContext
+
+T = TypeVar("T")
+
+# Exceptions raised by the standard library that carry a message meant for the admin. A plain
+# `LookupError` is raised on purpose by the console ("no longer exists"); its subclasses KeyError
+# and IndexError are bugs.
+_EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (OSError, UnicodeError)
+
+
+def is_expected_error(exc: BaseException) -> bool:
+    """True for an error with a message meant for the admin (raised on purpose by the services,
+    or a file/lookup problem); False for a bug."""
+    module = type(exc).__module__ or ""
+    if module.startswith("services.") or module == "services":
+        return True
+    if isinstance(exc, _EXPECTED_BUILTINS) or type(exc) is LookupError:
+        return True
+    # sqlite3.OperationalError ("database is locked", disk full) is the environment, not a bug.
+    return module == "sqlite3"
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def report_worker_failure(app: App[Any], worker: Worker[Any]) -> None:
+    """The one route from a failed worker to the screen: toast or error modal (see module doc)."""
+    exc = worker.error
+    if exc is None:  # pragma: no cover - ERROR always carries the exception
+        return
+    what = worker.description or worker.name or "background task"
+    if is_expected_error(exc):
+        app.notify(describe_error(exc), title=f"{what} failed", severity="error", markup=False, timeout=10)
+        return
+    from screens.error import ErrorScreen
+
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    app.push_screen(ErrorScreen(f"{what} failed", f"{type(exc).__name__}: {describe_error(exc)}", details))
+
+
+class WorkerResult(Message):
+    """A background job's result, delivered on the UI thread to the node that started it."""
+
+    def __init__(self, worker: Worker[Any], then: Callable[[Any], Any], result: Any) -> None:
+        super().__init__()
+        self.worker = worker
+        self.then = then
+        self.result = result
+
+
+@contextlib.asynccontextmanager
+async def client(ctx: AppContext, service: str) -> AsyncIterator[Any]:
+    """A fresh API client of `service` for the current event loop, closed on exit."""
+    api = ctx.make_client(service)
+    try:
+        yield api
+    finally:
+        await api.aclose()
+
+
+@contextlib.asynccontextmanager
+async def flow_context(ctx: AppContext, store: Store) -> AsyncIterator[Any]:
+    """A `FlowContext` over `store` with a fresh client of each available service (None for a
+    service this console has no connection to: the flow then ends with that reason)."""
+    from services.flows import FlowContext
+
+    apis: dict[str, Any] = {}
+    try:
+        for service in ("credly", "docebo"):
+            if ctx.has_client(service):
+                apis[service] = ctx.make_client(service)
+        yield FlowContext(store=store, credly=apis.get("credly"), docebo=apis.get("docebo"))
+    finally:
+        for api in apis.values():
+            await api.aclose()
+
+
+def flows_available() -> bool:
+    """True once the flows package is installed in this build (it lands after the console)."""
+    import importlib.util
+
+    return importlib.util.find_spec("services.flows") is not None
+
+
+class BackgroundMixin:
+    """`background()` / `background_async()` and the failed-worker route, for any DOM node that
+    has `self.ctx` (screens, modals)."""
+
+    ctx: AppContext
+
+    def background(
+        self,
+        job: Callable[[Store], T],
+        then: Callable[[T], Any] | None = None,
+        *,
+        group: str = "default",
+        exclusive: bool = True,
+        description: str = "",
+    ) -> Worker[T]:
+        """Run `job(store)` in a thread; call `then(result)` on the UI thread (unless the worker
+        was cancelled or replaced meanwhile)."""
+        ctx = self.ctx
+
+        def work() -> T:
+            worker = get_current_worker()
+            with ctx.open_store() as store:
+                result = job(store)
+            if then is not None and not worker.is_cancelled:
+                self.post_message(WorkerResult(worker, then, result))  # type: ignore[attr-defined]
+            return result
+
+        return self.run_worker(  # type: ignore[attr-defined]
+            work, group=group, exclusive=exclusive, thread=True, exit_on_error=False,
+            description=description or group,
+        )
+
+    def background_async(
+        self,
+        job: Callable[[Store], Awaitable[T]],
+        then: Callable[[T], Any] | None = None,
+        *,
+        group: str = "default",
+        exclusive: bool = True,
+        description: str = "",
+    ) -> Worker[T]:
+        """Run `await job(store)` on a thread worker's own event loop (see module doc)."""
+        ctx = self.ctx
+
+        async def work() -> T:
+            worker = get_current_worker()
+            with ctx.open_store() as store:
+                result = await job(store)
+            if then is not None and not worker.is_cancelled:
+                self.post_message(WorkerResult(worker, then, result))  # type: ignore[attr-defined]
+            return result
+
+        return self.run_worker(  # type: ignore[attr-defined]
+            work, group=group, exclusive=exclusive, thread=True, exit_on_error=False,
+            description=description or group,
+        )
+
+    def on_worker_result(self, message: WorkerResult) -> None:
+        message.stop()
+        if message.worker.is_cancelled:
+            return
+        message.then(message.result)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            report_worker_failure(self.app, event.worker)  # type: ignore[attr-defined]
+
+
+def quiet_cursors(node: Screen[Any]) -> None:
+    """Stop text cursors blinking when the app asks (snapshots must not depend on timing)."""
+    if getattr(node.app, "cursor_blink", True):
+        return
+    for widget in node.query(Input):
+        widget.cursor_blink = False
+    for area in node.query(TextArea):
+        area.cursor_blink = False
+
+
+class ConsoleScreen(BackgroundMixin, Screen[None]):
+    """Base of the section screens (modes). `TITLE_TEXT` is shown in the header."""
+
+    TITLE_TEXT = ""
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        if self.TITLE_TEXT:
+            self.sub_title = self.TITLE_TEXT
+
+    def on_mount(self) -> None:
+        quiet_cursors(self)
+
+
+class ConsoleModal(BackgroundMixin, ModalScreen[T]):
+    """Base of the modals that do background work; `ctx` may be None for pure display modals."""
+
+    def __init__(self, ctx: AppContext | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx  # type: ignore[assignment]
+
+    def on_mount(self) -> None:
+        quiet_cursors(self)

@@ -1,0 +1,66 @@
+"""Export the mappings table to a CSV file (M1/M4): the whole table, by id, in the import format,
+written atomically in a worker. Dismisses with (path, count) or None."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, Static
+
+from screens.base import ConsoleModal
+from services.mappings import export_csv
+from services.store import Store
+
+
+class CsvExportScreen(ConsoleModal[tuple[str, int] | None]):
+    BINDINGS = [
+        Binding("ctrl+s", "export", "Export", id="csv_export.apply", priority=True),
+        Binding("escape", "close", "Close", id="csv_export.close"),
+    ]
+
+    def __init__(self, ctx: Any, path: str = "mappings.csv") -> None:
+        super().__init__(ctx)
+        self.initial_path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="csv-export-dialog", classes="dialog"):
+            yield Label("Export mappings to CSV", classes="dialog-title")
+            yield Label("CSV file (replaced if it exists)", classes="field-label")
+            yield Input(value=self.initial_path, id="csv-path")
+            yield Static("", id="csv-result")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export", id="export", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#csv-path", Input).focus()
+
+    def action_export(self) -> None:
+        text = self.query_one("#csv-path", Input).value.strip()
+        if not text:
+            self.query_one("#csv-result", Static).update(Text("✘ enter a file path", style="bold red"))
+            return
+        path = str(Path(text).expanduser())
+
+        def job(store: Store) -> tuple[str, int]:
+            return path, export_csv(store, path)
+
+        self.background(job, self.dismiss, group="csv-export", description="Exporting mappings")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_export()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "export":
+            self.action_export()
+        else:
+            self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

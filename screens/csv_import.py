@@ -1,0 +1,140 @@
+"""Import mappings from a CSV file (M4): all-or-nothing, with every bad row listed.
+
+Enter a path; `Check` reads the file and says what an import would do (added / updated /
+unchanged / removed) without changing anything; `Import` applies it. A file with any invalid row
+is refused whole and its errors fill the table (row numbers as in a spreadsheet: the header is
+row 1), so the admin can fix the file and try again without leaving the dialog. With "replace"
+the table becomes exactly the file (mappings not in it are removed). Reading the file and writing
+the store happen in a worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Input, Label, Static, Switch
+
+from screens.base import ConsoleModal
+from services.mappings import ImportResult, MappingError, import_mappings_csv
+from services.store import Store
+
+ERRORS_SHOWN = 500
+
+
+def describe_result(result: ImportResult) -> str:
+    verb = "would" if result.dry_run else ""
+    parts = [f"{result.rows} row{'s' if result.rows != 1 else ''} in the file"]
+    for name in ("added", "updated", "unchanged", "removed"):
+        n = getattr(result, name)
+        if n or name != "removed":
+            parts.append(f"{n} {verb + ' be ' if verb else ''}{name}")
+    return ", ".join(parts)
+
+
+class CsvImportScreen(ConsoleModal[ImportResult | None]):
+    """Dismisses with the applied ImportResult, or None when closed without importing."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "apply", "Import", id="csv_import.apply", priority=True),
+        Binding("escape", "close", "Close", id="csv_import.close"),
+    ]
+
+    def __init__(self, ctx: Any, path: str = "") -> None:
+        super().__init__(ctx)
+        self.initial_path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="csv-import-dialog", classes="dialog"):
+            yield Label("Import mappings from CSV", classes="dialog-title")
+            yield Label("CSV file", classes="field-label")
+            yield Input(value=self.initial_path, id="csv-path", placeholder="path to a .csv file")
+            with Horizontal(classes="switches"):
+                yield Switch(value=False, id="replace")
+                yield Label("Replace: the table becomes exactly the file (others are removed)")
+            yield Static(Text("Header: template_id,template_name,learning_plan_id,import_as_external_training,"
+                              "certification_code,is_active — only template_id is required.", style="dim"),
+                         classes="help-line")
+            yield Static("", id="csv-result")
+            table = DataTable(id="csv-errors", cursor_type="row", zebra_stripes=True)
+            table.display = False
+            yield table
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Check", id="check")
+                yield Button("Import", id="apply", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#csv-errors", DataTable)
+        table.add_column("Row", width=5, key="row")
+        table.add_column("Column", width=18, key="field")
+        table.add_column("Problem", key="message")
+        self.query_one("#csv-path", Input).focus()
+
+    def _path(self) -> str | None:
+        text = self.query_one("#csv-path", Input).value.strip()
+        if not text:
+            self._result(Text("✘ enter the path of a CSV file", style="bold red"))
+            return None
+        return str(Path(text).expanduser())
+
+    def _result(self, text: Text | str) -> None:
+        self.query_one("#csv-result", Static).update(text)
+
+    def _run(self, dry_run: bool) -> None:
+        path = self._path()
+        if path is None:
+            return
+        replace = self.query_one("#replace", Switch).value
+
+        def job(store: Store) -> tuple[ImportResult | None, MappingError | None]:
+            try:
+                return import_mappings_csv(store, Path(path), replace=replace, dry_run=dry_run), None
+            except MappingError as exc:
+                return None, exc
+
+        self.background(job, self._done, group="csv-import", description="Importing mappings")
+
+    def _done(self, outcome: tuple[ImportResult | None, MappingError | None]) -> None:
+        result, error = outcome
+        table = self.query_one("#csv-errors", DataTable)
+        table.clear()
+        if error is not None:
+            summary = error.summary or "the file was not imported (nothing changed)"
+            self._result(Text(f"✘ {summary}", style="bold red"))
+            for e in error.errors[:ERRORS_SHOWN]:
+                table.add_row(Text(str(getattr(e, "row", ""))), Text(getattr(e, "field", "") or "—"),
+                              Text(getattr(e, "message", str(e))))
+            if len(error.errors) > ERRORS_SHOWN:
+                table.add_row(Text("…"), Text(""), Text(f"and {len(error.errors) - ERRORS_SHOWN} more"))
+            table.display = True
+            return
+        assert result is not None
+        table.display = False
+        if result.dry_run:
+            self._result(Text(f"✔ the file is valid: {describe_result(result)}. Press Import to apply.",
+                              style="green"))
+            return
+        self.dismiss(result)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "check":
+            self._run(dry_run=True)
+        elif event.button.id == "apply":
+            self._run(dry_run=False)
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._run(dry_run=True)
+
+    def action_apply(self) -> None:
+        self._run(dry_run=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,348 @@
+"""Mappings: the M table (SPEC §1, M1–M4), paged in SQL so 50,000 rows stay instant.
+
+* Filter as you type (template id or name, learning plan id, certification code), a view of all
+  / active / inactive rows (`v`), sort by any column (`s` cycles, `S` reverses, or click a
+  header). Every change is one `LIMIT/OFFSET` query plus one count, run in a worker that replaces
+  the previous one, so typing never waits for an older query.
+* `n` adds, Enter / `e` edits, `d` deletes (after a confirmation), space toggles active — the form
+  is `screens.mapping_form.MappingForm`, saving through `add_mapping` / `edit_mapping`.
+* `i` imports a CSV (M4, per-row errors in the dialog), `x` exports one.
+* `m` checks every mapping against Docebo and Credly (M3, the flows' `check_mappings`) in a
+  worker; broken rows are marked ✘ with the reason shown under the table.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from screens.base import ConsoleScreen, flow_context, flows_available
+from screens.confirm import ConfirmScreen
+from screens.csv_export import CsvExportScreen
+from screens.csv_import import CsvImportScreen, describe_result
+from screens.mapping_form import MappingForm
+from screens.paged_table import PagedTable, plain, yes_no
+from screens.section_bar import SectionBar
+from services.mappings import (
+    MappingInput,
+    add_mapping,
+    count_mappings,
+    edit_mapping,
+    get_mapping,
+    query_mappings,
+    remove_mapping,
+    set_mapping_active,
+)
+from services.store import Store
+
+# Column key → (heading, width, sort column).
+COLUMNS: tuple[tuple[str, str, int, str], ...] = (
+    ("id", "Id", 7, "id"),
+    ("template", "Template", 32, "template_name"),
+    ("learning_plan_id", "Learning plan", 13, "learning_plan_id"),
+    ("certification_code", "Certification", 18, "certification_code"),
+    ("external", "Ext. training", 13, "import_as_external_training"),
+    ("active", "Active", 7, "is_active"),
+    ("check", "Check (M3)", 12, "check_status"),
+)
+SORTS = tuple(c[3] for c in COLUMNS)
+VIEWS: tuple[tuple[str, bool | None], ...] = (("all", None), ("active", True), ("inactive", False))
+
+
+def mapping_cells(row: dict) -> list[Any]:
+    template = row["template_name"] or row["template_id"]
+    template_text = plain(template)
+    if not row.get("template_known", True):
+        template_text = Text(template + " ?", style="yellow")
+    if row["check_status"] == "broken":
+        check = Text("✘ broken", style="bold red")
+    elif row["check_status"] == "ok":
+        check = Text("✔ ok", style="green")
+    else:
+        check = Text("—", style="dim")
+    return [
+        plain(row["id"]), template_text, plain(row["learning_plan_id"] or "—"),
+        plain(row["certification_code"] or "—"), yes_no(row["import_as_external_training"]),
+        yes_no(row["is_active"]), check,
+    ]
+
+
+def _edit(mapping_id: int, store: Store, data: MappingInput) -> dict:
+    return edit_mapping(store, mapping_id, data)
+
+
+class MappingsScreen(ConsoleScreen):
+    TITLE_TEXT = "Mappings"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="mappings.filter", tooltip="Filter by template, plan or code"),
+        Binding("n", "add", "Add", id="mappings.add", tooltip="Add a mapping"),
+        Binding("e", "edit", "Edit", id="mappings.edit", tooltip="Edit the highlighted mapping"),
+        Binding("d", "delete", "Delete", id="mappings.delete", tooltip="Delete the highlighted mapping"),
+        Binding("space", "toggle_active", "On/off", id="mappings.toggle",
+                tooltip="Activate or deactivate the highlighted mapping"),
+        Binding("v", "cycle_view", "View", id="mappings.view", tooltip="Show all, active or inactive"),
+        Binding("s", "cycle_sort", "Sort", id="mappings.sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse", show=False, id="mappings.reverse", tooltip="Reverse the sort order"),
+        Binding("i", "import_csv", "Import", id="mappings.import", tooltip="Import mappings from a CSV file (M4)"),
+        Binding("x", "export_csv", "Export", id="mappings.export", tooltip="Export the mappings to a CSV file"),
+        Binding("m", "check", "Check", id="mappings.check",
+                tooltip="Check every mapping against Docebo and Credly (M3)"),
+        Binding("r", "reload", "Reload", show=False, id="mappings.reload", tooltip="Read the table again"),
+        Binding("escape", "focus_table", "Table", show=False, id="mappings.focus_table"),
+    ]
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.filter_text = ""
+        self.view = 0
+        self.sort = "id"
+        self.descending = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="filter-bar"):
+            yield Label("Filter")
+            yield Input(placeholder="template id or name, learning plan id, certification code", id="mappings-filter")
+        with Vertical(id="mappings-body"):
+            yield PagedTable(id="mappings-table")
+            yield Static("", id="mappings-status", classes="status-line")
+            yield Static("", id="mapping-detail", classes="help-line")
+        yield SectionBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(PagedTable)
+        for key, heading, width, _ in COLUMNS:
+            table.add_column(heading, width=width, key=key)
+        table.focus()
+        self.load(0, "first")
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self, offset: int, cursor: Any = "keep") -> None:
+        text, active = self.filter_text, VIEWS[self.view][1]
+        sort, descending = self.sort, self.descending
+        size = self.query_one(PagedTable).page_size
+
+        def job(store: Store) -> tuple[list[dict], int, int]:
+            total = count_mappings(store, text=text, active=active)
+            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
+            rows = query_mappings(store, text=text, active=active, sort=sort, descending=descending,
+                                  limit=size, offset=start)
+            return rows, total, start
+
+        def show(result: tuple[list[dict], int, int]) -> None:
+            rows, total, start = result
+            table = self.query_one(PagedTable)
+            table.show_page(((r["id"], mapping_cells(r)) for r in rows), offset=start, total=total, cursor=cursor)
+            self._rows = {str(r["id"]): r for r in rows}
+            self._status()
+            self._detail()
+
+        self.background(job, show, group="mappings-page", description="Loading mappings")
+
+    _rows: dict[str, dict] = {}
+
+    def _status(self) -> None:
+        table = self.query_one(PagedTable)
+        parts = [f"Mappings: {table.position_text()}"]
+        if self.filter_text:
+            parts.append(f"matching “{self.filter_text}”")
+        parts.append(f"view: {VIEWS[self.view][0]}")
+        parts.append(f"sort: {self.sort}{' ↓' if self.descending else ' ↑'}")
+        self.query_one("#mappings-status", Static).update(Text("  ·  ".join(parts)))
+
+    def _detail(self) -> None:
+        key = self.query_one(PagedTable).current_key
+        row = self._rows.get(key or "")
+        detail = self.query_one("#mapping-detail", Static)
+        if row is None:
+            detail.update("")
+            return
+        text = Text(f"#{row['id']}  template {row['template_id']}")
+        if not row.get("template_known", True):
+            text.append("  (not in the template table)", style="yellow")
+        if row["check_status"]:
+            style = "bold red" if row["check_status"] == "broken" else "green"
+            text.append(f"\nM3 check {row['checked_at'] or ''}: {row['check_status']}", style=style)
+            if row["check_message"]:
+                text.append(f" — {row['check_message']}", style=style)
+        detail.update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
+        self.load(event.offset, event.cursor)
+
+    def action_reload(self) -> None:
+        self.load(self.query_one(PagedTable).page_offset)
+
+    # -- filter, view, sort -------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "mappings-filter":
+            self.filter_text = event.value.strip()
+            self.load(0, "first")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "mappings-filter":
+            self.action_focus_table()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#mappings-filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one(PagedTable).focus()
+
+    def action_cycle_view(self) -> None:
+        self.view = (self.view + 1) % len(VIEWS)
+        self.load(0, "first")
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.descending = False
+        self.load(0, "first")
+
+    def action_reverse_sort(self) -> None:
+        self.descending = not self.descending
+        self.load(0, "first")
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        sort = dict((c[0], c[3]) for c in COLUMNS).get(str(event.column_key.value))
+        if sort is None:
+            return
+        if sort == self.sort:
+            self.descending = not self.descending
+        else:
+            self.sort, self.descending = sort, False
+        self.load(0, "first")
+
+    # -- editing ------------------------------------------------------------------------------
+    def _current_id(self) -> int | None:
+        key = self.query_one(PagedTable).current_key
+        return int(key) if key is not None else None
+
+    def action_add(self) -> None:
+        def saved(row: dict | None) -> None:
+            if row is not None:
+                self.notify(f"Mapping #{row['id']} added.", markup=False)
+                self._show_row(row["id"])
+
+        self.app.push_screen(MappingForm(self.ctx, save=add_mapping), saved)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_edit()
+
+    def action_edit(self) -> None:
+        mapping_id = self._current_id()
+        if mapping_id is None:
+            return
+
+        def job(store: Store) -> dict | None:
+            return get_mapping(store, mapping_id)
+
+        def open_form(row: dict | None) -> None:
+            if row is None:
+                self.notify(f"Mapping #{mapping_id} no longer exists.", severity="warning", markup=False)
+                self.action_reload()
+                return
+
+            def saved(result: dict | None) -> None:
+                if result is not None:
+                    self.notify(f"Mapping #{result['id']} saved.", markup=False)
+                    self.action_reload()
+
+            self.app.push_screen(MappingForm(self.ctx, save=partial(_edit, mapping_id), mapping=row), saved)
+
+        self.background(job, open_form, group="mappings-open", description="Opening the mapping")
+
+    def _show_row(self, mapping_id: int) -> None:
+        """Reload with the cursor on `mapping_id` when it is on the current page; else stay."""
+        self.load(self.query_one(PagedTable).page_offset, cursor=str(mapping_id))
+
+    def action_delete(self) -> None:
+        mapping_id = self._current_id()
+        if mapping_id is None:
+            return
+        row = self._rows.get(str(mapping_id), {})
+        label = row.get("template_name") or row.get("template_id", "")
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+
+            def done(removed: dict) -> None:
+                self.notify(f"Mapping #{removed['id']} deleted.", markup=False)
+                self.action_reload()
+
+            self.background(lambda store: remove_mapping(store, mapping_id), done, group="mappings-write",
+                            exclusive=False, description="Deleting the mapping")
+
+        self.app.push_screen(ConfirmScreen("Delete mapping", f"Delete mapping #{mapping_id} ({label})? "
+                                           "This cannot be undone.", yes="Delete", danger=True), answered)
+
+    def action_toggle_active(self) -> None:
+        mapping_id = self._current_id()
+        if mapping_id is None:
+            return
+
+        def job(store: Store) -> dict:
+            row = get_mapping(store, mapping_id)
+            if row is None:
+                raise LookupError(f"mapping #{mapping_id} no longer exists")
+            return set_mapping_active(store, mapping_id, not row["is_active"])
+
+        def done(row: dict) -> None:
+            self.notify(f"Mapping #{row['id']}: {'active' if row['is_active'] else 'inactive'}.", markup=False)
+            self.action_reload()
+
+        self.background(job, done, group="mappings-write", exclusive=False, description="Toggling the mapping")
+
+    # -- CSV ----------------------------------------------------------------------------------
+    def action_import_csv(self) -> None:
+        def done(result: Any) -> None:
+            if result is not None:
+                self.notify(f"Imported: {describe_result(result)}.", markup=False)
+                self.load(0, "first")
+
+        self.app.push_screen(CsvImportScreen(self.ctx), done)
+
+    def action_export_csv(self) -> None:
+        def done(result: tuple[str, int] | None) -> None:
+            if result is not None:
+                path, count = result
+                self.notify(f"Exported {count} mappings to {path}.", markup=False)
+
+        self.app.push_screen(CsvExportScreen(self.ctx), done)
+
+    # -- M3 -----------------------------------------------------------------------------------
+    def action_check(self) -> None:
+        if not flows_available():
+            self.notify("The mapping check (M3) is not part of this build yet.", severity="warning", markup=False)
+            return
+        if not (self.ctx.has_client("credly") and self.ctx.has_client("docebo")):
+            self.notify("Checking mappings needs both the Credly and the Docebo connection.", severity="warning",
+                        markup=False)
+            return
+        ctx = self.ctx
+        self.query_one("#mappings-status", Static).update(Text("Checking every mapping against Docebo and Credly…"))
+
+        async def job(store: Store) -> list[dict]:
+            from services.flows import check_mappings
+
+            async with flow_context(ctx, store) as fctx:
+                return await check_mappings(fctx)
+
+        def done(results: list[dict]) -> None:
+            broken = sum(1 for r in results if r["status"] == "broken")
+            self.notify(f"Checked {len(results)} mappings: {broken} broken.",
+                        severity="warning" if broken else "information", markup=False)
+            self.action_reload()
+
+        self.background_async(job, done, group="mappings-check", description="Checking mappings (M3)")

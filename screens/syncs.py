@@ -1,0 +1,366 @@
+"""Syncs: launch a flow, review its dry run, apply it, watch it live, cancel it, read history.
+
+Launching (SPEC §2, §5): pick a flow on the left (F1 templates, F2 dropdown, F7 Docebo → Credly,
+F6 Credly → Docebo, or all four) and press `d` (or Enter): it first runs as a dry run, whose plan
+opens for review (`PlanReviewScreen`); Apply starts the real run. While a run goes the panel
+shows a progress bar, the counts and a live log; `c` cancels it between items (it ends
+`cancelled`; what was done stays done). Below, the history of runs (every trigger: console, CLI,
+scheduler, webhook), refreshed on a timer, and the log of the highlighted run, paged in SQL,
+`f` narrowing it to failures.
+
+How a run executes — a thread worker whose function is a coroutine, i.e. `run_flow` on the
+worker's own event loop (`asyncio.run` in that thread), rather than an async worker on the UI
+loop. Why: a flow is not only network I/O; it writes the store between calls (ledger intents,
+run log batches, counts) with sqlite3, which blocks. On the UI loop every one of those writes
+would stall rendering and key handling, and a sqlite connection must stay on one thread anyway.
+In its own thread with its own loop the flow can block as it likes; the UI thread only receives
+messages. The flow reports through `Callbacks`:
+
+* `on_progress(done, total)` posts `RunProgress`, which coalesces (`can_replace`): if the UI is
+  busy, only the newest progress message waits in the queue;
+* `on_log(line)` appends to a deque (thread-safe); a 10 Hz timer on the UI thread moves what has
+  accumulated into the bounded `Log` widget in one `write_lines` call — never one message or
+  one refresh per line;
+* `should_cancel()` reads a `threading.Event` that `c` sets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Label, Log, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from screens.base import ConsoleScreen, flow_context, flows_available
+from screens.paged_table import PagedTable, plain
+from screens.plan_review import PlanReviewScreen, counts_text
+from screens.section_bar import SectionBar
+from services.store import Store
+
+FLOWS: tuple[tuple[str, str], ...] = (
+    ("templates", "F1  Credly templates → table T"),
+    ("dropdown", "F2  table T → Docebo course field"),
+    ("docebo-to-credly", "F7  Docebo completions & awards → badges"),
+    ("credly-to-docebo", "F6  Credly badges → Docebo"),
+    ("all", "All  F1, F2, F7, F6 in order"),
+)
+LIVE_LOG_LINES = 5000
+LOG_FLUSH_SECONDS = 0.1
+HISTORY_REFRESH_SECONDS = 3.0
+LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
+
+
+class RunProgress(Message):
+    """Progress of the running flow. A newer one replaces an older one still queued."""
+
+    def __init__(self, done: int, total: int | None) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunProgress)
+
+
+def log_line_text(line: Any) -> str:
+    """One live log line: level, object, message (no clock: the history has the times)."""
+    level = getattr(line, "level", "info")
+    obj = getattr(line, "object", "")
+    action = getattr(line, "action", "")
+    head = f"{level.upper():7}"
+    if action:
+        head += f" [{action}]"
+    if obj:
+        head += f" {obj}:"
+    return f"{head} {getattr(line, 'message', '')}"
+
+
+def run_cells(row: dict) -> list[Any]:
+    status = row["status"]
+    style = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "bold cyan",
+             "interrupted": "yellow", "skipped": "dim"}.get(status, "")
+    flow = ("↳ " if row.get("parent_run_id") else "") + row["flow"]
+    return [
+        plain(row["id"]), plain(flow), plain(row["trigger"]), plain("dry" if row["dry_run"] else ""),
+        Text(status, style=style), plain((row["started_at"] or "")[:19].replace("T", " ")),
+        plain(f"{row['examined']:,}"), plain(f"{row['issued'] + row['created'] + row['replaced']:,}"),
+        Text(f"{row['failed']:,}", style="bold red" if row["failed"] else ""),
+    ]
+
+
+class SyncsScreen(ConsoleScreen):
+    TITLE_TEXT = "Syncs"
+    BINDINGS = [
+        Binding("d", "dry_run", "Dry run", id="syncs.dry_run",
+                tooltip="Run the highlighted flow as a dry run, then review its plan"),
+        Binding("c", "cancel_run", "Cancel run", id="syncs.cancel", tooltip="Cancel the running flow between items"),
+        Binding("f", "toggle_failures", "Failures only", id="syncs.failures",
+                tooltip="Show only the failures in the selected run's log"),
+        Binding("h", "focus_history", "History", id="syncs.history", tooltip="Go to the history of runs"),
+        Binding("l", "focus_flows", "Flows", id="syncs.flows", tooltip="Go to the list of flows"),
+        Binding("r", "reload", "Reload", show=False, id="syncs.reload", tooltip="Read the history again"),
+    ]
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.running: str | None = None  # "flow" or "flow (dry run)" while a run goes
+        self._cancel = threading.Event()
+        self._pending_lines: deque[Any] = deque()
+        self.failures_only = False
+        self.selected_run: int | None = None
+        self.last_summary: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="syncs-top"):
+            with Vertical(id="flows-panel", classes="panel"):
+                yield Label("Flows", classes="section-title")
+                yield OptionList(*(Option(text, id=name) for name, text in FLOWS), id="flow-list")
+            with Vertical(id="live-panel", classes="panel"):
+                yield Static("No run in progress. Pick a flow and press d for a dry run.", id="run-title")
+                yield ProgressBar(total=None, show_eta=False, id="run-progress")
+                yield Static("", id="run-counts")
+                yield Log(max_lines=LIVE_LOG_LINES, id="live-log", auto_scroll=True)
+        with Horizontal(id="syncs-bottom"):
+            with Vertical(id="history-panel", classes="panel"):
+                yield Label("History", classes="section-title")
+                yield PagedTable(id="runs-table", page_size=100)
+                yield Static("", id="runs-status", classes="status-line")
+            with Vertical(id="run-log-panel", classes="panel"):
+                yield Label("Log of the selected run", id="run-log-title", classes="section-title")
+                yield PagedTable(id="run-log-table", page_size=500)
+                yield Static("", id="run-log-status", classes="status-line")
+        yield SectionBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#runs-table", PagedTable)
+        for key, heading, width in (("id", "Run", 5), ("flow", "Flow", 18), ("trigger", "Trigger", 8),
+                                    ("dry", "Dry", 3), ("status", "Status", 11), ("started", "Started (UTC)", 19),
+                                    ("examined", "Seen", 7), ("changed", "Done", 6), ("failed", "Fail", 5)):
+            runs.add_column(heading, width=width, key=key)
+        log = self.query_one("#run-log-table", PagedTable)
+        log.add_column("Level", width=7, key="level")
+        log.add_column("Object", width=22, key="object")
+        log.add_column("Message", key="message")
+        self.query_one("#run-progress", ProgressBar).display = False  # no pulsing bar while idle
+        self.query_one("#flow-list", OptionList).highlighted = 0
+        self.query_one("#flow-list", OptionList).focus()
+        self.set_interval(LOG_FLUSH_SECONDS, self._flush_log)
+        self.set_interval(HISTORY_REFRESH_SECONDS, self._refresh_history)
+        self.load_runs(0, "first")
+
+    def on_unmount(self) -> None:
+        self._cancel.set()  # the app is closing: let a running flow stop between items
+
+    # -- history ------------------------------------------------------------------------------
+    def _visible(self) -> bool:
+        return self in self.app.screen_stack
+
+    def _refresh_history(self) -> None:
+        if self._visible():
+            self.load_runs(self.query_one("#runs-table", PagedTable).page_offset)
+
+    def action_reload(self) -> None:
+        self.load_runs(self.query_one("#runs-table", PagedTable).page_offset)
+
+    def load_runs(self, offset: int, cursor: Any = "keep") -> None:
+        size = self.query_one("#runs-table", PagedTable).page_size
+
+        def job(store: Store) -> tuple[list[dict], int, int]:
+            from services.runs import count_runs, query_runs
+
+            total = count_runs(store)
+            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
+            return query_runs(store, limit=size, offset=start), total, start
+
+        def show(result: tuple[list[dict], int, int]) -> None:
+            rows, total, start = result
+            table = self.query_one("#runs-table", PagedTable)
+            keep = table.current_key if cursor == "keep" else cursor
+            table.show_page(((r["id"], run_cells(r)) for r in rows), offset=start, total=total,
+                            cursor=keep if keep is not None else "first")
+            self.query_one("#runs-status", Static).update(Text(f"Runs: {table.position_text()}"))
+            self._select_run(table.current_key)
+
+        self.background(job, show, group="syncs-history", description="Loading the history of runs")
+
+    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
+        if event.table.id == "runs-table":
+            self.load_runs(event.offset, event.cursor)
+        else:
+            self.load_run_log(event.offset, event.cursor)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "runs-table":
+            self._select_run(event.row_key.value)
+
+    def _select_run(self, key: str | None) -> None:
+        run_id = int(key) if key is not None else None
+        if run_id == self.selected_run and run_id is not None:
+            # The same run: refresh its log only while it may still be growing.
+            return self.load_run_log(self.query_one("#run-log-table", PagedTable).page_offset, "keep")
+        self.selected_run = run_id
+        self.load_run_log(0, "first")
+
+    def load_run_log(self, offset: int, cursor: Any = "keep") -> None:
+        run_id, failures = self.selected_run, self.failures_only
+        table = self.query_one("#run-log-table", PagedTable)
+        size = table.page_size
+        title = self.query_one("#run-log-title", Label)
+        if run_id is None:
+            title.update("Log of the selected run")
+            table.show_page([], offset=0, total=0)
+            return
+        title.update(f"Log of run #{run_id}" + (" — failures only" if failures else ""))
+
+        def job(store: Store) -> tuple[list[dict], int, int]:
+            from services.runs import count_run_log, query_run_log
+
+            total = count_run_log(store, run_id, failures_only=failures)
+            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
+            return query_run_log(store, run_id, failures_only=failures, limit=size, offset=start), total, start
+
+        def show(result: tuple[list[dict], int, int]) -> None:
+            rows, total, start = result
+            table.show_page(
+                ((r["id"], [Text(r["level"], style=LEVEL_STYLE.get(r["level"], "")), plain(r["object"]),
+                            plain(r["message"])]) for r in rows),
+                offset=start, total=total, cursor=cursor)
+            what = "failures" if failures else "lines"
+            self.query_one("#run-log-status", Static).update(Text(f"{what.capitalize()}: {table.position_text()}"))
+
+        self.background(job, show, group="syncs-run-log", description="Loading the run's log")
+
+    def action_toggle_failures(self) -> None:
+        self.failures_only = not self.failures_only
+        self.load_run_log(0, "first")
+
+    def action_focus_history(self) -> None:
+        self.query_one("#runs-table", PagedTable).focus()
+
+    def action_focus_flows(self) -> None:
+        self.query_one("#flow-list", OptionList).focus()
+
+    # -- launching ----------------------------------------------------------------------------
+    def _highlighted_flow(self) -> str | None:
+        options = self.query_one("#flow-list", OptionList)
+        if options.highlighted is None:
+            return None
+        return options.get_option_at_index(options.highlighted).id
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_dry_run()
+
+    def action_dry_run(self) -> None:
+        flow = self._highlighted_flow()
+        if flow is not None:
+            self.start_run(flow, dry_run=True)
+
+    def start_run(self, flow: str, *, dry_run: bool) -> None:
+        """Run `flow` (a dry run first; `dry_run=False` only after the plan was reviewed)."""
+        if not flows_available():
+            self.notify("The sync flows are not part of this build yet.", severity="warning", markup=False)
+            return
+        if self.running is not None:
+            self.notify(f"{self.running} is still running; cancel it (c) or wait.", severity="warning",
+                        markup=False)
+            return
+        from services.runs import Callbacks
+
+        ctx = self.ctx
+        self._cancel = cancel = threading.Event()
+        lines = self._pending_lines
+        self.running = f"{flow}{' (dry run)' if dry_run else ''}"
+        self.query_one("#run-title", Static).update(Text(f"Running {self.running}…", style="bold"))
+        self.query_one("#run-counts", Static).update("")
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
+        live = self.query_one("#live-log", Log)
+        live.clear()
+        lines.clear()
+        callbacks = Callbacks(
+            on_progress=lambda done, total: self.post_message(RunProgress(done, total)),
+            on_log=lines.append,
+            should_cancel=cancel.is_set,
+        )
+
+        async def job(store: Store) -> tuple[Any, dict | None]:
+            from services.flows import run_flow
+            from services.runs import get_run
+
+            async with flow_context(ctx, store) as fctx:
+                summary = await run_flow(flow, fctx, dry_run=dry_run, trigger="console", callbacks=callbacks)
+            return summary, get_run(store, summary.run_id) if summary.run_id else None
+
+        worker = self.background_async(job, self._run_finished, group="syncs-run", exclusive=False,
+                                       description=f"Sync {self.running}")
+        self._run_worker = worker
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        # A run that crashed (a bug) is reported by the base handler; free the panel here.
+        worker = event.worker
+        if worker is getattr(self, "_run_worker", None) and event.state.name in ("ERROR", "CANCELLED"):
+            self.running = None
+            self.query_one("#run-title", Static).update(Text("The run stopped with an error.", style="bold red"))
+
+    def on_run_progress(self, message: RunProgress) -> None:
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=message.total, progress=message.done)
+
+    def _flush_log(self) -> None:
+        if not self._pending_lines:
+            return
+        batch = []
+        while self._pending_lines:
+            batch.append(log_line_text(self._pending_lines.popleft()))
+        self.query_one("#live-log", Log).write_lines(batch)
+
+    def action_cancel_run(self) -> None:
+        if self.running is None:
+            self.notify("No run in progress.", markup=False)
+            return
+        self._cancel.set()
+        self.query_one("#run-title", Static).update(Text(f"Cancelling {self.running}… (after the items in flight)",
+                                                         style="bold yellow"))
+
+    def _run_finished(self, result: tuple[Any, dict | None]) -> None:
+        summary, row = result
+        self._flush_log()
+        self.running = None
+        self.last_summary = summary
+        bar = self.query_one("#run-progress", ProgressBar)
+        if row is not None:
+            # The run row is the truth: its final progress and counts are what the store holds.
+            total = row["progress_total"] if row["progress_total"] is not None else row["progress_done"]
+            bar.update(total=max(total or 0, row["progress_done"]) or 1,
+                       progress=row["progress_done"] if total else 1)
+            counts = {k: row[k] for k in ("examined", "issued", "replaced", "revoked", "created", "updated",
+                                          "deleted", "skipped", "failed")}
+        else:
+            counts = dict(summary.counts)
+        verb = "Would do:" if summary.dry_run else "Done:"
+        title = f"Run #{summary.run_id} {summary.flow}{' (dry run)' if summary.dry_run else ''}: {summary.status}"
+        if summary.reason and summary.status != "succeeded":
+            title += f" — {summary.reason}"
+        style = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(summary.status, "bold")
+        self.query_one("#run-title", Static).update(Text(title, style=style))
+        self.query_one("#run-counts", Static).update(Text(counts_text(counts, verb=verb)))
+        self.load_runs(0, str(summary.run_id))
+        if summary.dry_run and summary.status in ("succeeded", "failed"):
+            flow = next((name for name, _ in FLOWS if name.replace("-", "_") == summary.flow), summary.flow)
+
+            def reviewed(apply: bool | None) -> None:
+                if apply:
+                    self.start_run(flow, dry_run=False)
+
+            self.app.push_screen(PlanReviewScreen(summary), reviewed)

@@ -1,0 +1,259 @@
+"""Badge templates: the T table (SPEC §1, T1–T3) as the admin sees it.
+
+* Filter as you type (name or id; SQL `LIKE`, paged) — `/` jumps to the filter, Escape back.
+* Space toggles the highlighted template active or inactive (T2: the only column admins
+  edit; deactivation is remembered so F1 never re-activates it; an archived template cannot be
+  activated and the refusal says why).
+* The panel on the right lists the mappings naming the template (M), and on `c` the Docebo
+  courses whose badge field holds the template's dropdown option (F2/F3a) — a scan of every
+  course, so it runs only when asked, in a worker.
+* `s` syncs now: F1 (Credly → T) then F2 (T → the Docebo dropdown), in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input, Label, Static
+
+from screens.base import ConsoleScreen, client, flow_context, flows_available
+from screens.paged_table import PagedTable, plain, yes_no
+from screens.section_bar import SectionBar
+from services.store import Store
+from services.templates import count_templates, get_template, query_templates, set_template_active, template_usage
+
+# The store key under which F2 remembers the id of the Docebo course field (flows engineer's
+# `services.flows.dropdown.FIELD_ID_META`).
+COURSE_FIELD_META = "docebo.course_field_id"
+USAGE_SHOWN = 50
+
+
+class TemplatesScreen(ConsoleScreen):
+    TITLE_TEXT = "Badge templates"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="templates.filter", tooltip="Filter by name or id"),
+        Binding("space", "toggle_active", "On/off", id="templates.toggle",
+                tooltip="Activate or deactivate the highlighted template (T2)"),
+        Binding("c", "courses", "Courses", id="templates.courses",
+                tooltip="Look up the Docebo courses that use the highlighted template"),
+        Binding("s", "sync_now", "Sync now", id="templates.sync", tooltip="Run F1 then F2 now"),
+        Binding("r", "reload", "Reload", id="templates.reload", tooltip="Read the table again"),
+        Binding("escape", "focus_table", "Table", show=False, id="templates.focus_table"),
+    ]
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._filter = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="filter-bar"):
+            yield Label("Filter")
+            yield Input(placeholder="name or template id", id="templates-filter")
+        with Horizontal(id="templates-body"):
+            with Vertical(id="templates-left"):
+                yield PagedTable(id="templates-table")
+                yield Static("", id="templates-status", classes="status-line")
+            with VerticalScroll(id="template-detail", classes="panel"):
+                yield Static("", id="template-usage")
+                yield Static("", id="template-courses")
+        yield SectionBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(PagedTable)
+        table.add_column("Name", width=34, key="name")
+        table.add_column("Active", width=7, key="active")
+        table.add_column("Credly", width=9, key="state")
+        table.add_column("Option", width=7, key="option")
+        table.add_column("Template id", width=36, key="id")
+        table.focus()
+        self.load(0, "first")
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self, offset: int, cursor: Any = "keep") -> None:
+        text = self._filter
+        size = self.query_one(PagedTable).page_size
+
+        def job(store: Store) -> tuple[list[dict], int, int]:
+            total = count_templates(store, text=text)
+            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
+            return query_templates(store, text=text, limit=size, offset=start), total, start
+
+        def show(result: tuple[list[dict], int, int]) -> None:
+            rows, total, start = result
+            table = self.query_one(PagedTable)
+            table.show_page(
+                ((r["template_id"], self._cells(r)) for r in rows), offset=start, total=total, cursor=cursor)
+            self._status()
+            self._show_detail()
+
+        self.background(job, show, group="templates-page", description="Loading templates")
+
+    @staticmethod
+    def _cells(row: dict) -> list[Any]:
+        state = Text(row["credly_state"], style="dim" if row["credly_state"] == "active" else "yellow")
+        active = yes_no(row["is_active"])
+        if not row["is_active"] and row["admin_deactivated"]:
+            active = Text("· off", style="yellow")
+        return [plain(row["name"]), active, state, plain(row["dropdown_element_id"] or "—"), plain(row["template_id"])]
+
+    def _status(self) -> None:
+        table = self.query_one(PagedTable)
+        where = f" matching “{self._filter}”" if self._filter else ""
+        self.query_one("#templates-status", Static).update(
+            Text(f"Templates{where}: {table.position_text()}   · off = deactivated by an admin (F1 keeps it off)"))
+
+    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
+        self.load(event.offset, event.cursor)
+
+    def action_reload(self) -> None:
+        self.load(self.query_one(PagedTable).page_offset)
+
+    # -- filter -------------------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "templates-filter":
+            self._filter = event.value.strip()
+            self.load(0, "first")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "templates-filter":
+            self.action_focus_table()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#templates-filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one(PagedTable).focus()
+
+    # -- detail -------------------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: Any) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = self.query_one(PagedTable).current_key
+        usage = self.query_one("#template-usage", Static)
+        self.query_one("#template-courses", Static).update(Text("Courses: press c to look them up in Docebo",
+                                                                 style="dim"))
+        if key is None:
+            usage.update(Text("No template selected.", style="dim"))
+            return
+
+        def job(store: Store) -> tuple[dict | None, list[dict]]:
+            return get_template(store, key), template_usage(store, key)
+
+        def show(result: tuple[dict | None, list[dict]]) -> None:
+            template, mappings = result
+            if template is None:
+                usage.update(Text("This template is no longer in the table.", style="dim"))
+                return
+            text = Text()
+            text.append(template["name"] + "\n", style="bold")
+            text.append(f"{template['template_id']}\n", style="dim")
+            text.append(f"Credly state: {template['credly_state']}  ·  active here: "
+                        f"{'yes' if template['is_active'] else 'no'}\n")
+            text.append(f"Dropdown option: {template['dropdown_element_id'] or 'none yet (F2 adds it)'}\n\n")
+            text.append(f"Used by {len(mappings)} mapping{'s' if len(mappings) != 1 else ''}\n", style="bold")
+            for m in mappings[:USAGE_SHOWN]:
+                sides = []
+                if m["learning_plan_id"]:
+                    sides.append(f"learning plan {m['learning_plan_id']}")
+                if m["certification_code"]:
+                    sides.append(f"certification {m['certification_code']}")
+                if m["import_as_external_training"]:
+                    sides.append("external training")
+                state = "" if m["is_active"] else " (inactive)"
+                text.append(f"  #{m['id']}: {', '.join(sides)}{state}\n")
+            if len(mappings) > USAGE_SHOWN:
+                text.append(f"  … and {len(mappings) - USAGE_SHOWN} more (see Mappings)\n", style="dim")
+            usage.update(text)
+
+        self.background(job, show, group="templates-detail", description="Loading the template's usage")
+
+    def action_courses(self) -> None:
+        key = self.query_one(PagedTable).current_key
+        if key is None:
+            return
+        if not self.ctx.has_client("docebo"):
+            self.notify("No Docebo connection in this console.", severity="warning", markup=False)
+            return
+        ctx = self.ctx
+        target = self.query_one("#template-courses", Static)
+        target.update(Text("Courses: looking them up in Docebo…", style="dim"))
+
+        async def job(store: Store) -> str:
+            template = get_template(store, key)
+            option = (template or {}).get("dropdown_element_id", "")
+            field_id = store.get_meta(COURSE_FIELD_META, "") or ""
+            if not option:
+                return "Courses: none — the template has no dropdown option yet (F2 adds one)."
+            if not field_id:
+                return "Courses: unknown — F2 has not found or created the course field yet."
+            found: list[str] = []
+            async with client(ctx, "docebo") as docebo:
+                async for course in docebo.iter_courses():
+                    value = docebo.course_field_value(course, field_id)
+                    if value is not None and str(value) == str(option):
+                        found.append(f"  {course.get('id_course', course.get('id', '?'))}: "
+                                     f"{course.get('name', course.get('title', ''))}")
+            if not found:
+                return "Courses: no Docebo course has this template in its badge field."
+            return f"Courses using it ({len(found)}):\n" + "\n".join(found)
+
+        def show(text: str) -> None:
+            target.update(Text(text))
+
+        self.background_async(job, show, group="templates-courses", description="Looking up courses")
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_toggle_active(self) -> None:
+        key = self.query_one(PagedTable).current_key
+        if key is None:
+            return
+
+        def job(store: Store) -> dict:
+            row = get_template(store, key)
+            if row is None:
+                raise LookupError(f"template {key} is no longer in the table")
+            return set_template_active(store, key, not row["is_active"])
+
+        def done(row: dict) -> None:
+            self.notify(f"{row['name']}: {'active' if row['is_active'] else 'inactive'}.", markup=False)
+            self.action_reload()
+
+        self.background(job, done, group="templates-toggle", exclusive=False, description="Toggling the template")
+
+    def action_sync_now(self) -> None:
+        if not flows_available():
+            self.notify("The sync flows are not part of this build yet.", severity="warning", markup=False)
+            return
+        ctx = self.ctx
+        self.notify("Syncing templates (F1) and the Docebo dropdown (F2)…", markup=False)
+
+        async def job(store: Store) -> list[Any]:
+            from services.flows import run_flow
+
+            results = []
+            async with flow_context(ctx, store) as fctx:
+                for name in ("templates", "dropdown"):
+                    summary = await run_flow(name, fctx, trigger="console")
+                    results.append(summary)
+                    if summary.status not in ("succeeded", "skipped"):
+                        break
+            return results
+
+        def done(results: list[Any]) -> None:
+            for summary in results:
+                counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
+                text = f"{summary.flow}: {summary.status}" + (f" — {summary.reason}" if summary.reason else "")
+                if counts:
+                    text += f" ({counts})"
+                ok = summary.status in ("succeeded", "skipped") and not summary.counts.get("failed")
+                self.notify(text, severity="information" if ok else "error", markup=False, timeout=8)
+            self.action_reload()
+
+        self.background_async(job, done, group="templates-sync", description="Template sync")

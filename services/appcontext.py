@@ -1,0 +1,113 @@
+"""What the console (and the demo) runs against: configuration, secrets, the database file and
+the factories that build the two API clients.
+
+The Textual app takes an `AppContext` instead of reading the environment itself, so tests and
+`credly-console demo` can inject sandbox-backed clients, an in-memory secret store and a separate
+database. `AppContext.from_environment()` builds the ordinary one: `load_config()`,
+`KeyringSecrets()`, `database_path()` and clients built by `services.connections` from the
+current configuration (so a URL edited in the settings screen is used by the next call).
+
+Headless on purpose (no Textual): the demo assembles a context without importing the console,
+and screens receive it from the app.
+
+Threading: a `Store` must not cross threads, so `open_store()` opens a new one for the caller
+(cheap: one PRAGMA); console workers open their own. The client factories are called inside the
+event loop that will use the client (a worker's own loop): an httpx.AsyncClient belongs to the
+loop it first runs in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.config import AppConfig
+from services.secrets import SecretStore
+from services.store import Store
+
+ClientFactory = Callable[[], Any]
+
+SERVICES: tuple[str, ...] = ("credly", "docebo")
+
+
+@dataclass
+class AppContext:
+    """Everything the console needs from the outside world.
+
+    `config_path` is where theme and connection edits are saved (None: keep them in memory only,
+    e.g. a demo that must not touch the user's file). `credly_factory` / `docebo_factory` return a
+    new client each call (None: that service is not available, and screens say so instead of
+    calling it).
+    """
+
+    config: AppConfig
+    secrets: SecretStore
+    database_path: Path
+    config_path: Path | None = None
+    credly_factory: ClientFactory | None = None
+    docebo_factory: ClientFactory | None = None
+    label: str = ""  # shown in the title bar, e.g. "demo"
+    _limiters: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_environment(cls) -> AppContext:
+        """The context of `credly-console` on this machine: config file, keyring, database, and
+        clients built from the current configuration. Raises `ConfigError` on a bad file."""
+        from services.config import config_path, database_path, load_config
+        from services.secrets import KeyringSecrets
+
+        path = config_path()
+        ctx = cls(config=load_config(path), secrets=KeyringSecrets(), database_path=database_path(),
+                  config_path=path)
+        ctx.credly_factory = ctx._build_credly
+        ctx.docebo_factory = ctx._build_docebo
+        return ctx
+
+    def _build_credly(self) -> Any:
+        from services.connections import build_credly
+
+        return build_credly(self.config, self.secrets)
+
+    def _build_docebo(self) -> Any:
+        from services.connections import build_docebo
+
+        return build_docebo(self.config, self.secrets)
+
+    # -- use ---------------------------------------------------------------------------------
+    def open_store(self) -> Store:
+        """A new `Store` on the context's database, for the calling thread only."""
+        return Store(self.database_path)
+
+    def has_client(self, service: str) -> bool:
+        return self._factory(service) is not None
+
+    def _factory(self, service: str) -> ClientFactory | None:
+        if service == "credly":
+            return self.credly_factory
+        if service == "docebo":
+            return self.docebo_factory
+        raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+
+    def make_client(self, service: str) -> Any:
+        """A new client of `service` ("credly" or "docebo"); call it inside the event loop that
+        will use it, and `aclose()` it when done. Raises `LookupError` when not available."""
+        factory = self._factory(service)
+        if factory is None:
+            raise LookupError(f"no {service.capitalize()} connection is available in this console")
+        client = factory()
+        limiter = getattr(client, "limiter", None)
+        if limiter is not None:
+            with self._lock:
+                self._limiters[service] = limiter
+        return client
+
+    def limiter(self, service: str) -> Any | None:
+        """The rate limiter the clients of `service` use (their `remaining()` feeds the
+        dashboard), or None before the first client of that service was built."""
+        with self._lock:
+            return self._limiters.get(service)

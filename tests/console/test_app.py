@@ -1,0 +1,185 @@
+"""The app shell: sections as modes with one key each, remappable keymap, the palette reaching
+every action, the theme remembered, `?` showing the keys, one route for worker failures, and the
+CLI opening the console."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.widgets import HelpPanel
+
+from console.app import SECTIONS, CredlyConsoleApp, all_binding_ids
+from console.commands import palette_commands
+from screens.base import ConsoleScreen, is_expected_error, report_worker_failure
+from screens.error import ErrorScreen
+from screens.mappings import MappingsScreen
+from services.config import AppConfig, load_config, save_config
+from services.mappings import MappingError
+from tests.console.conftest import SIZE, make_app, screen_text, settle
+
+
+async def test_each_section_has_one_key_shown_on_screen(seeded_ctx):
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for section in SECTIONS:
+            await pilot.press(section.key)
+            await settle(pilot)
+            assert app.current_mode == section.mode
+            assert isinstance(app.screen, section.screen)
+            text = screen_text(app)
+            assert all(f"{s.key} {s.title}" in text for s in SECTIONS)
+
+
+def test_every_binding_has_an_id_and_a_description_and_ids_are_unique():
+    ids = all_binding_ids()
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    from screens import MODAL_CLASSES, WIDGET_CLASSES
+
+    for cls in [CredlyConsoleApp, *(s.screen for s in SECTIONS), *MODAL_CLASSES, *WIDGET_CLASSES]:
+        for binding in cls.BINDINGS:
+            assert isinstance(binding, Binding) and binding.id and binding.description, (cls, binding)
+
+
+async def test_palette_reaches_every_action_of_every_section(seeded_ctx):
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = palette_commands(app)
+        texts = {c.text for c in commands}
+        for section in SECTIONS:
+            assert f"Go to {section.title}" in texts
+            for binding in section.screen.BINDINGS:
+                assert f"{section.title}: {binding.description}" in texts
+        # Chosen in the palette from another section: switches there and runs it.
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await pilot.press(*"Mappings: Add")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "mappings"
+        from screens.mapping_form import MappingForm
+
+        assert isinstance(app.screen, MappingForm)
+
+
+async def test_palette_search_finds_actions(seeded_ctx):
+    from console.commands import ConsoleCommands
+
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        provider = ConsoleCommands(app.screen)
+        hits = [hit async for hit in provider.search("retry all")]
+        assert any(h.text == "Inbox: Retry all failed" for h in hits)
+
+
+async def test_keymap_from_config_remaps_keys_and_reports_unknown_ids(seeded_ctx):
+    seeded_ctx.config.keymap = {"app.section.mappings": "m", "mappings.add": "a", "no.such.binding": "z"}
+    app = CredlyConsoleApp(seeded_ctx, cursor_blink=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        assert any("no.such.binding" in n.message for n in app._notifications)
+        await pilot.press("m")
+        await settle(pilot)
+        assert app.current_mode == "mappings"
+        assert "m Mappings" in screen_text(app)
+        await pilot.press("a")
+        await settle(pilot)
+        from screens.mapping_form import MappingForm
+
+        assert isinstance(app.screen, MappingForm)
+        assert any(c.text == "Mappings: Add" and "(key a)" in c.help for c in palette_commands(app))
+
+
+async def test_theme_is_applied_at_start_and_saved_on_change(seeded_ctx):
+    cfg = AppConfig()
+    cfg.ui.theme = "nord"
+    cfg.keymap = {"mappings.add": "a"}
+    save_config(cfg, seeded_ctx.config_path)
+    seeded_ctx.config = load_config(seeded_ctx.config_path)
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "nord"
+        app.theme = "gruvbox"
+        await settle(pilot)
+        saved = load_config(seeded_ctx.config_path)
+        assert saved.ui.theme == "gruvbox"
+        assert saved.keymap == {"mappings.add": "a"}  # the rest of the file is kept
+
+
+async def test_question_mark_shows_the_keys_of_the_screen(seeded_ctx):
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.query(HelpPanel)
+        assert "Add a mapping" in screen_text(app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not app.screen.query(HelpPanel)
+
+
+async def test_worker_failures_become_a_toast_or_the_error_modal(seeded_ctx):
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, MappingsScreen)
+
+        def refused(store):
+            raise MappingError([], "refused [on purpose]")
+
+        screen.background(refused, group="t1")
+        await settle(pilot)
+        assert any(n.message == "refused [on purpose]" and not n.markup for n in app._notifications)
+        assert not isinstance(app.screen, ErrorScreen)
+
+        def bug(store):
+            return {}["missing"]
+
+        screen.background(bug, group="t2", description="Loading something")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "KeyError" in screen_text(app) and "Loading something failed" in screen_text(app)
+
+
+def test_expected_errors_are_those_of_the_services_and_the_environment():
+    from services.errors import NetworkError
+    from services.settings import SettingError
+
+    assert is_expected_error(SettingError("K", "v", "x"))
+    assert is_expected_error(NetworkError("Credly", "GET /x", None, "down"))
+    assert is_expected_error(FileNotFoundError("nope.csv"))
+    assert is_expected_error(LookupError("mapping #3 no longer exists"))
+    assert not is_expected_error(KeyError("x"))
+    assert not is_expected_error(TypeError("x"))
+    assert report_worker_failure and ConsoleScreen
+
+
+def test_credly_console_without_arguments_opens_the_console(monkeypatch):
+    from click.testing import CliRunner
+
+    import console.app as app_module
+    from console.cli import cli
+
+    opened = []
+    monkeypatch.setattr(app_module, "run_console", lambda context: opened.append(context))
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0, result.output
+    assert len(opened) == 1 and opened[0].config_path is not None
+
+
+def test_credly_console_with_a_broken_config_exits_2(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from console.cli import cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[credly\n", encoding="utf-8")
+    monkeypatch.setenv("CREDLY_CONSOLE_CONFIG", str(bad))
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 2
+    assert "bad.toml" in result.output

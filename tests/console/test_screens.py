@@ -1,0 +1,304 @@
+"""Stories of the other screens: toggle a template (T2), open a notification and see its context,
+retry a failed inbox event (W3), settings edited in place (S1–S2) with connections, the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from textual.widgets import Input
+
+from screens.paged_table import PagedTable
+from services import inbox
+from services.health import read_health
+from services.notifications import get_notification
+from services.settings import get_setting
+from services.store import Store
+from services.templates import get_template
+from tests.console.conftest import SIZE, T_FIRE, T_SAFETY, make_app, screen_text, settle, tid
+
+
+async def test_toggle_a_template(seeded_ctx):
+    app = make_app(seeded_ctx, "templates")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(PagedTable)
+        assert table.current_key == tid(4)  # Certified Operator, first by name, deactivated by an admin
+        await pilot.press("down")  # Fire Warden
+        await pilot.press("space")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            row = get_template(store, T_FIRE)
+        assert row["is_active"] is False and row["admin_deactivated"] is True
+        assert "off" in str(table.get_row(T_FIRE)[1])
+        await pilot.press("space")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert get_template(store, T_FIRE)["is_active"] is True
+        assert "yes" in str(table.get_row(T_FIRE)[1])
+        # An archived template cannot be activated: the refusal is a toast, nothing changes.
+        await pilot.press("down", "space")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert get_template(store, tid(3))["is_active"] is False
+        assert any("archived in Credly" in n.message for n in app._notifications)
+        # The usage panel names the mappings of the highlighted template.
+        await pilot.press("up")
+        await settle(pilot)
+        assert "Used by 2 mappings" in str(app.screen.query_one("#template-usage").render())
+
+
+async def test_filter_templates_as_you_type(seeded_ctx):
+    app = make_app(seeded_ctx, "templates")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"war")
+        await settle(pilot)
+        table = app.screen.query_one(PagedTable)
+        assert table.row_count == 1 and table.current_key == T_FIRE
+
+
+async def test_template_sync_now_and_courses_using_it(world):
+    from services.templates import count_templates
+
+    app = make_app(world.ctx, "templates")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(PagedTable).row_count == 0
+        await pilot.press("s")
+        await settle(pilot)
+        assert count_templates(world.store) == 4  # three active, one archived (F1)
+        assert world.store.get_meta("docebo.course_field_id")  # F2 ran after F1
+        field_id = int(world.store.get_meta("docebo.course_field_id"))
+        world.docebo_state.set_course_value(101, field_id, label="Safety Basics")
+        table = app.screen.query_one(PagedTable)
+        table.move_cursor(row=table.get_row_index(T_SAFETY))
+        await pilot.press("c")
+        await settle(pilot)
+        assert "101: Safety 101" in str(app.screen.query_one("#template-courses").render())
+
+
+async def test_open_a_notification_and_see_its_context(seeded_ctx):
+    app = make_app(seeded_ctx, "notifications")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(PagedTable)
+        assert str(table.get_row("3")[0]) == "●" and str(table.get_row("1")[0]) == "●"
+        table.move_cursor(row=table.get_row_index("1"))  # the badge error
+        await pilot.press("enter")
+        await settle(pilot)
+        context = str(app.screen.query_one("#notification-context").render())
+        for expected in ("Badge could not be issued to user4@example.com", "Flow:      docebo_to_credly (run #3)",
+                         "Object:    user4@example.com / Safety Basics", "Call:      POST /organizations/{org}/badges",
+                         "Service:   [recipient] is invalid", "check the learner's e-mail address"):
+            assert expected in context
+        with Store(seeded_ctx.database_path) as store:
+            assert get_notification(store, 1)["read_at"] is not None
+        assert str(table.get_row("1")[0]).strip() == ""
+        await pilot.press("y")
+        assert "Service:   [recipient] is invalid" in app.clipboard
+        await pilot.press("u")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert get_notification(store, 1)["read_at"] is None
+        await pilot.press("R")
+        await settle(pilot)
+        assert "0 unread" in str(app.screen.query_one("#notifications-status").render())
+
+
+def _run_inbox_worker_until(ctx_factory, db_path, item_id: int, done: threading.Event) -> None:
+    """What `credly-console serve` does beside the console: its inbox worker, in its own
+    thread and event loop, on the same database, until the item is processed."""
+    from services.flows import FlowContext
+    from services.worker import InboxWorker
+
+    async def main() -> None:
+        credly, docebo = ctx_factory()
+        store = Store(db_path)
+        stop = asyncio.Event()
+        worker = InboxWorker(FlowContext(store, credly, docebo), poll_s=0.05)
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            for _ in range(400):
+                status = store.db.execute("SELECT status FROM inbox WHERE id = ?", (item_id,)).fetchone()[0]
+                if status in ("done", "failed", "skipped"):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await credly.aclose()
+            await docebo.aclose()
+            store.close()
+            done.set()
+
+    asyncio.run(main())
+
+
+async def test_retry_a_failed_inbox_event_and_watch_it_processed_without_a_key_press(world):
+    await world.prepare()
+    field_id = int(world.store.get_meta("docebo.course_field_id"))
+    world.docebo_state.set_course_value(101, field_id, label="Safety Basics")
+    payload = world.docebo_state.completion_payload(world.docebo_state.get_enrollment(101, 1))
+    # A delivery that failed its last automatic try (W3).
+    inbox.insert_items(world.store, [inbox.NewItem(
+        source="docebo", delivery_key="docebo:msg-1:0", event_type="course.enrollment.completed",
+        learner_key="docebo:1", payload=payload, status="failed", last_error="Credly 503 after 5 attempts")])
+    item_id = world.store.db.execute("SELECT id FROM inbox").fetchone()[0]
+    app = make_app(world.ctx, "inbox")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(PagedTable)
+        assert str(table.get_row(str(item_id))[4]) == "failed"
+        assert "course.enrollment.completed" in screen_text(app)
+        assert '"course_id"' in screen_text(app) or "course_id" in str(app.screen.query_one("#inbox-payload").render())
+        await pilot.press("r")
+        await settle(pilot)
+        row = inbox.get_item(world.store, item_id)
+        assert row["status"] == "queued" and row["attempts"] == 0
+        assert str(table.get_row(str(item_id))[4]) == "queued"
+        # The serve worker (beside the console) processes it; the screen refreshes by itself.
+        done = threading.Event()
+        thread = threading.Thread(target=_run_inbox_worker_until,
+                                  args=(lambda: (world.make_credly(), world.make_docebo()), world.db_path, item_id, done))
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, done.wait, 30)
+        thread.join(5)
+        assert inbox.get_item(world.store, item_id)["status"] == "done"
+        for _ in range(100):  # the 2-second refresh timer, no key pressed
+            await asyncio.sleep(0.05)
+            await pilot.pause()
+            if str(table.get_row(str(item_id))[4]) == "done":
+                break
+        assert str(table.get_row(str(item_id))[4]) == "done"
+        assert len(world.credly_state.badges) == 1  # Safety Basics issued to user 1 (F3a)
+
+
+async def test_retry_all_failed_after_confirmation(seeded_ctx):
+    app = make_app(seeded_ctx, "inbox")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("R", "y")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert inbox.counts(store)["failed"] == 0 and inbox.counts(store)["queued"] == 2
+
+
+async def test_settings_invalid_value_inline_error_nothing_saved_then_saved(seeded_ctx):
+    app = make_app(seeded_ctx, "settings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")  # SYNC_REVOCATION
+        editor = app.screen.query_one("#editor-input", Input)
+        assert editor.has_focus and editor.value == "true"
+        editor.value = "True"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "expected true or false (exactly, lower-case)" in str(app.screen.query_one("#editor-error").render())
+        with Store(seeded_ctx.database_path) as store:
+            assert get_setting(store, "SYNC_REVOCATION") == "true"
+        editor.value = "false"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not app.screen.query_one("#editor").display
+        with Store(seeded_ctx.database_path) as store:
+            assert get_setting(store, "SYNC_REVOCATION") == "false"
+        # A required setting cannot be cleared (S3).
+        await pilot.press("up", "x")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert get_setting(store, "NOTIFICATION_MAIL_ID") == "lms-admin@example.com"
+
+
+async def test_connection_edit_is_validated_and_saved_to_the_config_file(seeded_ctx):
+    from services.config import load_config
+
+    app = make_app(seeded_ctx, "settings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.screen.query_one("#connections-table").focus()
+        await pilot.press("enter")  # Credly API base URL
+        editor = app.screen.query_one("#editor-input", Input)
+        editor.value = "not a url"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "[credly] base_url" in str(app.screen.query_one("#editor-error").render())
+        assert not seeded_ctx.config_path.exists()
+        editor.value = "https://api.credly.com/v1/"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert load_config(seeded_ctx.config_path).credly.base_url == "https://api.credly.com/v1"
+
+
+async def test_secret_without_keyring_names_the_env_var(seeded_ctx):
+    from services.secrets import KeyringSecrets
+
+    seeded_ctx.secrets = KeyringSecrets()  # conftest makes the keyring the failing backend
+    app = make_app(seeded_ctx, "settings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#connections-table")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("secret:credly_token"))
+        assert "no keyring: set CREDLY_TOKEN" in screen_text(app)
+        await pilot.press("enter")
+        editor = app.screen.query_one("#editor-input", Input)
+        assert editor.password
+        editor.value = "s3cr3t-token"
+        await pilot.press("enter")
+        await settle(pilot)
+        error = str(app.screen.query_one("#editor-error").render())
+        assert "set the environment variable CREDLY_TOKEN instead" in error
+        assert "s3cr3t-token" not in screen_text(app)
+
+
+async def test_test_connections_records_health_and_dashboard_shows_it(world):
+    app = make_app(world.ctx, "settings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        health = read_health(world.store)
+        assert health["credly"]["ok"] and health["docebo"]["ok"]
+        assert "✔ ok" in str(app.screen.query_one("#health-credly").render())
+        await pilot.press("1")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "last test" in text and "API: no client-side limit" in text
+
+
+async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
+    from services.notifications import create_notification
+
+    app = make_app(seeded_ctx, "dashboard")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        for expected in ("✔ ok", "Connected to Credly organization", "✘ failing", "backlog 1", "failed 1",
+                         "2 unread", "F7 Docebo → Credly", "examined 12", "✔ no problems"):
+            assert expected in text, expected
+        with Store(seeded_ctx.database_path) as store:
+            store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
+            store.conn.commit()
+            create_notification(store, "error", "A new failure")
+        for _ in range(120):
+            await pilot.pause(0.05)
+            if "3 unread" in screen_text(app):
+                break
+        text = screen_text(app)
+        assert "3 unread" in text and "A new failure" in text
+        assert "EVIDENCE_TITLE is not set" in text
+
+
+async def test_export_mappings_to_csv(seeded_ctx, tmp_path):
+    target = tmp_path / "out" / "mappings.csv"
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        app.screen.query_one("#csv-path", Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "template_id,template_name,learning_plan_id,import_as_external_training,certification_code,is_active"
+    assert len(lines) == 6

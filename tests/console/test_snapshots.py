@@ -1,0 +1,145 @@
+"""One snapshot per screen and per modal state (pytest-textual-snapshot), on a fixed store with
+fixed timestamps, a fixed terminal size and no blinking cursor. Update after a deliberate
+change with `pytest tests/console/test_snapshots.py --snapshot-update` and review the SVGs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from screens.error import ErrorScreen
+from screens.plan_review import PlanReviewScreen
+from tests.console.conftest import SIZE, make_app, settle
+
+
+def _snap(snap_compare, ctx, section, *, steps=None):
+    app = make_app(ctx, section)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        if steps is not None:
+            await steps(pilot)
+            await settle(pilot)
+
+    return snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_dashboard(snap_compare, seeded_ctx):
+    assert _snap(snap_compare, seeded_ctx, "dashboard")
+
+
+def test_settings(snap_compare, seeded_ctx):
+    assert _snap(snap_compare, seeded_ctx, "settings")
+
+
+def test_settings_inline_error(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("down", "down", "enter")
+        pilot.app.screen.query_one("#editor-input").value = "yes"
+
+    assert _snap(snap_compare, seeded_ctx, "settings", steps=steps)
+
+
+def test_templates(snap_compare, seeded_ctx):
+    assert _snap(snap_compare, seeded_ctx, "templates")
+
+
+def test_mappings(snap_compare, seeded_ctx):
+    assert _snap(snap_compare, seeded_ctx, "mappings")
+
+
+def test_mapping_form_with_inline_error(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("e")
+        await settle(pilot)
+        field = pilot.app.screen.query_one("#learning_plan_id")
+        field.value = "12x"
+        await pilot.press("ctrl+s")
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_mapping_form_new(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("n")
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_confirm_delete(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("d")
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_csv_import_with_row_errors(snap_compare, seeded_ctx, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("template_id,learning_plan_id,is_active\n"
+                   "b1e55ed0-0000-4000-8000-000000000001,12,true\n"
+                   ",13,true\n"
+                   "b1e55ed0-0000-4000-8000-000000000002,abc,maybe\n", encoding="utf-8")
+
+    async def steps(pilot):
+        await pilot.press("i")
+        await settle(pilot)
+        pilot.app.screen.query_one("#csv-path").value = str(bad)
+        await pilot.press("enter")
+        await settle(pilot)
+        pilot.app.screen.query_one("#csv-path").value = "bad.csv"  # a short, machine-independent path
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_csv_export(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("x")
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_syncs(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("h")
+
+    assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
+
+
+def test_plan_review(snap_compare, seeded_ctx):
+    summary = SimpleNamespace(
+        run_id=7, flow="docebo_to_credly", status="succeeded", reason="", dry_run=True,
+        counts={"examined": 12, "issued": 3, "skipped": 9},
+        actions=[{"action": "issue_badge", "object": f"user{i}@example.com / Fire Warden",
+                  "message": "would issue Fire Warden (learning plan 501 completed 2025-03-01)"} for i in (1, 2, 3)],
+    )
+
+    async def steps(pilot):
+        pilot.app.push_screen(PlanReviewScreen(summary))
+
+    assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
+
+
+def test_notifications(snap_compare, seeded_ctx):
+    assert _snap(snap_compare, seeded_ctx, "notifications")
+
+
+def test_inbox(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("down")
+
+    assert _snap(snap_compare, seeded_ctx, "inbox", steps=steps)
+
+
+def test_error_modal(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        pilot.app.push_screen(ErrorScreen("Loading mappings failed", "KeyError: 'template_id'",
+                                          "Traceback (most recent call last):\n  File \"screens/mappings.py\", "
+                                          "line 1, in job\nKeyError: 'template_id'"))
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+def test_keys_panel(snap_compare, seeded_ctx):
+    async def steps(pilot):
+        await pilot.press("question_mark")
+
+    assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
