@@ -1,7 +1,7 @@
 """Measure the webhook receiver of `serve` under load from a second process on loopback (issue 8).
 
     .venv/bin/python benchmarks/bench_receiver.py [--deliveries 5000] [--concurrency 32] [--rate 500]
-                                                  [--duplicates 0.1] [--workers 4] [--synchronous NORMAL]
+                                                  [--duplicates 0.1] [--workers 4] [--synchronous FULL]
 
 `serve` runs in this process (ServeRuntime: receiver on uvicorn, group-commit inbox writer,
 workers) against a fresh SQLite file in a temp dir, with a no-op handler table that records
@@ -136,8 +136,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
-                        help="SQLite synchronous mode of the inbox writer (serve uses NORMAL; FULL also survives a power cut)")
+    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="FULL",
+                        help="SQLite synchronous mode of the inbox writer (serve uses FULL, which survives a power cut; NORMAL only a killed process)")
     parser.add_argument("--rate", type=float, default=500.0,
                         help="offered load of the first phase, deliveries per second (latency at that rate)")
     parser.add_argument("--client", nargs=6, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE", "PREFIX"),

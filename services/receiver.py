@@ -14,8 +14,8 @@ The acknowledgement path (W2, issue 8: ≥ 500 deliveries/s, p99 < 50 ms):
   call, no flow, before the 200;
 * the items go to ``InboxWriter``, one thread with its own connection that commits whatever
   deliveries are waiting in ONE transaction (group commit: ``INSERT OR IGNORE`` per item, one
-  COMMIT per batch, WAL with synchronous = NORMAL: no fsync per delivery, and checkpoints run on
-  another connection) and only then resolves each request's future: the 200 goes out after the
+  COMMIT per batch, WAL with synchronous = FULL: one WAL sync per batch rather than per
+  delivery, and checkpoints run on another connection) and only then resolves each request's future: the 200 goes out after the
   rows are committed, so a killed process loses nothing acknowledged. If the commit fails the
   answer is a 503 and the sender delivers again;
 * a duplicate (same Docebo ``message_id`` / Credly event ``id``) is acknowledged with 200 and
@@ -119,7 +119,7 @@ class InboxWriter:
         on_stored: Callable[[], None] | None = None,
         window_s: float = REJECTION_WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
-        synchronous: str = "NORMAL",
+        synchronous: str = "FULL",
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
@@ -178,11 +178,12 @@ class InboxWriter:
     def _main(self) -> None:
         try:
             store = Store(self.db_path)
-            # W2: with WAL and synchronous = NORMAL (the store's default) a committed delivery
-            # survives a killed process with no fsync per commit; the WAL is synced at checkpoints,
-            # which run on the engine's connection. FULL (one WAL sync per batch) would also survive
-            # a power cut, at the cost of fsync stalls inside acknowledgements under load:
-            # benchmarks/bench_receiver.py --synchronous FULL measures it.
+            # W2 "stored durably before it is acknowledged": with WAL and synchronous = FULL each
+            # group commit syncs the WAL once, so an acknowledged delivery survives a power cut, not
+            # only a killed process (Docebo and Credly do not resend what we acknowledged). Group
+            # commit keeps it to one sync per batch; NORMAL (no sync until a checkpoint) is an
+            # option for disks where that costs too much: benchmarks/bench_receiver.py
+            # --synchronous NORMAL measures the difference.
             store.conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # Checkpoints (which fsync) are left to the engine's connection (its commits and a
             # periodic PASSIVE checkpoint), so a checkpoint never runs inside an acknowledgement.

@@ -69,7 +69,7 @@ class ServeOptions:
     run_job: Any = None  # None: run the job's flow in a thread (scheduler)
     clock: Callable[[], dt.datetime] | None = None
     prune_after_days: int = 90
-    synchronous: str = "NORMAL"  # inbox writer: NORMAL survives a killed process; FULL also a power cut
+    synchronous: str = "FULL"  # inbox writer (W2 "stored durably"): FULL survives a power cut; NORMAL only a killed process
     receiver: ReceiverSettings | None = None  # None: from the config and secrets
 
 
