@@ -28,12 +28,13 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from textual.app import App
+from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Footer, Header, Input, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from screens.section_bar import SectionBar
 from services.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,17 +144,12 @@ class BackgroundMixin:
         ctx = self.ctx
 
         def work() -> T:
-            worker = get_current_worker()
             with ctx.open_store() as store:
                 result = job(store)
-            if then is not None and not worker.is_cancelled:
-                self.post_message(WorkerResult(worker, then, result))  # type: ignore[attr-defined]
+            self._deliver(then, result)
             return result
 
-        return self.run_worker(  # type: ignore[attr-defined]
-            work, group=group, exclusive=exclusive, thread=True, exit_on_error=False,
-            description=description or group,
-        )
+        return self._start_thread_worker(work, group, exclusive, description)
 
     def background_async(
         self,
@@ -168,13 +164,21 @@ class BackgroundMixin:
         ctx = self.ctx
 
         async def work() -> T:
-            worker = get_current_worker()
             with ctx.open_store() as store:
                 result = await job(store)
-            if then is not None and not worker.is_cancelled:
-                self.post_message(WorkerResult(worker, then, result))  # type: ignore[attr-defined]
+            self._deliver(then, result)
             return result
 
+        return self._start_thread_worker(work, group, exclusive, description)
+
+    def _deliver(self, then: Callable[[Any], Any] | None, result: Any) -> None:
+        """From the worker's thread: hand `result` to `then` on the UI thread, by message."""
+        worker = get_current_worker()
+        if then is not None and not worker.is_cancelled:
+            self.post_message(WorkerResult(worker, then, result))  # type: ignore[attr-defined]
+
+    def _start_thread_worker(self, work: Callable[[], Any], group: str, exclusive: bool,
+                             description: str) -> Worker[Any]:
         return self.run_worker(  # type: ignore[attr-defined]
             work, group=group, exclusive=exclusive, thread=True, exit_on_error=False,
             description=description or group,
@@ -202,7 +206,10 @@ def quiet_cursors(node: Screen[Any]) -> None:
 
 
 class ConsoleScreen(BackgroundMixin, Screen[None]):
-    """Base of the section screens (modes). `TITLE_TEXT` is shown in the header."""
+    """Base of the section screens (modes). `TITLE_TEXT` is shown in the header.
+
+    Every section has the same frame: the header, the screen's own widgets (`compose_body`),
+    the line of section keys and the footer with the screen's keys."""
 
     TITLE_TEXT = ""
 
@@ -211,6 +218,15 @@ class ConsoleScreen(BackgroundMixin, Screen[None]):
         self.ctx = ctx
         if self.TITLE_TEXT:
             self.sub_title = self.TITLE_TEXT
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.compose_body()
+        yield SectionBar()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
 
     def on_mount(self) -> None:
         quiet_cursors(self)

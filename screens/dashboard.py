@@ -20,11 +20,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from screens.base import ConsoleScreen, client
 from screens.plan_review import counts_text
-from screens.section_bar import SectionBar
 from services import inbox
 from services.health import read_health
 from services.notifications import list_notifications, unread_count
@@ -101,8 +100,7 @@ class DashboardScreen(ConsoleScreen):
         Binding("r", "refresh", "Refresh", id="dashboard.refresh", tooltip="Read everything again now"),
     ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         with Grid(id="dashboard-grid"):
             for service, title in (("credly", "Credly"), ("docebo", "Docebo")):
                 with Vertical(classes="panel tile", id=f"tile-{service}"):
@@ -120,8 +118,6 @@ class DashboardScreen(ConsoleScreen):
             with Vertical(classes="panel tile", id="tile-runs"):
                 yield Label("Last run of each flow", classes="tile-title")
                 yield DataTable(id="last-runs", cursor_type="none", zebra_stripes=True, show_cursor=False)
-        yield SectionBar()
-        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#last-runs", DataTable)

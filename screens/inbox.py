@@ -12,6 +12,7 @@ timer, so new deliveries and their outcome appear without a key press.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from rich.json import JSON
@@ -19,14 +20,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Static
 
-from screens.base import ConsoleScreen
 from screens.confirm import ConfirmScreen
-from screens.paged_table import PagedTable, plain
-from screens.section_bar import SectionBar
+from screens.paged import PagedScreen, PageQuery
+from screens.paged_table import plain
 from services import inbox
-from services.store import Store
 
 REFRESH_SECONDS = 2.0
 VIEWS: tuple[tuple[str, str | None], ...] = (("all", None), ("failed", "failed"), ("backlog", "backlog"),
@@ -42,8 +41,13 @@ def inbox_cells(row: dict) -> list[Any]:
     ]
 
 
-class InboxScreen(ConsoleScreen):
+class InboxScreen(PagedScreen):
     TITLE_TEXT = "Webhook inbox"
+    NAME = "inbox"
+    COLUMNS = (("id", "Id", 6), ("received", "Received (UTC)", 19), ("source", "Source", 7), ("event", "Event", 26),
+               ("status", "Status", 10), ("attempts", "Tries", 5), ("error", "Last error", 30))
+    VIEWS = VIEWS
+    REFRESH_SECONDS = REFRESH_SECONDS
     BINDINGS = [
         Binding("r", "retry", "Retry", id="inbox.retry", tooltip="Retry the highlighted failed event (W3)"),
         Binding("R", "retry_all", "Retry all failed", id="inbox.retry_all", tooltip="Retry every failed event (W3)"),
@@ -51,74 +55,30 @@ class InboxScreen(ConsoleScreen):
         Binding("ctrl+r", "reload", "Reload", show=False, id="inbox.reload", tooltip="Read the inbox again"),
     ]
 
-    def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
-        self.view = 0
-
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         with Horizontal(id="inbox-body"):
             with Vertical(id="inbox-left"):
-                yield PagedTable(id="inbox-table")
-                yield Static("", id="inbox-status", classes="status-line")
+                yield from self.compose_table()
             with VerticalScroll(id="inbox-detail", classes="panel"):
                 yield Static("", id="inbox-summary")
                 yield Static("", id="inbox-payload")
-        yield SectionBar()
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(PagedTable)
-        for key, heading, width in (("id", "Id", 6), ("received", "Received (UTC)", 19), ("source", "Source", 7),
-                                    ("event", "Event", 26), ("status", "Status", 10), ("attempts", "Tries", 5),
-                                    ("error", "Last error", 30)):
-            table.add_column(heading, width=width, key=key)
-        table.focus()
-        self.load(0, "first")
-        self.set_interval(REFRESH_SECONDS, self._tick)
-
-    def _tick(self) -> None:
-        if self in self.app.screen_stack:
-            self.action_reload()
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, offset: int, cursor: Any = "keep") -> None:
-        status = VIEWS[self.view][1]
-        table = self.query_one(PagedTable)
-        size = table.page_size
+    def page_query(self) -> PageQuery:
+        status = self.view_value
+        return PageQuery(count=partial(inbox.count_items, status=status), fetch=partial(inbox.list_items, status=status),
+                         extra=inbox.counts)
 
-        def job(store: Store) -> tuple[list[dict], int, int, dict]:
-            total = inbox.count_items(store, status=status)
-            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
-            return inbox.list_items(store, status=status, limit=size, offset=start), total, start, inbox.counts(store)
+    def row_cells(self, row: dict) -> list[Any]:
+        return inbox_cells(row)
 
-        def show(result: tuple[list[dict], int, int, dict]) -> None:
-            rows, total, start, counts = result
-            keep = table.current_key if cursor == "keep" else cursor
-            table.show_page(((r["id"], inbox_cells(r)) for r in rows), offset=start, total=total,
-                            cursor=keep if keep is not None else "first")
-            self.query_one("#inbox-status", Static).update(Text(
-                f"Inbox ({VIEWS[self.view][0]}): {table.position_text()}  ·  backlog {counts['backlog']:,}  ·  "
-                f"failed {counts['failed']:,}  ·  done {counts['done']:,}"))
-            self._show_detail()
+    def status_text(self) -> str:
+        counts = self.page_extra or {}
+        return (f"Inbox ({self.view_name}): {self.table.position_text()}  ·  backlog {counts.get('backlog', 0):,}  ·  "
+                f"failed {counts.get('failed', 0):,}  ·  done {counts.get('done', 0):,}")
 
-        self.background(job, show, group="inbox-page", description="Loading the inbox")
-
-    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
-        self.load(event.offset, event.cursor)
-
-    def action_reload(self) -> None:
-        self.load(self.query_one(PagedTable).page_offset)
-
-    def action_cycle_view(self) -> None:
-        self.view = (self.view + 1) % len(VIEWS)
-        self.load(0, "first")
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail()
-
-    def _show_detail(self) -> None:
-        key = self.query_one(PagedTable).current_key
+    def show_detail(self) -> None:
+        key = self.current_key
         summary = self.query_one("#inbox-summary", Static)
         payload = self.query_one("#inbox-payload", Static)
         if key is None:
@@ -157,10 +117,9 @@ class InboxScreen(ConsoleScreen):
 
     # -- retry (W3) ---------------------------------------------------------------------------
     def action_retry(self) -> None:
-        key = self.query_one(PagedTable).current_key
-        if key is None:
+        item_id = self.current_id
+        if item_id is None:
             return
-        item_id = int(key)
 
         def done(ok: bool) -> None:
             if ok:

@@ -58,56 +58,57 @@ class TemplateCatalog:
         return self.by_name.get(key) or self.by_id.get(key)
 
 
-class TemplateValidator(Validator):
+class FormFieldValidator(Validator):
+    """A field of the form, checked as you type: blank is `blank_message` (an error) or fine
+    (None); otherwise `problem(text)` says what is wrong with the stripped text, or None. The
+    form gives what it has loaded meanwhile (the template catalog, Docebo's ids)."""
+
+    blank_message: str | None = None
+
     def __init__(self, form: MappingForm) -> None:
         super().__init__()
         self.form = form
 
     def validate(self, value: str) -> ValidationResult:
         text = value.strip()
-        if not text:
-            return self.failure("pick a badge template by name (type to see suggestions)")
+        problem = self.blank_message if not text else self.problem(text)
+        return self.failure(problem) if problem else self.success()
+
+    def problem(self, text: str) -> str | None:
+        raise NotImplementedError
+
+
+class TemplateValidator(FormFieldValidator):
+    blank_message = "pick a badge template by name (type to see suggestions)"
+
+    def problem(self, text: str) -> str | None:
         if self.form.catalog.resolve(text) is not None:
-            return self.success()
+            return None
         if _UUID.fullmatch(text):
-            return self.success()  # not in T yet: accepted, flagged by the note and by M3
+            return None  # not in T yet: accepted, flagged by the note and by M3
         if not self.form.catalog.rows:
-            return self.failure("the template table is empty: run the template sync (F1), or enter a Credly template id")
-        return self.failure(f"no badge template named {text!r} in the template table")
+            return "the template table is empty: run the template sync (F1), or enter a Credly template id"
+        return f"no badge template named {text!r} in the template table"
 
 
-class LearningPlanValidator(Validator):
-    def __init__(self, form: MappingForm) -> None:
-        super().__init__()
-        self.form = form
-
-    def validate(self, value: str) -> ValidationResult:
-        text = value.strip()
-        if not text:
-            return self.success()
+class LearningPlanValidator(FormFieldValidator):
+    def problem(self, text: str) -> str | None:
         if not re.fullmatch(r"[0-9]+", text) or int(text) == 0:
-            return self.failure(f"{text!r} is not a Docebo learning plan id; expected a whole number such as 12")
+            return f"{text!r} is not a Docebo learning plan id; expected a whole number such as 12"
         known = self.form.known_learning_plans
         if known is not None and str(int(text)) not in known:
-            return self.failure(f"Docebo has no learning plan with id {int(text)}")
-        return self.success()
+            return f"Docebo has no learning plan with id {int(text)}"
+        return None
 
 
-class CertificationValidator(Validator):
-    def __init__(self, form: MappingForm) -> None:
-        super().__init__()
-        self.form = form
-
-    def validate(self, value: str) -> ValidationResult:
-        text = value.strip()
-        if not text:
-            return self.success()
+class CertificationValidator(FormFieldValidator):
+    def problem(self, text: str) -> str | None:
         if len(text) > 255 or any(ord(ch) < 32 for ch in text):
-            return self.failure("expected one line of text (at most 255 characters)")
+            return "expected one line of text (at most 255 characters)"
         known = self.form.known_certifications
         if known is not None and text not in known:
-            return self.failure(f"Docebo has no certification with code {text!r}")
-        return self.success()
+            return f"Docebo has no certification with code {text!r}"
+        return None
 
 
 def show_error(target: Static, message: str) -> None:
@@ -145,24 +146,15 @@ class MappingForm(ConsoleModal[dict | None]):
         title = f"Edit mapping #{m['id']}" if m else "New mapping"
         with Vertical(id="mapping-dialog", classes="dialog"):
             yield Label(title, classes="dialog-title")
-            with Horizontal(classes="form-row"):
-                yield Label("Badge template", classes="form-label")
-                yield Input(value=m.get("template_name") or m.get("template_id", ""), id="template",
-                            placeholder="template name (type for suggestions) or Credly template id",
-                            validators=[TemplateValidator(self)])
+            yield from self._field("Badge template", "template", m.get("template_name") or m.get("template_id", ""),
+                                   "template name (type for suggestions) or Credly template id", TemplateValidator(self))
             yield Static("", id="template-note", classes="field-note")
             yield Static("", id="template_id-error", classes="inline-error")
-            with Horizontal(classes="form-row"):
-                yield Label("Learning plan id", classes="form-label")
-                yield Input(value=m.get("learning_plan_id", ""), id="learning_plan_id",
-                            placeholder="e.g. 12 (blank: none)", validators=[LearningPlanValidator(self)],
-                            valid_empty=True)
+            yield from self._field("Learning plan id", "learning_plan_id", m.get("learning_plan_id", ""),
+                                   "e.g. 12 (blank: none)", LearningPlanValidator(self))
             yield Static("", id="learning_plan_id-error", classes="inline-error")
-            with Horizontal(classes="form-row"):
-                yield Label("Certification code", classes="form-label")
-                yield Input(value=m.get("certification_code", ""), id="certification_code",
-                            placeholder="e.g. CERT-SEC-1 (blank: none)", validators=[CertificationValidator(self)],
-                            valid_empty=True)
+            yield from self._field("Certification code", "certification_code", m.get("certification_code", ""),
+                                   "e.g. CERT-SEC-1 (blank: none)", CertificationValidator(self))
             yield Static("", id="certification_code-error", classes="inline-error")
             with Horizontal(classes="switches"):
                 yield Switch(value=bool(m.get("import_as_external_training", False)), id="external_training")
@@ -174,6 +166,13 @@ class MappingForm(ConsoleModal[dict | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Cancel", id="cancel")
+
+    @staticmethod
+    def _field(label: str, field_id: str, value: str, placeholder: str, validator: FormFieldValidator) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label(label, classes="form-label")
+            yield Input(value=value, id=field_id, placeholder=placeholder, validators=[validator],
+                        valid_empty=validator.blank_message is None)
 
     def on_mount(self) -> None:
         for error in self.query(".inline-error"):

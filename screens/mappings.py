@@ -19,16 +19,16 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
 
-from screens.base import ConsoleScreen, flow_context, flows_available
+from screens.base import flow_context, flows_available
 from screens.confirm import ConfirmScreen
 from screens.csv_export import CsvExportScreen
 from screens.csv_import import CsvImportScreen, describe_result
 from screens.mapping_form import MappingForm
-from screens.paged_table import PagedTable, plain, yes_no
-from screens.section_bar import SectionBar
+from screens.paged import PagedScreen, PageQuery
+from screens.paged_table import plain, yes_no
 from services.mappings import (
     MappingInput,
     add_mapping,
@@ -77,8 +77,12 @@ def _edit(mapping_id: int, store: Store, data: MappingInput) -> dict:
     return edit_mapping(store, mapping_id, data)
 
 
-class MappingsScreen(ConsoleScreen):
+class MappingsScreen(PagedScreen):
     TITLE_TEXT = "Mappings"
+    NAME = "mappings"
+    COLUMNS = tuple((key, heading, width) for key, heading, width, _ in COLUMNS)
+    FILTER_PLACEHOLDER = "template id or name, learning plan id, certification code"
+    VIEWS = VIEWS
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="mappings.filter", tooltip="Filter by template, plan or code"),
         Binding("n", "add", "Add", id="mappings.add", tooltip="Add a mapping"),
@@ -99,67 +103,35 @@ class MappingsScreen(ConsoleScreen):
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
-        self.filter_text = ""
-        self.view = 0
         self.sort = "id"
         self.descending = False
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Label("Filter")
-            yield Input(placeholder="template id or name, learning plan id, certification code", id="mappings-filter")
+    def compose_body(self) -> ComposeResult:
+        yield from self.compose_filter()
         with Vertical(id="mappings-body"):
-            yield PagedTable(id="mappings-table")
-            yield Static("", id="mappings-status", classes="status-line")
+            yield from self.compose_table()
             yield Static("", id="mapping-detail", classes="help-line")
-        yield SectionBar()
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(PagedTable)
-        for key, heading, width, _ in COLUMNS:
-            table.add_column(heading, width=width, key=key)
-        table.focus()
-        self.load(0, "first")
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, offset: int, cursor: Any = "keep") -> None:
-        text, active = self.filter_text, VIEWS[self.view][1]
-        sort, descending = self.sort, self.descending
-        size = self.query_one(PagedTable).page_size
+    def page_query(self) -> PageQuery:
+        text, active = self.filter_text, self.view_value
+        return PageQuery(count=partial(count_mappings, text=text, active=active),
+                         fetch=partial(query_mappings, text=text, active=active, sort=self.sort,
+                                       descending=self.descending))
 
-        def job(store: Store) -> tuple[list[dict], int, int]:
-            total = count_mappings(store, text=text, active=active)
-            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
-            rows = query_mappings(store, text=text, active=active, sort=sort, descending=descending,
-                                  limit=size, offset=start)
-            return rows, total, start
+    def row_cells(self, row: dict) -> list[Any]:
+        return mapping_cells(row)
 
-        def show(result: tuple[list[dict], int, int]) -> None:
-            rows, total, start = result
-            table = self.query_one(PagedTable)
-            table.show_page(((r["id"], mapping_cells(r)) for r in rows), offset=start, total=total, cursor=cursor)
-            self._rows = {str(r["id"]): r for r in rows}
-            self._status()
-            self._detail()
-
-        self.background(job, show, group="mappings-page", description="Loading mappings")
-
-    _rows: dict[str, dict] = {}
-
-    def _status(self) -> None:
-        table = self.query_one(PagedTable)
-        parts = [f"Mappings: {table.position_text()}"]
+    def status_text(self) -> str:
+        parts = [f"Mappings: {self.table.position_text()}"]
         if self.filter_text:
             parts.append(f"matching “{self.filter_text}”")
-        parts.append(f"view: {VIEWS[self.view][0]}")
+        parts.append(f"view: {self.view_name}")
         parts.append(f"sort: {self.sort}{' ↓' if self.descending else ' ↑'}")
-        self.query_one("#mappings-status", Static).update(Text("  ·  ".join(parts)))
+        return "  ·  ".join(parts)
 
-    def _detail(self) -> None:
-        key = self.query_one(PagedTable).current_key
-        row = self._rows.get(key or "")
+    def show_detail(self) -> None:
+        row = self.current_row
         detail = self.query_one("#mapping-detail", Static)
         if row is None:
             detail.update("")
@@ -174,35 +146,7 @@ class MappingsScreen(ConsoleScreen):
                 text.append(f" — {row['check_message']}", style=style)
         detail.update(text)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._detail()
-
-    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
-        self.load(event.offset, event.cursor)
-
-    def action_reload(self) -> None:
-        self.load(self.query_one(PagedTable).page_offset)
-
-    # -- filter, view, sort -------------------------------------------------------------------
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "mappings-filter":
-            self.filter_text = event.value.strip()
-            self.load(0, "first")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "mappings-filter":
-            self.action_focus_table()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#mappings-filter", Input).focus()
-
-    def action_focus_table(self) -> None:
-        self.query_one(PagedTable).focus()
-
-    def action_cycle_view(self) -> None:
-        self.view = (self.view + 1) % len(VIEWS)
-        self.load(0, "first")
-
+    # -- sort ---------------------------------------------------------------------------------
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
         self.descending = False
@@ -223,10 +167,6 @@ class MappingsScreen(ConsoleScreen):
         self.load(0, "first")
 
     # -- editing ------------------------------------------------------------------------------
-    def _current_id(self) -> int | None:
-        key = self.query_one(PagedTable).current_key
-        return int(key) if key is not None else None
-
     def action_add(self) -> None:
         def saved(row: dict | None) -> None:
             if row is not None:
@@ -235,12 +175,11 @@ class MappingsScreen(ConsoleScreen):
 
         self.app.push_screen(MappingForm(self.ctx, save=add_mapping), saved)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
+    def row_selected(self) -> None:
         self.action_edit()
 
     def action_edit(self) -> None:
-        mapping_id = self._current_id()
+        mapping_id = self.current_id
         if mapping_id is None:
             return
 
@@ -264,13 +203,13 @@ class MappingsScreen(ConsoleScreen):
 
     def _show_row(self, mapping_id: int) -> None:
         """Reload with the cursor on `mapping_id` when it is on the current page; else stay."""
-        self.load(self.query_one(PagedTable).page_offset, cursor=str(mapping_id))
+        self.load(cursor=str(mapping_id))
 
     def action_delete(self) -> None:
-        mapping_id = self._current_id()
+        mapping_id = self.current_id
         if mapping_id is None:
             return
-        row = self._rows.get(str(mapping_id), {})
+        row = self.rows.get(str(mapping_id), {})
         label = row.get("template_name") or row.get("template_id", "")
 
         def answered(yes: bool | None) -> None:
@@ -288,7 +227,7 @@ class MappingsScreen(ConsoleScreen):
                                            "This cannot be undone.", yes="Delete", danger=True), answered)
 
     def action_toggle_active(self) -> None:
-        mapping_id = self._current_id()
+        mapping_id = self.current_id
         if mapping_id is None:
             return
 

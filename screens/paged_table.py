@@ -63,8 +63,11 @@ class PagedTable(DataTable[Any]):
         cursor: str | Any = "keep",
     ) -> None:
         """Replace the rows with `rows` ((key, cells) pairs) of the page at `offset` of `total`.
-        `cursor`: "first", "last", "keep" (same row index), or a row key to select."""
+        `cursor`: "first", "last", "keep" (the same row if it is still on the page, else the same
+        row index: a list that grows on top or loses the highlighted row stays put), or a row key
+        to select (the first row when it is not on the page)."""
         previous_row = self.cursor_row
+        previous_key = self.current_key
         self.page_offset = offset
         self.page_total = total
         self.clear(columns=False)
@@ -79,7 +82,10 @@ class PagedTable(DataTable[Any]):
         elif cursor == "last":
             target = len(keys) - 1
         elif cursor == "keep":
-            target = min(max(previous_row, 0), len(keys) - 1)
+            if previous_key is not None and previous_key in keys:
+                target = keys.index(previous_key)
+            else:
+                target = min(max(previous_row, 0), len(keys) - 1)
         else:
             target = keys.index(str(cursor)) if str(cursor) in keys else 0
         self.move_cursor(row=target, animate=False)

@@ -32,10 +32,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.validation import ValidationResult, Validator
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen, client
-from screens.section_bar import SectionBar
 from services.config import AppConfig, ConfigError, load_config, save_config
 from services.health import read_health, record_health
 from services.secrets import SECRET_DESCRIPTIONS, SECRET_ENV, NoKeyringError, keyring_backend_problem
@@ -211,8 +210,7 @@ class SettingsScreen(ConsoleScreen):
         self._secret_sources: dict[str, str | None] = {}
         self._keyring_problem: str | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="settings-body"):
             yield Label("Integration settings (S)", classes="section-title")
             yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
@@ -228,8 +226,6 @@ class SettingsScreen(ConsoleScreen):
             with Horizontal(id="health"):
                 yield Static("", id="health-credly", classes="health-box")
                 yield Static("", id="health-docebo", classes="health-box")
-        yield SectionBar()
-        yield Footer()
 
     def on_mount(self) -> None:
         settings = self.query_one("#settings-table", DataTable)

@@ -12,17 +12,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Static
 
-from screens.base import ConsoleScreen, client, flow_context, flows_available
-from screens.paged_table import PagedTable, plain, yes_no
-from screens.section_bar import SectionBar
+from screens.base import client, flow_context, flows_available
+from screens.paged import PagedScreen, PageQuery
+from screens.paged_table import plain, yes_no
 from services.store import Store
 from services.templates import count_templates, get_template, query_templates, set_template_active, template_usage
 
@@ -32,8 +33,12 @@ COURSE_FIELD_META = "docebo.course_field_id"
 USAGE_SHOWN = 50
 
 
-class TemplatesScreen(ConsoleScreen):
+class TemplatesScreen(PagedScreen):
     TITLE_TEXT = "Badge templates"
+    NAME = "templates"
+    COLUMNS = (("name", "Name", 34), ("active", "Active", 7), ("state", "Credly", 9), ("option", "Option", 7),
+               ("id", "Template id", 36))
+    FILTER_PLACEHOLDER = "name or template id"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="templates.filter", tooltip="Filter by name or id"),
         Binding("space", "toggle_active", "On/off", id="templates.toggle",
@@ -45,97 +50,37 @@ class TemplatesScreen(ConsoleScreen):
         Binding("escape", "focus_table", "Table", show=False, id="templates.focus_table"),
     ]
 
-    def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
-        self._filter = ""
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Label("Filter")
-            yield Input(placeholder="name or template id", id="templates-filter")
+    def compose_body(self) -> ComposeResult:
+        yield from self.compose_filter()
         with Horizontal(id="templates-body"):
             with Vertical(id="templates-left"):
-                yield PagedTable(id="templates-table")
-                yield Static("", id="templates-status", classes="status-line")
+                yield from self.compose_table()
             with VerticalScroll(id="template-detail", classes="panel"):
                 yield Static("", id="template-usage")
                 yield Static("", id="template-courses")
-        yield SectionBar()
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(PagedTable)
-        table.add_column("Name", width=34, key="name")
-        table.add_column("Active", width=7, key="active")
-        table.add_column("Credly", width=9, key="state")
-        table.add_column("Option", width=7, key="option")
-        table.add_column("Template id", width=36, key="id")
-        table.focus()
-        self.load(0, "first")
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, offset: int, cursor: Any = "keep") -> None:
-        text = self._filter
-        size = self.query_one(PagedTable).page_size
+    def page_query(self) -> PageQuery:
+        text = self.filter_text
+        return PageQuery(count=partial(count_templates, text=text), fetch=partial(query_templates, text=text))
 
-        def job(store: Store) -> tuple[list[dict], int, int]:
-            total = count_templates(store, text=text)
-            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
-            return query_templates(store, text=text, limit=size, offset=start), total, start
+    def row_key(self, row: dict) -> str:
+        return row["template_id"]
 
-        def show(result: tuple[list[dict], int, int]) -> None:
-            rows, total, start = result
-            table = self.query_one(PagedTable)
-            table.show_page(
-                ((r["template_id"], self._cells(r)) for r in rows), offset=start, total=total, cursor=cursor)
-            self._status()
-            self._show_detail()
-
-        self.background(job, show, group="templates-page", description="Loading templates")
-
-    @staticmethod
-    def _cells(row: dict) -> list[Any]:
+    def row_cells(self, row: dict) -> list[Any]:
         state = Text(row["credly_state"], style="dim" if row["credly_state"] == "active" else "yellow")
         active = yes_no(row["is_active"])
         if not row["is_active"] and row["admin_deactivated"]:
             active = Text("· off", style="yellow")
         return [plain(row["name"]), active, state, plain(row["dropdown_element_id"] or "—"), plain(row["template_id"])]
 
-    def _status(self) -> None:
-        table = self.query_one(PagedTable)
-        where = f" matching “{self._filter}”" if self._filter else ""
-        self.query_one("#templates-status", Static).update(
-            Text(f"Templates{where}: {table.position_text()}   · off = deactivated by an admin (F1 keeps it off)"))
-
-    def on_paged_table_page_wanted(self, event: PagedTable.PageWanted) -> None:
-        self.load(event.offset, event.cursor)
-
-    def action_reload(self) -> None:
-        self.load(self.query_one(PagedTable).page_offset)
-
-    # -- filter -------------------------------------------------------------------------------
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "templates-filter":
-            self._filter = event.value.strip()
-            self.load(0, "first")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "templates-filter":
-            self.action_focus_table()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#templates-filter", Input).focus()
-
-    def action_focus_table(self) -> None:
-        self.query_one(PagedTable).focus()
+    def status_text(self) -> str:
+        return (f"Templates{self.filter_note()}: {self.table.position_text()}   "
+                "· off = deactivated by an admin (F1 keeps it off)")
 
     # -- detail -------------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: Any) -> None:
-        self._show_detail()
-
-    def _show_detail(self) -> None:
-        key = self.query_one(PagedTable).current_key
+    def show_detail(self) -> None:
+        key = self.current_key
         usage = self.query_one("#template-usage", Static)
         self.query_one("#template-courses", Static).update(Text("Courses: press c to look them up in Docebo",
                                                                  style="dim"))
@@ -175,7 +120,7 @@ class TemplatesScreen(ConsoleScreen):
         self.background(job, show, group="templates-detail", description="Loading the template's usage")
 
     def action_courses(self) -> None:
-        key = self.query_one(PagedTable).current_key
+        key = self.current_key
         if key is None:
             return
         if not self.ctx.has_client("docebo"):
@@ -211,7 +156,7 @@ class TemplatesScreen(ConsoleScreen):
 
     # -- actions ------------------------------------------------------------------------------
     def action_toggle_active(self) -> None:
-        key = self.query_one(PagedTable).current_key
+        key = self.current_key
         if key is None:
             return
 
