@@ -2,7 +2,9 @@
 
 * each connection's health — the last "test connection" (when, ok or not, the message) and the
   API calls left in the current rate-limit window of the clients' limiter;
-* configuration problems (S3) — required settings not set, stored values that do not validate;
+* configuration problems (S3) — every required setting not set and every stored value that does
+  not validate, none left out (the tile grows, the page scrolls on a short terminal), and where
+  to fix them (Settings, key 2);
 * the last run of each flow with its status and counts;
 * unread notifications, the newest first;
 * the webhook inbox — backlog (queued + processing), failed, done.
@@ -19,13 +21,14 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
-from textual.widgets import DataTable, Label, Static
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen, client
+from screens.connections import health_text
 from screens.plan_review import counts_text
 from services import inbox
-from services.health import read_health
+from services.health import API_SERVICES, is_configured, read_health
 from services.notifications import list_notifications, unread_count
 from services.settings import configuration_problems
 from services.store import Store
@@ -54,12 +57,13 @@ class DashboardData:
     latest: list[dict]
     inbox: dict[str, int]
     available: dict[str, bool] = field(default_factory=dict)
+    configured: dict[str, bool] = field(default_factory=dict)
 
 
 def limit_text(limiter: Any) -> str:
     """ "20 calls available now (1000/hour, burst 20; all back by 14:05:00 UTC)" or "no
     client-side limit". The limiter is a token bucket: `remaining()` calls may go at once now,
-    and the bucket is full again at `window_reset_at()`."""
+    and the bucket is full again at `window_reset_at()` (not said while it is full)."""
     if limiter is None:
         return "not known until the first call"
     remaining = limiter.remaining()
@@ -68,10 +72,55 @@ def limit_text(limiter: Any) -> str:
     text = f"{remaining:,} calls available now"
     details = [limiter.describe()] if hasattr(limiter, "describe") else []
     reset = limiter.window_reset_at()
-    if reset is not None:
+    burst = getattr(limiter, "burst", None)
+    if reset is not None and not (isinstance(burst, int) and remaining >= burst):
         details.append(f"all back by {reset.strftime('%H:%M:%S')} UTC")
     if details:
         text += f" ({'; '.join(details)})"
+    return text
+
+
+def problem_line(problem: Any) -> str:
+    """One S3 problem on one line: "KEY — not set (required)" or "KEY — <why the stored value
+    is refused>"."""
+    key, message = problem.key, problem.message
+    if message.startswith(f"{key} is not set"):
+        return f"{key} — not set (required)"
+    return f"{key} — {message}"
+
+
+def problems_text(problems: list[Any]) -> Text:
+    """Every S3 problem (none left out), then where to fix them."""
+    text = Text()
+    if not problems:
+        text.append("✔ every required setting is set and valid", style="green")
+        return text
+    for p in problems:
+        text.append(f"✘ {problem_line(p)}\n", style="red")
+    text.append(f"Fix {'it' if len(problems) == 1 else 'them'} in Settings (2); until then the flows that need "
+                f"{'it' if len(problems) == 1 else 'them'} stop with this reason (S3).", style="dim")
+    return text
+
+
+def inbox_text(counts: dict[str, int]) -> Text:
+    text = Text()
+    text.append(f"backlog {counts.get('backlog', 0):,}", style="bold cyan" if counts.get("backlog") else "")
+    text.append("  ·  ")
+    text.append(f"failed {counts.get('failed', 0):,}", style="bold red" if counts.get("failed") else "")
+    text.append(f"\ndone {counts.get('done', 0):,}  ·  skipped {counts.get('skipped', 0):,}")
+    if counts.get("failed"):
+        text.append("\nRetry failed events in the Inbox (7).", style="dim")
+    return text
+
+
+def notifications_text(unread: int, latest: list[dict]) -> Text:
+    """The unread count and the newest unread titles, one line each (cut with … when narrow)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{unread:,} unread", style="bold" if unread else "dim")
+    for n in latest:
+        text.append(f"\n● {n['created_at'][:16].replace('T', ' ')}  {n['title']}")
+    if unread:
+        text.append("\nRead them in Notifications (6).", style="dim")
     return text
 
 
@@ -94,6 +143,15 @@ def read_dashboard(store: Store) -> DashboardData:
     )
 
 
+TILES: tuple[tuple[str, str, str], ...] = (  # (tile id, border title, id of its Static)
+    ("tile-credly", "Credly connection", "health-credly"),
+    ("tile-docebo", "Docebo connection", "health-docebo"),
+    ("tile-inbox", "Webhook inbox", "inbox-counts"),
+    ("tile-problems", "Configuration (S3)", "config-problems"),
+    ("tile-notifications", "Unread notifications", "notification-summary"),
+)
+
+
 class DashboardScreen(ConsoleScreen):
     TITLE_TEXT = "Dashboard"
     BINDINGS = [
@@ -101,28 +159,23 @@ class DashboardScreen(ConsoleScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        with Grid(id="dashboard-grid"):
-            for service, title in (("credly", "Credly"), ("docebo", "Docebo")):
-                with Vertical(classes="panel tile", id=f"tile-{service}"):
-                    yield Label(f"{title} connection", classes="tile-title")
-                    yield Static("", id=f"health-{service}")
-            with Vertical(classes="panel tile", id="tile-inbox"):
-                yield Label("Webhook inbox", classes="tile-title")
-                yield Static("", id="inbox-counts")
-            with Vertical(classes="panel tile", id="tile-problems"):
-                yield Label("Configuration (S3)", classes="tile-title")
-                yield Static("", id="config-problems")
-            with Vertical(classes="panel tile", id="tile-notifications"):
-                yield Label("Unread notifications", classes="tile-title")
-                yield Static("", id="notification-summary")
-            with Vertical(classes="panel tile", id="tile-runs"):
-                yield Label("Last run of each flow", classes="tile-title")
+        # Every tile is as tall as what it holds (no list is cut); on a short terminal the page
+        # scrolls instead.
+        with VerticalScroll(id="dashboard"):
+            for row in ((TILES[0], TILES[1], TILES[2]), (TILES[3], TILES[4])):
+                with Grid(classes="tile-row"):
+                    for tile_id, title, static_id in row:
+                        with Vertical(classes="panel tile", id=tile_id) as tile:
+                            tile.border_title = title
+                            yield Static("", id=static_id)
+            with Vertical(classes="panel tile", id="tile-runs") as tile:
+                tile.border_title = "Last run of each flow"
                 yield DataTable(id="last-runs", cursor_type="none", zebra_stripes=True, show_cursor=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#last-runs", DataTable)
         for key, heading, width in (("flow", "Flow", 28), ("run", "Run", 6), ("status", "Status", 11),
-                                    ("ended", "Ended (UTC)", 19), ("counts", "Counts", 60)):
+                                    ("ended", "Ended (UTC)", 16), ("counts", "Counts", 60)):
             table.add_column(heading, width=width, key=key)
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self._tick)
@@ -136,8 +189,9 @@ class DashboardScreen(ConsoleScreen):
 
         async def job(store: Store) -> DashboardData:
             data = read_dashboard(store)
-            for service in ("credly", "docebo"):
+            for service in API_SERVICES:
                 data.available[service] = ctx.has_client(service)
+                data.configured[service] = is_configured(ctx.config, service)
                 if not data.available[service]:
                     data.limits[service] = "no connection in this console"
                     continue
@@ -152,43 +206,15 @@ class DashboardScreen(ConsoleScreen):
 
     # -- painting -----------------------------------------------------------------------------
     def _show(self, data: DashboardData) -> None:
-        for service in ("credly", "docebo"):
-            text = Text()
-            row = data.health.get(service)
-            if row is None and not data.available.get(service):
-                text.append("no connection in this console\n", style="dim")
-            elif row is None:
-                text.append("not tested yet (Settings → t)\n", style="yellow")
-            else:
-                text.append("✔ ok" if row["ok"] else "✘ failing", style="bold green" if row["ok"] else "bold red")
-                text.append(f"  last test {row['checked_at'][:19].replace('T', ' ')}\n", style="dim")
-                if row["message"]:
-                    text.append(row["message"] + "\n", style="" if row["ok"] else "red")
-            text.append("API: " + data.limits.get(service, ""), style="dim")
+        for service in API_SERVICES:
+            text = health_text(data.health.get(service), available=data.available.get(service, False),
+                               configured=data.configured.get(service, False))
+            if data.available.get(service):
+                text.append("\nAPI: " + data.limits.get(service, ""), style="dim")
             self.query_one(f"#health-{service}", Static).update(text)
-
-        counts = data.inbox
-        text = Text()
-        text.append(f"backlog {counts.get('backlog', 0):,}", style="bold cyan" if counts.get("backlog") else "")
-        text.append("  ·  ")
-        text.append(f"failed {counts.get('failed', 0):,}", style="bold red" if counts.get("failed") else "")
-        text.append(f"  ·  done {counts.get('done', 0):,}  ·  skipped {counts.get('skipped', 0):,}")
-        if counts.get("failed"):
-            text.append("\nRetry failed events in the Inbox (7).", style="dim")
-        self.query_one("#inbox-counts", Static).update(text)
-
-        problems = Text()
-        if not data.problems:
-            problems.append("✔ no problems", style="green")
-        for p in data.problems:
-            problems.append(f"✘ {p.message}\n", style="red")
-        self.query_one("#config-problems", Static).update(problems)
-
-        note = Text()
-        note.append(f"{data.unread:,} unread", style="bold" if data.unread else "dim")
-        for n in data.latest:
-            note.append(f"\n● {n['created_at'][:19].replace('T', ' ')}  {n['title']}", style="")
-        self.query_one("#notification-summary", Static).update(note)
+        self.query_one("#inbox-counts", Static).update(inbox_text(data.inbox))
+        self.query_one("#config-problems", Static).update(problems_text(data.problems))
+        self.query_one("#notification-summary", Static).update(notifications_text(data.unread, data.latest))
 
         table = self.query_one("#last-runs", DataTable)
         table.clear()
@@ -203,7 +229,7 @@ class DashboardScreen(ConsoleScreen):
                      "interrupted": "yellow", "skipped": "dim"}.get(run["status"], "")
             table.add_row(
                 Text(label + (" (dry run)" if run["dry_run"] else "")), Text(str(run["id"])),
-                Text(run["status"], style=style), Text((run["ended_at"] or "")[:19].replace("T", " ")),
+                Text(run["status"], style=style), Text((run["ended_at"] or "")[:16].replace("T", " ")),
                 Text(counts_text({k: run[k] for k in ("examined", "issued", "replaced", "revoked", "created",
                                                       "updated", "deleted", "skipped", "failed")})),
                 key=flow)

@@ -3,15 +3,27 @@
 
 One row per service (credly | docebo | smtp), replaced by each test. The message is the client's
 own sentence (`ConnectionReport.message`), which never contains a secret.
+
+`check_connections()` runs the clients' own `test_connection()` (Credly: one read of the first
+page of templates; Docebo: a token and one read of one user) and records each outcome; the
+settings screen runs it on demand, the console at start for the configured connections whose
+last test is missing or older than `STALE_AFTER` (`stale_services`) — at most one test an hour,
+so restarting the console never eats into Docebo's 1,000 calls an hour — and the demo once at
+start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.store import Store, utcnow
 
 HEALTH_SERVICES: tuple[str, ...] = ("credly", "docebo", "smtp")
+API_SERVICES: tuple[str, ...] = ("credly", "docebo")
+STALE_AFTER = dt.timedelta(hours=1)
 
 
 def record_health(store: Store, service: str, ok: bool, message: str, *, at: str | None = None) -> dict[str, Any]:
@@ -37,3 +49,58 @@ def read_health(store: Store) -> dict[str, dict[str, Any]]:
         row["ok"] = bool(row["ok"])
         out[row["service"]] = row
     return out
+
+
+def is_configured(config: Any, service: str) -> bool:
+    """True when the configuration names where `service` is (a test would reach out): Credly's
+    base URL and organization id, Docebo's platform URL and client id. Secrets are not needed
+    here: a test without one says which is missing."""
+    if service == "credly":
+        return bool(config.credly.base_url and config.credly.organization_id)
+    if service == "docebo":
+        return bool(config.docebo.base_url and config.docebo.client_id)
+    raise ValueError(f"unknown service {service!r}; expected one of {', '.join(API_SERVICES)}")
+
+
+def _parse(stamp: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def stale_services(store: Store, services: Iterable[str], *, max_age: dt.timedelta = STALE_AFTER,
+                   now: dt.datetime | None = None) -> list[str]:
+    """Those of `services` never tested, or last tested more than `max_age` ago."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    health = read_health(store)
+    out = []
+    for service in services:
+        checked = _parse(health[service]["checked_at"]) if service in health else None
+        if checked is None or now - checked > max_age:
+            out.append(service)
+    return out
+
+
+async def check_connection(make_client: Callable[[], Any]) -> tuple[bool, str]:
+    """(ok, message) of one client's `test_connection()`; any failure (even building the
+    client) is a failed test with its reason, never an exception. The client is closed."""
+    try:
+        client = make_client()
+        try:
+            report = await client.test_connection()
+        finally:
+            await client.aclose()
+    except Exception as exc:  # noqa: BLE001 - the health row records any failure
+        return False, f"{type(exc).__name__}: {exc}"
+    return bool(report.ok), str(report.message)
+
+
+async def check_connections(store: Store, factories: dict[str, Callable[[], Any]]) -> dict[str, dict[str, Any]]:
+    """Test every service of `factories` (service → a function building a new client, called
+    in this event loop) at once, record each outcome, and return the rows recorded."""
+    services = list(factories)
+    outcomes = await asyncio.gather(*(check_connection(factories[s]) for s in services))
+    return {service: record_health(store, service, ok, message)
+            for service, (ok, message) in zip(services, outcomes)}

@@ -264,7 +264,7 @@ async def test_test_connections_records_health_and_dashboard_shows_it(world):
         await pilot.press("1")
         await settle(pilot)
         text = screen_text(app)
-        assert "last test" in text and "API: no client-side limit" in text
+        assert "tested " in text and "API: no client-side limit" in text
 
 
 async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
@@ -275,7 +275,7 @@ async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
         await settle(pilot)
         text = screen_text(app)
         for expected in ("✔ ok", "Connected to Credly organization", "✘ failing", "backlog 1", "failed 1",
-                         "2 unread", "F7 Docebo → Credly", "examined 12", "✔ no problems"):
+                         "2 unread", "F7 Docebo → Credly", "examined 12", "✔ every required setting is set and valid"):
             assert expected in text, expected
         with Store(seeded_ctx.database_path) as store:
             store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
@@ -287,7 +287,35 @@ async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
                 break
         text = screen_text(app)
         assert "3 unread" in text and "A new failure" in text
-        assert "EVIDENCE_TITLE is not set" in text
+        assert "EVIDENCE_TITLE — not set (required)" in text
+
+
+async def test_dashboard_lists_every_configuration_problem_and_where_to_fix_them(bare_ctx):
+    """S3 on a fresh install: all five required keys are missing; the tile shows each of them,
+    none cut off, even on an 80x24 terminal, and says to fix them in Settings (2)."""
+    from services.settings import OPTIONAL_KEYS, SETTING_KEYS
+
+    with Store(bare_ctx.database_path):
+        pass
+    required = [key for key in SETTING_KEYS if key not in OPTIONAL_KEYS]
+    assert len(required) == 5
+    for size in (SIZE, (80, 24)):
+        app = make_app(bare_ctx, "dashboard")
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            tile = app.screen.query_one("#tile-problems")
+            shown = str(app.screen.query_one("#config-problems").render())
+            for key in required:
+                assert f"✘ {key} — not set (required)" in shown, (size, key)
+            assert "Fix them in Settings (2)" in shown
+            # Nothing is cut: the text is wholly inside its tile, which is as tall as needed.
+            static = app.screen.query_one("#config-problems")
+            assert static.size.height >= len(required) + 1
+            assert tile.content_region.contains_region(static.region), (size, tile.content_region, static.region)
+            text = screen_text(app)
+            assert all(key in text for key in required), size
+            assert "not configured yet" not in text  # no client in this console
+            assert "no connection in this" in text
 
 
 async def test_export_mappings_to_csv(seeded_ctx, tmp_path):
