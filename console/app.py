@@ -15,6 +15,10 @@ once, on first visit, and kept (its table position and filter survive switching 
   saved back to the config file atomically, in a worker, leaving the rest of the file as it is.
 * Errors: every failed worker goes through `screens.base.report_worker_failure` (toast with
   `markup=False`, or the error modal for a bug).
+* Connection health at start: each configured connection whose last test is missing or older
+  than an hour (`services.health.stale_services`) is tested once, in a worker, so the dashboard
+  shows its health without the admin asking; a failing one is also said in a toast. One test per
+  connection and start at most (Docebo: a token and one read), never more than one an hour.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ from screens.settings import SettingsScreen
 from screens.syncs import SyncsScreen
 from screens.templates import TemplatesScreen
 from services.appcontext import AppContext
+from services.health import API_SERVICES, check_connections, is_configured, stale_services
 
 ASSETS = Path(assets.__file__).parent
+CONNECTION_CHECK = "connection-check"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,32 @@ class CredlyConsoleApp(App[None]):
         if self._unknown_keymap_ids:
             self.notify("[keymap] has unknown binding ids (ignored): " + ", ".join(self._unknown_keymap_ids),
                         severity="warning", markup=False, timeout=10)
+        self._check_connections_at_start()
+
+    # -- connection health --------------------------------------------------------------------
+    def _check_connections_at_start(self) -> None:
+        ctx = self.context
+        services = [s for s in API_SERVICES if ctx.has_client(s) and is_configured(ctx.config, s)]
+        if not services:
+            return
+
+        async def work() -> dict[str, dict]:
+            with ctx.open_store() as store:
+                stale = stale_services(store, services)
+                if not stale:
+                    return {}
+                return await check_connections(store, {s: partial(ctx.make_client, s) for s in stale})
+
+        self.run_worker(work, thread=True, group=CONNECTION_CHECK, exit_on_error=False,
+                        description="Testing the connections")
+
+    def _connections_checked(self, results: dict[str, dict]) -> None:
+        for service, row in results.items():
+            if not row["ok"]:
+                self.notify(f"{service.capitalize()} connection test failed: {row['message']} "
+                            "(Settings, 2; t tests again)", severity="warning", markup=False, timeout=15)
+        if results and hasattr(self.screen, "health_changed"):
+            self.screen.health_changed()
 
     # -- sections -----------------------------------------------------------------------------
     def action_section(self, mode: str) -> None:
@@ -164,6 +196,8 @@ class CredlyConsoleApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             report_worker_failure(self, event.worker)
+        elif event.state == WorkerState.SUCCESS and event.worker.group == CONNECTION_CHECK:
+            self._connections_checked(event.worker.result or {})
 
 
 def _save_theme(path: Path, theme: str) -> None:

@@ -101,13 +101,21 @@ def _status(env) -> str:
             f"runs {runs}; templates {templates}; Credly badges {badges}; Docebo external trainings {trainings}")
 
 
-def _open_console(env) -> None:
+def demo_context(env):
+    """The console's context on the demo: its config, in-memory secrets, database and sandbox
+    clients. The user's `[keymap]` and `[ui] theme` apply (read from their config file, if it
+    reads); nothing is ever saved to that file (`config_path=None`)."""
+    from services.appcontext import AppContext
+    from services.config import ConfigError, load_config
+
     try:
-        from console.app import run_console
-        from services.appcontext import AppContext
-    except ImportError:
-        fail("the console is not part of this build yet; run `credly-console demo --headless`")
-    context = AppContext(
+        own = load_config()
+    except (ConfigError, OSError):
+        own = None
+    if own is not None:
+        env.config.keymap = dict(own.keymap)
+        env.config.ui.theme = own.ui.theme
+    return AppContext(
         config=env.config,
         secrets=env.secrets,
         database_path=env.db_path,
@@ -116,4 +124,11 @@ def _open_console(env) -> None:
         docebo_factory=env.docebo_client,
         label="demo",
     )
-    run_console(context)
+
+
+def _open_console(env) -> None:
+    try:
+        from console.app import run_console
+    except ImportError:
+        fail("the console is not part of this build yet; run `credly-console demo --headless`")
+    run_console(demo_context(env))

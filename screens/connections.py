@@ -19,8 +19,10 @@ def when_text(stamp: str) -> str:
     return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
 
 
-def health_text(row: dict[str, Any] | None, *, available: bool, configured: bool, title: str = "") -> Text:
-    """The health of one connection; `title` (e.g. "Credly") is put first when given."""
+def health_text(row: dict[str, Any] | None, *, available: bool, configured: bool, title: str = "",
+                configure_hint: str = "Settings (2)", test_hint: str = "Settings (2), then t") -> Text:
+    """The health of one connection; `title` (e.g. "Credly") is put first when given; the hints
+    say where to configure it and how to test it from the screen showing it."""
     text = Text()
     if title:
         text.append(f"{title}: ", style="bold")
@@ -32,7 +34,7 @@ def health_text(row: dict[str, Any] | None, *, available: bool, configured: bool
     elif not available:
         text.append("no connection in this console", style="dim")
     elif not configured:
-        text.append("not configured yet — Settings (2)", style="yellow")
+        text.append(f"not configured yet — {configure_hint}", style="yellow")
     else:
-        text.append("not tested yet — Settings (2), then t", style="yellow")
+        text.append(f"not tested yet — {test_hint}", style="yellow")
     return text

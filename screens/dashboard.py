@@ -184,6 +184,10 @@ class DashboardScreen(ConsoleScreen):
         if self in self.app.screen_stack:
             self.action_refresh()
 
+    def health_changed(self) -> None:
+        """A connection test has just been recorded (the app's test at start)."""
+        self.action_refresh()
+
     def action_refresh(self) -> None:
         ctx = self.ctx
 

@@ -24,6 +24,7 @@ import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Input, Label, Static
 
-from screens.base import ConsoleScreen, client
+from screens.base import ConsoleScreen
+from screens.connections import SERVICE_TITLES, health_text
 from services.config import AppConfig, ConfigError, load_config, save_config
-from services.health import read_health, record_health
+from services.health import API_SERVICES, check_connections, is_configured, read_health
 from services.secrets import SECRET_DESCRIPTIONS, SECRET_ENV, NoKeyringError, keyring_backend_problem
 from services.settings import (
     DESCRIPTIONS,
@@ -305,20 +307,15 @@ class SettingsScreen(ConsoleScreen):
         _restore_cursor(table, current)
 
     def _show_health(self, health: dict) -> None:
-        for service, title in (("credly", "Credly"), ("docebo", "Docebo")):
-            box = self.query_one(f"#health-{service}", Static)
-            row = health.get(service)
-            text = Text()
-            text.append(f"{title}: ", style="bold")
-            if not self.ctx.has_client(service):
-                text.append("no connection in this console", style="dim")
-            elif row is None:
-                text.append("not tested yet (t)", style="dim")
-            else:
-                text.append("✔ ok" if row["ok"] else "✘ failed", style="bold green" if row["ok"] else "bold red")
-                text.append(f"  {row['checked_at']}\n", style="dim")
-                text.append(row["message"])
-            box.update(text)
+        for service in API_SERVICES:
+            self.query_one(f"#health-{service}", Static).update(health_text(
+                health.get(service), available=self.ctx.has_client(service),
+                configured=is_configured(self.ctx.config, service), title=SERVICE_TITLES[service],
+                configure_hint="its URL and id are in the connections above", test_hint="press t"))
+
+    def health_changed(self) -> None:
+        """A connection test has just been recorded (the app's test at start)."""
+        self.action_reload()
 
     # -- help line ----------------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -541,23 +538,16 @@ class SettingsScreen(ConsoleScreen):
     # -- connection test ----------------------------------------------------------------------
     def action_test_connections(self) -> None:
         ctx = self.ctx
-        services = [s for s in ("credly", "docebo") if ctx.has_client(s)]
+        services = [s for s in API_SERVICES if ctx.has_client(s)]
         if not services:
             self.notify("No Credly or Docebo connection is available in this console.", severity="warning",
                         markup=False)
             return
         for service in services:
-            self.query_one(f"#health-{service}", Static).update(Text(f"{service.capitalize()}: testing…"))
+            self.query_one(f"#health-{service}", Static).update(Text(f"{SERVICE_TITLES[service]}: testing…"))
 
         async def job(store: Store) -> dict:
-            for service in services:
-                try:
-                    async with client(ctx, service) as api:
-                        report = await api.test_connection()
-                    ok, message = bool(report.ok), str(report.message)
-                except Exception as exc:  # noqa: BLE001 - the health row records any failure
-                    ok, message = False, f"{type(exc).__name__}: {exc}"
-                record_health(store, service, ok, message)
+            await check_connections(store, {s: partial(ctx.make_client, s) for s in services})
             return read_health(store)
 
         self.background_async(job, self._show_health, group="settings-test", description="Testing connections")

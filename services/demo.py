@@ -7,6 +7,8 @@
   port, against a SEPARATE database (a temp dir unless ``data_dir`` is given) and a
   ``MemorySecrets`` — the keyring and the user's database and config are never touched;
 * the sandboxes' webhooks pointed at that receiver, so events flow as in production;
+* one test of each connection (``services.health.check_connections``), recorded in the demo
+  database, so the dashboard shows both connections' health from the start;
 * a learner-activity simulator (``activity=True``) that, every ``interval_s`` seconds, does
   something through the sandboxes' ``/_sandbox`` control endpoints: a learner completes a course,
   an admin awards a certification, someone issues a badge by hand in Credly, and now and then a
@@ -91,6 +93,8 @@ class DemoEnvironment:
         self._sandbox_thread: Any = None
         self._tmp: Path | None = None
         self._sim_thread: threading.Thread | None = None
+        self._health_thread: threading.Thread | None = None
+        self.connections_checked = threading.Event()  # set once the test at start has ended
         self._sim_stop = threading.Event()
         self._rng = random.Random(self.options.seed)
         self.actions = collections.Counter()
@@ -174,12 +178,17 @@ class DemoEnvironment:
         self._point_webhooks()
         self._note("info", f"sandboxes up (Credly {sb.credly.base_url}, Docebo {sb.docebo.base_url}); "
                            f"receiver on {self.runtime.base_url}; database {self.db_path}")
+        self._health_thread = threading.Thread(target=self._check_connections, name="demo-health", daemon=True)
+        self._health_thread.start()
         if opts.activity:
             self._sim_thread = threading.Thread(target=self._simulate_main, name="demo-activity", daemon=True)
             self._sim_thread.start()
 
     def stop(self) -> None:
         self._sim_stop.set()
+        if self._health_thread is not None:
+            self._health_thread.join(15)
+            self._health_thread = None
         if self._sim_thread is not None:
             self._sim_thread.join(15)
             self._sim_thread = None
@@ -247,6 +256,26 @@ class DemoEnvironment:
                                                 import_as_external_training=True))
         except StopIteration:  # tiny data: fewer mappings
             pass
+
+    def _check_connections(self) -> None:
+        """Test both connections once and record the outcome (in the background: the demo is up
+        meanwhile)."""
+        from services.health import check_connections
+        from services.store import Store
+
+        try:
+            with Store(self.db_path) as store:
+                results = asyncio.run(check_connections(
+                    store, {"credly": self.credly_client, "docebo": self.docebo_client}))
+        except Exception as exc:  # the demo goes on; the dashboard then says "not tested yet"
+            log.exception("the demo's connection test failed")
+            self._note("error", f"connection test: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.connections_checked.set()
+        self._note("info", "connections tested: " + ", ".join(
+            f"{service.capitalize()} {'ok' if row['ok'] else 'failing: ' + row['message']}"
+            for service, row in results.items()))
 
     def _point_webhooks(self) -> None:
         sb = self.sandboxes

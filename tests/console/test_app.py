@@ -183,3 +183,76 @@ def test_credly_console_with_a_broken_config_exits_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, [])
     assert result.exit_code == 2
     assert "bad.toml" in result.output
+
+
+def _configure_connections(ctx) -> None:
+    from tests.console.conftest import ORG
+
+    ctx.config.credly.organization_id = ORG
+    ctx.config.docebo.base_url = "http://docebo.sandbox.test"
+    ctx.config.docebo.client_id = "credly-console"
+
+
+async def test_configured_connections_are_tested_at_start_once_an_hour(world):
+    """Issue 7 polish: the dashboard shows both connections' health without the admin asking;
+    a second start within the hour makes no call; an old result is tested again."""
+    import datetime as dt
+
+    from services.health import read_health, record_health
+
+    _configure_connections(world.ctx)
+    app = make_app(world.ctx, "dashboard")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        health = read_health(world.store)
+        assert health["credly"]["ok"] and health["docebo"]["ok"], health
+        await settle(pilot)
+        text = screen_text(app)
+        assert text.count("✔ ok") == 2 and "not tested yet" not in text
+    first = read_health(world.store)
+
+    app = make_app(world.ctx, "dashboard")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+    assert read_health(world.store) == first  # tested less than an hour ago: no call
+
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    record_health(world.store, "docebo", True, "an old result", at=old)
+    app = make_app(world.ctx, "settings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert read_health(world.store)["docebo"]["checked_at"] > old
+        assert read_health(world.store)["credly"] == first["credly"]
+        assert "an old result" not in str(app.screen.query_one("#health-docebo").render())
+
+
+async def test_a_failing_connection_at_start_is_said_in_a_toast(world):
+    import httpx
+
+    from services.credly import CredlyClient
+    from services.health import read_health
+
+    _configure_connections(world.ctx)
+
+    def wrong_token() -> CredlyClient:
+        return CredlyClient("http://credly.sandbox.test/v1", world.credly_state.organization_id, "not-the-token",
+                            policy=world.policy, transport=httpx.ASGITransport(app=world.credly_app))
+
+    world.ctx.credly_factory = wrong_token
+    app = make_app(world.ctx, "mappings")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        health = read_health(world.store)
+        assert not health["credly"]["ok"] and health["docebo"]["ok"]
+        toasts = [n for n in app._notifications if "Credly connection test failed" in n.message]
+        assert toasts and not toasts[0].markup and "Settings, 2" in toasts[0].message
+
+
+async def test_no_test_at_start_without_a_configured_connection(world):
+    from services.health import read_health
+
+    app = make_app(world.ctx, "dashboard")  # the world's config names no connection
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert read_health(world.store) == {}
+        assert screen_text(app).count("not configured yet") == 2
