@@ -109,7 +109,7 @@ class PagedScreen(ConsoleScreen):
     def compose_filter(self) -> ComposeResult:
         with Horizontal(classes="filter-bar"):
             yield Label("Filter")
-            yield Input(placeholder=self.FILTER_PLACEHOLDER, id=f"{self.NAME}-filter")
+            yield Input(placeholder=self.FILTER_PLACEHOLDER, id=f"{self.NAME}-filter", compact=True)
 
     def compose_table(self) -> ComposeResult:
         yield PagedTable(id=f"{self.NAME}-table", page_size=self.PAGE_SIZE)

@@ -149,14 +149,14 @@ async def test_retry_a_failed_inbox_event_and_watch_it_processed_without_a_key_p
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         table = app.screen.query_one(PagedTable)
-        assert str(table.get_row(str(item_id))[4]) == "failed"
+        assert str(table.get_row(str(item_id))[1]) == "failed"
         assert "course.enrollment.completed" in screen_text(app)
         assert '"course_id"' in screen_text(app) or "course_id" in str(app.screen.query_one("#inbox-payload").render())
         await pilot.press("r")
         await settle(pilot)
         row = inbox.get_item(world.store, item_id)
         assert row["status"] == "queued" and row["attempts"] == 0
-        assert str(table.get_row(str(item_id))[4]) == "queued"
+        assert str(table.get_row(str(item_id))[1]) == "queued"
         # The serve worker (beside the console) processes it; the screen refreshes by itself.
         done = threading.Event()
         thread = threading.Thread(target=_run_inbox_worker_until,
@@ -168,10 +168,54 @@ async def test_retry_a_failed_inbox_event_and_watch_it_processed_without_a_key_p
         for _ in range(100):  # the 2-second refresh timer, no key pressed
             await asyncio.sleep(0.05)
             await pilot.pause()
-            if str(table.get_row(str(item_id))[4]) == "done":
+            if str(table.get_row(str(item_id))[1]) == "done":
                 break
-        assert str(table.get_row(str(item_id))[4]) == "done"
+        assert str(table.get_row(str(item_id))[1]) == "done"
         assert len(world.credly_state.badges) == 1  # Safety Basics issued to user 1 (F3a)
+
+
+async def test_inbox_shows_the_whole_event_and_its_detail(seeded_ctx):
+    """Issue 7 polish: the Event column holds `course.enrollment.completed` whole; the detail
+    says whose event it is, its status and attempts, the whole last error, the run that processed
+    it, where it came from and the payload; `/` filters in SQL; `y` copies it all."""
+    payload = {"user_id": 10003, "username": "malik.leonard", "course_id": 101, "course_name": "Safety 101"}
+    with Store(seeded_ctx.database_path) as store:
+        inbox.insert_items(store, [inbox.NewItem(
+            source="docebo", delivery_key="docebo:wh-20250601-0900-5d689e7f-ddab-4224-b6e2-20ef5fd861f1:0",
+            event_type="course.enrollment.completed", learner_key="docebo-user:10003", payload=payload)])
+        item_id = store.db.execute("SELECT MAX(id) FROM inbox").fetchone()[0]
+        store.db.execute("UPDATE inbox SET status = 'failed', attempts = 5, run_id = 3, last_error = ? WHERE id = ?",
+                         ("Credly POST /organizations/{org}/badges: 503 [upstream] unavailable\nafter 5 attempts",
+                          item_id))
+        store.conn.commit()
+    app = make_app(seeded_ctx, "inbox")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(PagedTable)
+        assert table.current_key == str(item_id)  # newest first
+        text = screen_text(app)
+        row = next(line for line in text.splitlines() if line.startswith(f" {item_id} "))
+        assert "course.enrollment.completed " in row and "malik.leonard" not in row
+        assert "Docebo user 10003" in row
+        detail = text[text.index("Event ─"):]
+        for expected in ("course.enrollment.completed", "failed after 5 attempts",
+                         "malik.leonard (Docebo user 10003)", "Docebo, received", "#3 — its log is in Syncs (5)",
+                         "docebo:wh-20250601-0900-5d689e7f", "503 [upstream]", "after 5 attempts",
+                         '"username": "malik.leonard"'):
+            assert expected in detail, expected
+        await pilot.press("y")
+        assert "Learner:    malik.leonard (Docebo user 10003)" in app.clipboard
+        assert '"course_id": 101' in app.clipboard
+        # Filter in SQL: by learner, by event.
+        await pilot.press("slash", *"malik")
+        await settle(pilot)
+        assert table.row_count == 0  # the learner key holds the id, not the name
+        app.screen.query_one("#inbox-filter").value = "10003"
+        await settle(pilot)
+        assert table.row_count == 1 and table.current_key == str(item_id)
+        app.screen.query_one("#inbox-filter").value = "badge.created"
+        await settle(pilot)
+        assert table.row_count == 1 and "matching “badge.created”" in screen_text(app)
 
 
 async def test_retry_all_failed_after_confirmation(seeded_ctx):
