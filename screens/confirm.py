@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -25,6 +25,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.danger = danger
 
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         with Vertical(id="confirm-dialog", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             yield Static(self.question, id="confirm-question", markup=False)

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from screens.base import ConsoleModal
 from services.mappings import export_csv
@@ -28,6 +28,7 @@ class CsvExportScreen(ConsoleModal[tuple[str, int] | None]):
         self.initial_path = path
 
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         with Vertical(id="csv-export-dialog", classes="dialog"):
             yield Label("Export mappings to CSV", classes="dialog-title")
             yield Label("CSV file (replaced if it exists)", classes="field-label")

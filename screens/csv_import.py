@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, Label, Static, Switch
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static, Switch
 
 from screens.base import ConsoleModal
 from services.mappings import ImportResult, MappingError, import_mappings_csv
@@ -49,6 +49,7 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         self.initial_path = path
 
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         with Vertical(id="csv-import-dialog", classes="dialog"):
             yield Label("Import mappings from CSV", classes="dialog-title")
             yield Label("CSV file", classes="field-label")

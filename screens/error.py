@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static, TextArea
+from textual.widgets import Button, Footer, Label, Static, TextArea
 
 
 class ErrorScreen(ModalScreen[None]):
@@ -25,6 +25,7 @@ class ErrorScreen(ModalScreen[None]):
         self.details = details
 
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         with Vertical(id="error-dialog", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             yield Static(self.summary, id="error-summary", markup=False)

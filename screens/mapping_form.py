@@ -30,7 +30,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Input, Label, Static, Switch
+from textual.widgets import Button, Footer, Input, Label, Static, Switch
 
 from screens.base import ConsoleModal, client
 from services.mappings import MappingError, MappingInput
@@ -142,6 +142,7 @@ class MappingForm(ConsoleModal[dict | None]):
 
     # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         m = self.mapping or {}
         title = f"Edit mapping #{m['id']}" if m else "New mapping"
         with Vertical(id="mapping-dialog", classes="dialog"):

@@ -87,14 +87,15 @@ class MappingsScreen(PagedScreen):
         Binding("slash", "focus_filter", "Filter", id="mappings.filter", tooltip="Filter by template, plan or code"),
         Binding("n", "add", "Add", id="mappings.add", tooltip="Add a mapping"),
         Binding("e", "edit", "Edit", id="mappings.edit", tooltip="Edit the highlighted mapping"),
-        Binding("d", "delete", "Delete", id="mappings.delete", tooltip="Delete the highlighted mapping"),
+        Binding("d", "delete", "Delete", show=False, id="mappings.delete", tooltip="Delete the highlighted mapping"),
         Binding("space", "toggle_active", "On/off", id="mappings.toggle",
                 tooltip="Activate or deactivate the highlighted mapping"),
-        Binding("v", "cycle_view", "View", id="mappings.view", tooltip="Show all, active or inactive"),
-        Binding("s", "cycle_sort", "Sort", id="mappings.sort", tooltip="Sort by the next column"),
+        Binding("v", "cycle_view", "View", show=False, id="mappings.view", tooltip="Show all, active or inactive"),
+        Binding("s", "cycle_sort", "Sort", show=False, id="mappings.sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse", show=False, id="mappings.reverse", tooltip="Reverse the sort order"),
-        Binding("i", "import_csv", "Import", id="mappings.import", tooltip="Import mappings from a CSV file (M4)"),
-        Binding("x", "export_csv", "Export", id="mappings.export", tooltip="Export the mappings to a CSV file"),
+        Binding("i", "import_csv", "Import", show=False, id="mappings.import",
+                tooltip="Import mappings from a CSV file (M4)"),
+        Binding("x", "export_csv", "Export", show=False, id="mappings.export", tooltip="Export the mappings to a CSV file"),
         Binding("m", "check", "Check", id="mappings.check",
                 tooltip="Check every mapping against Docebo and Credly (M3)"),
         Binding("r", "reload", "Reload", show=False, id="mappings.reload", tooltip="Read the table again"),
@@ -126,8 +127,10 @@ class MappingsScreen(PagedScreen):
         parts = [f"Mappings: {self.table.position_text()}"]
         if self.filter_text:
             parts.append(f"matching “{self.filter_text}”")
-        parts.append(f"view: {self.view_name}")
-        parts.append(f"sort: {self.sort}{' ↓' if self.descending else ' ↑'}")
+        parts.append(f"view ({self.key_hint('mappings.view')}): {self.view_name}")
+        heading = next(c[1] for c in COLUMNS if c[3] == self.sort)
+        parts.append(f"sort ({self.key_hint('mappings.sort')}): {heading}{' ↓' if self.descending else ' ↑'}")
+        parts.append(f"{self.key_hint('app.keys')} all keys")
         return "  ·  ".join(parts)
 
     def show_detail(self) -> None:

@@ -77,7 +77,7 @@ class NotificationsScreen(PagedScreen):
     REFRESH_SECONDS = 3.0
     BINDINGS = [
         Binding("o", "open", "Open", id="notifications.open", tooltip="Show the notification and mark it read"),
-        Binding("u", "mark_unread", "Mark unread", id="notifications.unread", tooltip="Mark it unread again"),
+        Binding("u", "mark_unread", "Mark unread", show=False, id="notifications.unread", tooltip="Mark it unread again"),
         Binding("R", "mark_all_read", "Mark all read", id="notifications.all_read", tooltip="Mark every notification read"),
         Binding("y", "copy", "Copy", id="notifications.copy", tooltip="Copy the notification's context to the clipboard"),
         Binding("v", "cycle_view", "Unread only", id="notifications.view", tooltip="Show only unread ones, or all"),

@@ -141,6 +141,15 @@ class PagedScreen(ConsoleScreen):
     def view_value(self) -> Any:
         return self.VIEWS[self.view][1]
 
+    def key_hint(self, binding_id: str) -> str:
+        """The key that runs binding `binding_id` (this screen's or the app's), after the
+        `[keymap]`, for hints such as "view (v)"."""
+        app: Any = self.app
+        for binding in [*type(self).BINDINGS, *getattr(app, "BINDINGS", ())]:
+            if getattr(binding, "id", None) == binding_id:
+                return app.key_for(binding) if hasattr(app, "key_for") else binding.key
+        return "?"
+
     def filter_note(self) -> str:
         return f" matching “{self.filter_text}”" if self.filter_text else ""
 

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Label, Static
+from textual.widgets import Button, DataTable, Footer, Label, Static
 
 ACTIONS_SHOWN = 1000
 COUNT_ORDER = ("examined", "issued", "replaced", "revoked", "created", "updated", "deleted", "skipped", "failed")
@@ -42,6 +42,7 @@ class PlanReviewScreen(ModalScreen[bool]):
         self.summary = summary
 
     def compose(self) -> ComposeResult:
+        yield Footer()  # the dialog's own keys (the screen's below would mislead)
         s = self.summary
         actions = list(s.actions or [])
         with Vertical(id="plan-dialog", classes="dialog"):

@@ -6,6 +6,9 @@ actions one footer line would cut the section keys off on an ordinary terminal, 
 their own line. Keys are read from the app's bindings after the `[keymap]`, so a remapped key
 shows here. The app provides `sections` and `key_for(binding)` (duck-typed: screens do not
 import the console package).
+
+Where the roomy layout (" 1 Dashboard   2 Settings ...") does not fit the width, the tight one
+("1 Dashboard 2 Settings ...") is used, so all seven still show on an 80-column terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.events import Click, Resize
 from textual.widgets import Static
 
 
@@ -25,37 +29,56 @@ class SectionBar(Static):
     }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._spans: list[tuple[int, int, str]] = []  # (first column, end column, mode) of each entry
+
     def on_mount(self) -> None:
         self.refresh_sections()
 
     def on_show(self) -> None:
         self.refresh_sections()
 
-    def refresh_sections(self) -> None:
+    def on_resize(self, event: Resize) -> None:
+        self.refresh_sections()
+
+    def _entries(self) -> list[tuple[str, str, str]]:
+        """(mode, key, title) of every section, keys after the keymap."""
         app: Any = self.app
-        sections = getattr(app, "sections", ())
         bindings = {getattr(b, "id", None): b for b in getattr(app, "BINDINGS", ())}
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for section in sections:
+        out = []
+        for section in getattr(app, "sections", ()):
             binding = bindings.get(section.binding_id)
-            key = app.key_for(binding) if binding is not None else "?"
-            current = section.mode == getattr(app, "current_mode", None)
-            text.append(f" {key} ", style="bold reverse" if current else "bold")
-            text.append(f"{section.title} ", style="reverse" if current else "")
+            out.append((section.mode, app.key_for(binding) if binding is not None else "?", section.title))
+        return out
+
+    def refresh_sections(self) -> None:
+        entries = self._entries()
+        current_mode = getattr(self.app, "current_mode", None)
+        roomy = sum(len(key) + len(title) + 5 for _, key, title in entries)
+        tight = self.size.width and roomy > self.size.width
+        text = Text(no_wrap=True, overflow="ellipsis")
+        spans: list[tuple[int, int, str]] = []
+        if tight:
             text.append(" ")
+        for mode, key, title in entries:
+            current = mode == current_mode
+            start = len(text.plain)
+            if tight:
+                text.append(key, style="bold reverse" if current else "bold")
+                text.append(f" {title}", style="reverse" if current else "")
+                spans.append((start, len(text.plain), mode))
+                text.append(" ")
+            else:
+                text.append(f" {key} ", style="bold reverse" if current else "bold")
+                text.append(f"{title} ", style="reverse" if current else "")
+                spans.append((start, len(text.plain), mode))
+                text.append(" ")
+        self._spans = spans
         self.update(text)
 
-    def on_click(self, event: Any) -> None:
-        app: Any = self.app
-        # Map the click column to a section (each entry: " key title  ").
-        x = event.x
-        position = 0
-        for section in getattr(app, "sections", ()):
-            bindings = {getattr(b, "id", None): b for b in getattr(app, "BINDINGS", ())}
-            binding = bindings.get(section.binding_id)
-            key = app.key_for(binding) if binding is not None else "?"
-            width = len(key) + 2 + len(section.title) + 2
-            if position <= x < position + width:
-                app.switch_mode(section.mode)
+    def on_click(self, event: Click) -> None:
+        for start, end, mode in self._spans:
+            if start <= event.x < end:
+                self.app.switch_mode(mode)
                 return
-            position += width

@@ -103,8 +103,8 @@ class SyncsScreen(ConsoleScreen):
         Binding("c", "cancel_run", "Cancel run", id="syncs.cancel", tooltip="Cancel the running flow between items"),
         Binding("f", "toggle_failures", "Failures only", id="syncs.failures",
                 tooltip="Show only the failures in the selected run's log"),
-        Binding("h", "focus_history", "History", id="syncs.history", tooltip="Go to the history of runs"),
-        Binding("l", "focus_flows", "Flows", id="syncs.flows", tooltip="Go to the list of flows"),
+        Binding("h", "focus_history", "History", show=False, id="syncs.history", tooltip="Go to the history of runs"),
+        Binding("l", "focus_flows", "Flows", show=False, id="syncs.flows", tooltip="Go to the list of flows"),
         Binding("r", "reload", "Reload", show=False, id="syncs.reload", tooltip="Read the history again"),
     ]
 

@@ -46,7 +46,7 @@ class TemplatesScreen(PagedScreen):
         Binding("c", "courses", "Courses", id="templates.courses",
                 tooltip="Look up the Docebo courses that use the highlighted template"),
         Binding("s", "sync_now", "Sync now", id="templates.sync", tooltip="Run F1 then F2 now"),
-        Binding("r", "reload", "Reload", id="templates.reload", tooltip="Read the table again"),
+        Binding("r", "reload", "Reload", show=False, id="templates.reload", tooltip="Read the table again"),
         Binding("escape", "focus_table", "Table", show=False, id="templates.focus_table"),
     ]
 

@@ -256,3 +256,45 @@ async def test_no_test_at_start_without_a_configured_connection(world):
         await settle(pilot)
         assert read_health(world.store) == {}
         assert screen_text(app).count("not configured yet") == 2
+
+
+async def test_at_80_columns_every_section_key_and_every_footer_key_shows_whole(seeded_ctx):
+    """An ordinary 80x24 terminal: the line of sections shows all seven, and no section's footer
+    runs under the palette key (what does not fit is in `?` and the palette)."""
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    from screens.section_bar import SectionBar
+
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for section in SECTIONS:
+            await pilot.press(section.key)
+            await settle(pilot)
+            bar = str(app.screen.query_one(SectionBar).render())
+            assert all(f"{s.key} {s.title}" in bar for s in SECTIONS) and "…" not in bar, bar
+            keys = list(app.screen.query_one(Footer).query(FooterKey))
+            palette = next(k for k in keys if "-command-palette" in k.classes)
+            shown = [k for k in keys if k is not palette]
+            assert {"Keys", "Quit"} <= {k.description for k in shown}
+            assert max(k.region.right for k in shown) <= palette.region.x, (section.mode, [k.description for k in shown])
+        # A section clicked in the bar is opened.
+        bar = app.screen.query_one(SectionBar)
+        start, _, mode = next(span for span in bar._spans if span[2] == "inbox")
+        await pilot.click(SectionBar, offset=(start + 1, 0))
+        await settle(pilot)
+        assert app.current_mode == "inbox"
+
+
+async def test_dialogs_show_their_own_keys(seeded_ctx):
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        shown = {k.description for k in app.screen.query_one(Footer).query(FooterKey)}
+        assert {"Save", "Cancel"} <= shown and "Add" not in shown
