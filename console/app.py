@@ -95,6 +95,8 @@ class CredlyConsoleApp(App[None]):
     TITLE = "credly-console"
     CSS_PATH = [ASSETS / name for name in STYLESHEETS]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
+    # Screens lay some panels out differently below 100 columns (assets/*.tcss: `Screen.-narrow`).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         *_section_bindings(),
         Binding("question_mark", "toggle_keys", "Keys", id="app.keys", tooltip="Show or hide the keys of this screen"),

@@ -20,16 +20,18 @@ def when_text(stamp: str) -> str:
 
 
 def health_text(row: dict[str, Any] | None, *, available: bool, configured: bool, title: str = "",
-                configure_hint: str = "Settings (2)", test_hint: str = "Settings (2), then t") -> Text:
+                configure_hint: str = "Settings (2)", test_hint: str = "Settings (2), then t",
+                brief: bool = False) -> Text:
     """The health of one connection; `title` (e.g. "Credly") is put first when given; the hints
-    say where to configure it and how to test it from the screen showing it."""
+    say where to configure it and how to test it from the screen showing it. `brief` (a narrow
+    terminal) leaves out the client's sentence when the test passed."""
     text = Text()
     if title:
         text.append(f"{title}: ", style="bold")
     if row is not None:
         text.append("✔ ok" if row["ok"] else "✘ failing", style="bold green" if row["ok"] else "bold red")
         text.append(f"  tested {when_text(row['checked_at'])}", style="dim")
-        if row.get("message"):
+        if row.get("message") and not (brief and row["ok"]):
             text.append("\n" + row["message"], style="" if row["ok"] else "red")
     elif not available:
         text.append("no connection in this console", style="dim")

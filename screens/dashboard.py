@@ -60,7 +60,7 @@ class DashboardData:
     configured: dict[str, bool] = field(default_factory=dict)
 
 
-def limit_text(limiter: Any) -> str:
+def limit_text(limiter: Any, *, brief: bool = False) -> str:
     """ "20 calls available now (1000/hour, burst 20; all back by 14:05:00 UTC)" or "no
     client-side limit". The limiter is a token bucket: `remaining()` calls may go at once now,
     and the bucket is full again at `window_reset_at()` (not said while it is full)."""
@@ -70,6 +70,8 @@ def limit_text(limiter: Any) -> str:
     if remaining is None:
         return "no client-side limit"
     text = f"{remaining:,} calls available now"
+    if brief:
+        return text
     details = [limiter.describe()] if hasattr(limiter, "describe") else []
     reset = limiter.window_reset_at()
     burst = getattr(limiter, "burst", None)
@@ -184,12 +186,29 @@ class DashboardScreen(ConsoleScreen):
         if self in self.app.screen_stack:
             self.action_refresh()
 
+    def on_resize(self) -> None:
+        # Narrow or wide changes what the tiles say (brief or not): paint them again.
+        if self.is_mounted:
+            self.action_refresh()
+
+    def _even_rows(self) -> None:
+        """Give the tiles of a row the height of the tallest one's content (each tile is as tall
+        as its own text otherwise, and a row of unequal boxes looks broken). Measured from the
+        texts, not the boxes, so a row shrinks again when its longest text does."""
+        for row in self.query(".tile-row"):
+            tiles = list(row.query(".tile"))
+            tallest = max(tile.query_one(Static).outer_size.height + tile.styles.gutter.height for tile in tiles)
+            for tile in tiles:
+                if tile.styles.min_height is None or tile.styles.min_height.value != tallest:
+                    tile.styles.min_height = tallest
+
     def health_changed(self) -> None:
         """A connection test has just been recorded (the app's test at start)."""
         self.action_refresh()
 
     def action_refresh(self) -> None:
         ctx = self.ctx
+        brief = self.has_class("-narrow")
 
         async def job(store: Store) -> DashboardData:
             data = read_dashboard(store)
@@ -203,7 +222,7 @@ class DashboardScreen(ConsoleScreen):
                     # Building a client makes no call; it tells which limiter its calls use.
                     async with client(ctx, service):
                         pass
-                data.limits[service] = limit_text(ctx.limiter(service))
+                data.limits[service] = limit_text(ctx.limiter(service), brief=brief)
             return data
 
         self.background_async(job, self._show, group="dashboard-refresh", description="Refreshing the dashboard")
@@ -212,13 +231,14 @@ class DashboardScreen(ConsoleScreen):
     def _show(self, data: DashboardData) -> None:
         for service in API_SERVICES:
             text = health_text(data.health.get(service), available=data.available.get(service, False),
-                               configured=data.configured.get(service, False))
+                               configured=data.configured.get(service, False), brief=self.has_class("-narrow"))
             if data.available.get(service):
                 text.append("\nAPI: " + data.limits.get(service, ""), style="dim")
             self.query_one(f"#health-{service}", Static).update(text)
         self.query_one("#inbox-counts", Static).update(inbox_text(data.inbox))
         self.query_one("#config-problems", Static).update(problems_text(data.problems))
         self.query_one("#notification-summary", Static).update(notifications_text(data.unread, data.latest))
+        self.call_after_refresh(self._even_rows)
 
         table = self.query_one("#last-runs", DataTable)
         table.clear()

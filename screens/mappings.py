@@ -144,7 +144,8 @@ class MappingsScreen(PagedScreen):
             text.append("  (not in the template table)", style="yellow")
         if row["check_status"]:
             style = "bold red" if row["check_status"] == "broken" else "green"
-            text.append(f"\nM3 check {row['checked_at'] or ''}: {row['check_status']}", style=style)
+            when = f" ({row['checked_at'][:16].replace('T', ' ')} UTC)" if row["checked_at"] else ""
+            text.append(f"\nM3 check{when}: {row['check_status']}", style=style)
             if row["check_message"]:
                 text.append(f" — {row['check_message']}", style=style)
         detail.update(text)

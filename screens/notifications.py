@@ -43,11 +43,15 @@ def notification_cells(row: dict) -> list[Any]:
     ]
 
 
+def _when(stamp: str) -> str:
+    return f"{stamp[:19].replace('T', ' ')} UTC"
+
+
 def context_text(row: dict) -> str:
     """The full context of a notification as plain text (what `y` copies)."""
     lines = [row["title"], ""]
     lines.append(f"Kind:      {row['kind']}")
-    lines.append(f"Created:   {row['created_at']}")
+    lines.append(f"Created:   {_when(row['created_at'])}")
     if row.get("flow"):
         lines.append(f"Flow:      {row['flow']}" + (f" (run #{row['run_id']})" if row.get("run_id") else ""))
     elif row.get("run_id"):
@@ -62,7 +66,7 @@ def context_text(row: dict) -> str:
     if row.get("mail_error"):
         mail += f" — {row['mail_error']}"
     lines.append(f"Mail:      {mail}")
-    lines.append(f"Read:      {row['read_at'] or 'unread'}")
+    lines.append(f"Read:      {_when(row['read_at']) if row['read_at'] else 'unread'}")
     if row.get("body"):
         lines += ["", row["body"]]
     return "\n".join(lines)

@@ -55,6 +55,7 @@ class PlanReviewScreen(ModalScreen[bool]):
                                   + (f" (first {ACTIONS_SHOWN:,} shown; all are in the run's log)"
                                      if len(actions) > ACTIONS_SHOWN else "") + ":"), id="plan-summary")
                 yield DataTable(id="plan-actions", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="plan-detail")
             else:
                 yield Static(Text("Nothing to change: applying would make no write call.", style="green"),
                              id="plan-summary")
@@ -69,11 +70,23 @@ class PlanReviewScreen(ModalScreen[bool]):
             table.add_column("Action", width=26, key="action")
             table.add_column("Object", width=34, key="object")
             table.add_column("Details", key="message")
-            for a in list(self.summary.actions)[:ACTIONS_SHOWN]:
-                table.add_row(Text(a.get("action", "")), Text(a.get("object", "")), Text(a.get("message", "")))
+            for n, a in enumerate(list(self.summary.actions)[:ACTIONS_SHOWN]):
+                table.add_row(Text(a.get("action", "")), Text(a.get("object", "")), Text(a.get("message", "")),
+                              key=str(n))
             table.focus()
         else:
             self.query_one("#close", Button).focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted change in full (the table cuts long e-mails and details)."""
+        action = self.summary.actions[int(event.row_key.value)]
+        text = Text()
+        text.append(action.get("action", ""), style="bold")
+        if action.get("object"):
+            text.append(f"  {action['object']}")
+        if action.get("message"):
+            text.append(f"\n{action['message']}", style="dim")
+        self.query_one("#plan-detail", Static).update(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "apply":

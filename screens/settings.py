@@ -231,13 +231,15 @@ class SettingsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         settings = self.query_one("#settings-table", DataTable)
-        settings.add_column("Key", width=34, key="key")
-        settings.add_column("Value", width=34, key="value")
-        settings.add_column("Status", width=44, key="status")
+        # Status before the value: a problem stays visible on a narrow terminal, the value (any
+        # length) comes last; where a connection value is kept is also in its help line.
+        settings.add_column("Key", width=32, key="key")
+        settings.add_column("Status", width=19, key="status")
+        settings.add_column("Value", width=44, key="value")
         connections = self.query_one("#connections-table", DataTable)
-        connections.add_column("Connection", width=34, key="label")
-        connections.add_column("Value", width=44, key="value")
-        connections.add_column("Where", width=34, key="where")
+        connections.add_column("Connection", width=30, key="label")
+        connections.add_column("Value", width=40, key="value")
+        connections.add_column("Where", width=44, key="where")
         self.query_one("#editor").display = False
         settings.focus()
         self.action_reload()
@@ -275,11 +277,25 @@ class SettingsScreen(ConsoleScreen):
                 status = Text("✔ set", style="green")
             else:
                 status = Text("optional" + ("" if row["value"] else ", blank"), style="dim")
-            table.add_row(Text(row["key"]), Text(row["value"] or "—"), status, key=row["key"])
+            table.add_row(Text(row["key"]), status, Text(row["value"] or "—"), key=row["key"])
         _restore_cursor(table, current)
         self._show_connections()
         self._show_health(health)
         self._update_help()
+
+    def _where(self, field: ConnectionField) -> str:
+        """Where the value of a connection field is kept (or would be)."""
+        if not field.is_secret:
+            return "config file" if self.ctx.config_path else "this session only"
+        source = self._secret_sources.get(field.secret_name)
+        env = SECRET_ENV[field.secret_name]
+        if source == "env":
+            return f"environment {env}"
+        if source:
+            return "OS keyring" if source == "keyring" else "this session only"
+        if self._keyring_problem:
+            return f"no keyring: set {env}"
+        return f"keyring or {env}"
 
     def _show_connections(self) -> None:
         table = self.query_one("#connections-table", DataTable)
@@ -290,20 +306,11 @@ class SettingsScreen(ConsoleScreen):
             if field.is_secret:
                 source = self._secret_sources.get(field.secret_name)
                 value = Text("•••••••• (set)", style="green") if source else Text("not set", style="dim")
-                env = SECRET_ENV[field.secret_name]
-                if source == "env":
-                    where = f"environment {env}"
-                elif source:
-                    where = "OS keyring" if source == "keyring" else "this session only"
-                elif self._keyring_problem:
-                    where = f"no keyring: set {env}"
-                else:
-                    where = f"keyring or {env}"
-                table.add_row(Text(field.label), value, Text(where), key=field.key)
+                table.add_row(Text(field.label), value, Text(self._where(field)), key=field.key)
             else:
                 text = config_value_text(cfg, field)
-                where = "config file" if self.ctx.config_path else "this session only"
-                table.add_row(Text(field.label), Text(text or "—"), Text(where, style="dim"), key=field.key)
+                table.add_row(Text(field.label), Text(text or "—"), Text(self._where(field), style="dim"),
+                              key=field.key)
         _restore_cursor(table, current)
 
     def _show_health(self, health: dict) -> None:
@@ -348,7 +355,8 @@ class SettingsScreen(ConsoleScreen):
                 text += f"\nProblem: {info['problem']}"
             settings_help.update(Text(text))
         if row and row[0] == "connection":
-            connections_help.update(Text(FIELDS_BY_KEY[row[1]].help))
+            field = FIELDS_BY_KEY[row[1]]
+            connections_help.update(Text(f"{field.help} — kept in: {self._where(field)}"))
 
     # -- editing ------------------------------------------------------------------------------
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -384,7 +392,11 @@ class SettingsScreen(ConsoleScreen):
                 label.update(f"{spec.label} — {spec.help}")
                 field.password = False
                 field.value = config_value_text(self.ctx.config, spec)
+        # The editor opens under the table of the row being edited.
+        self.query_one("#settings-body").move_child(editor, after=self.query_one(
+            "#settings-help" if kind == "setting" else "#connections-help"))
         editor.display = True
+        editor.scroll_visible(animate=False)
         field.focus()
         field.cursor_position = len(field.value)
 
