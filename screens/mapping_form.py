@@ -287,14 +287,15 @@ class MappingForm(ConsoleModal[dict | None]):
         self.dismiss(None)
 
     def form_input(self) -> MappingInput | None:
-        """The typed MappingInput, or None after showing every field's error inline."""
-        ok = True
+        """The typed MappingInput, or None after showing every field's error inline (the cursor
+        goes to the first field to fix)."""
+        invalid: list[Input] = []
         for name in ("template", *FIELDS[1:]):
             field = self.query_one(f"#{name}", Input)
             result = field.validate(field.value)
             self._show_result(field, result)
             if result is not None and not result.is_valid:
-                ok = False
+                invalid.append(field)
         external = self.query_one("#external_training", Switch).value
         plan = self.query_one("#learning_plan_id", Input).value.strip()
         cert = self.query_one("#certification_code", Input).value.strip()
@@ -302,8 +303,9 @@ class MappingForm(ConsoleModal[dict | None]):
             show_error(self.query_one("#form-error", Static),
                        "a mapping needs at least one Docebo side: a learning plan id, import as external "
                        "training, or a certification code (M2)")
-            ok = False
-        if not ok:
+            invalid.append(self.query_one("#learning_plan_id", Input))
+        if invalid:
+            invalid[0].focus()
             return None
         text = self.query_one("#template", Input).value.strip()
         hit = self.catalog.resolve(text)

@@ -42,6 +42,7 @@ async def test_edit_with_invalid_learning_plan_shows_inline_error_and_saves_noth
         await settle(pilot)
         assert isinstance(app.screen, MappingForm)  # still open: nothing was saved
         assert "'50x' is not a Docebo learning plan id" in _error(form, "learning_plan_id")
+        assert plan.has_focus  # the cursor goes to the field to fix
         assert "is not a Docebo learning plan id" in screen_text(app)
         with Store(seeded_ctx.database_path) as store:
             assert get_mapping(store, 1)["learning_plan_id"] == "501"
