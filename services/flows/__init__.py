@@ -74,8 +74,13 @@ async def run_flow(
     dry_run: bool = False,
     trigger: str = "cli",
     callbacks: Callbacks | None = None,
+    full: bool = False,
 ) -> RunSummary:
     """Run a batch flow by name (`FLOW_NAMES`) and return its summary.
+
+    F7 and F6 are incremental when they can be (only what changed since their last good run,
+    services/flows/incremental.py: the scheduler's runs, and any other run unless a full one is
+    due); `full=True` makes them read everything (`--full`). The summary's `mode` says which.
 
     `all` runs templates, dropdown, docebo-to-credly and credly-to-docebo one after the other as
     child runs (`parent_run_id`); its counts are the sums of theirs, its status the worst of
@@ -86,7 +91,7 @@ async def run_flow(
     if key not in rules.BATCH_FLOWS.values():
         raise ValueError(f"{name!r} is not a batch flow; expected one of {', '.join(FLOW_NAMES)}")
     if key != "all":
-        return await execute(ctx, key, _body(key), dry_run=dry_run, trigger=trigger, callbacks=callbacks)
+        return await execute(ctx, key, _body(key), dry_run=dry_run, trigger=trigger, callbacks=callbacks, full=full)
 
     children: list[RunSummary] = []
 
@@ -102,6 +107,7 @@ async def run_flow(
                 trigger=trigger,
                 callbacks=callbacks,
                 parent_run_id=job.run_id,
+                full=full,
             )
             children.append(summary)
             for k, v in summary.counts.items():
