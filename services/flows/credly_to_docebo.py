@@ -672,7 +672,8 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
     since = inc.since["credly"]
     pairs: set[tuple[str, str]] = set()
     emails: dict[str, str] = {}
-    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since), "credly", "badges", "updated_at"):
+    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since), "credly", "badges", "updated_at",
+                               key=lambda b: b.get("id")):
         tid = badge_template_id(b)
         email = str(b.get("recipient_email") or "").strip()
         if tid in maps and email:

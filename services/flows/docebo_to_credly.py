@@ -931,7 +931,8 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
     async def courses() -> None:
         if not field_id or not dropdown:
             return
-        async for c in inc.changed(docebo.iter_courses(updated_from=since), "docebo", "courses", "date_last_updated"):
+        async for c in inc.changed(docebo.iter_courses(updated_from=since), "docebo", "courses", "date_last_updated",
+                                   key=lambda c: c.get("id_course", c.get("id"))):
             cid = str(c.get("id_course", c.get("id")))
             option = _field_value(job, c, field_id)
             option = option if option in dropdown else ""
@@ -949,7 +950,8 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
 
     async def completions() -> None:
         async for e in inc.changed(docebo.iter_enrollments(statuses=["completed"], updated_from=since),
-                                   "docebo", "course enrollments", "enrollment_date_last_updated"):
+                                   "docebo", "course enrollments", "enrollment_date_last_updated",
+                                   key=lambda e: f"{_enrollment_course(e)}/{_enrollment_user(e)}"):
             if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
                 changed_completions.append(e)
 
@@ -959,6 +961,7 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
         async for e in inc.changed(
             docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), statuses=["completed"], updated_from=since),
             "docebo", "learning-plan enrollments", "enrollment_date_last_updated",
+            key=lambda e: f"{_lp_id(e)}/{_enrollment_user(e)}",
         ):
             if _lp_id(e) in lp_maps:
                 touched.add(_enrollment_user(e))
@@ -969,6 +972,7 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
         async for a in inc.changed(
             docebo.iter_certification_awards(certification_ids=sorted(ids, key=_num_key), updated_from=since),
             "docebo", "certification awards", "date_last_updated",
+            key=lambda a: _award_fields(a)[0],
         ):
             if str(a.get("id_cert")) in ids:
                 touched.add(_award_fields(a)[1])

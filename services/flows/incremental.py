@@ -17,8 +17,10 @@ after a run ends `succeeded` with no failed item and only by a real run (a dry r
 plans exactly what the real run will do, never moves it). It is the service's OWN time at the
 start of that run — from the `Date` header of its responses (`services.http.ServiceClock`),
 never this computer's clock — and the next run asks for changes since the watermark minus
-`OVERLAP` (writes in flight at the watermark, clocks of the service's own servers). A run that
-fails, fails an item, is cancelled or killed leaves the watermark where it was: the next run
+`OVERLAP` (writes in flight at the watermark, clocks of the service's own servers). What an
+incremental run processed inside that overlap is remembered with its timestamp, so the next run
+does not process the same change twice (a later change of the object has a later timestamp).
+A run that fails, fails an item, is cancelled or killed leaves the watermark where it was: the next run
 reads the same changes again (after a failed full run, the next run is full). Re-reading is
 harmless: every decision is idempotent.
 
@@ -97,6 +99,10 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _iso_precise(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _parse(text: Any) -> dt.datetime | None:
     return rules.parse_datetime(text) if text else None
 
@@ -156,6 +162,10 @@ class Incremental:
     plan: dict[str, Any] = dataclasses.field(default_factory=dict)
     previous: dict[str, Any] | None = None
     changes: dict[str, int] = dataclasses.field(default_factory=dict)
+    # (source → item key → timestamp) of the changes this run processed, and those the previous
+    # run processed inside the overlap (skipped when they come back unchanged).
+    seen: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    done_before: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     started_mono: float = 0.0
     started_wall: dt.datetime | None = None
 
@@ -220,6 +230,8 @@ class Incremental:
                 return
             self.since[service] = moment - OVERLAP
         self.plan = json.loads(json.dumps(state.get("plan") or {}))
+        recent = state.get("recent") or {}
+        self.done_before = {src: dict(v) for src, v in recent.items() if isinstance(v, dict)}
         self.mode = "incremental"
 
     def _ignored(self) -> str:
@@ -240,22 +252,30 @@ class Incremental:
         return ""
 
     # -- during the run -------------------------------------------------------------------
-    async def changed(self, items: AsyncIterator[dict[str, Any]], service: str, source: str, field: str
-                      ) -> AsyncIterator[dict[str, Any]]:
-        """The items of a changed-since read that changed at or after the bound. Items are
-        checked, never trusted: one updated well before the bound (or without `field`) means
-        the service ignored the filter → FilterIgnored."""
+    async def changed(self, items: AsyncIterator[dict[str, Any]], service: str, source: str, field: str,
+                      key: Any) -> AsyncIterator[dict[str, Any]]:
+        """The items of a changed-since read that changed at or after the bound, less those the
+        previous run already processed with the same timestamp (`key(item)` names an item).
+        Items are checked, never trusted: one updated well before the bound (or without `field`)
+        means the service ignored the filter → FilterIgnored."""
         since = self.since[service]
         floor = since - IGNORED_TOLERANCE
+        done = self.done_before.get(source, {})
+        seen = self.seen.setdefault(source, {})
         async for item in items:
             moment = rules.parse_datetime(item.get(field))
             if moment is None:
                 raise FilterIgnored(service, source, f"its items carry no {field}")
             if moment < floor:
                 raise FilterIgnored(service, source, f"an item updated {_iso(moment)} came back for changes since {_iso(since)}")
-            if moment >= since:
-                self.changes[source] = self.changes.get(source, 0) + 1
-                yield item
+            if moment < since:
+                continue
+            name, stamp = str(key(item)), _iso_precise(moment)
+            seen[name] = stamp
+            if done.get(name) == stamp:
+                continue
+            self.changes[source] = self.changes.get(source, 0) + 1
+            yield item
 
     def to_full(self, reason: str) -> None:
         """Continue this run as a full run (before it has changed anything)."""
@@ -305,6 +325,15 @@ class Incremental:
         for service in self.clients:
             moment, source = self.service_time_at_start(service)
             bounds[service], sources[service] = _iso(moment), source
+        # What this run processed inside the next run's overlap (never for a full run: its reads
+        # are not tracked item by item, so the first incremental run after it reads them again).
+        recent: dict[str, dict[str, str]] = {}
+        if self.incremental:
+            horizon = min(_parse(b) for b in bounds.values()) - OVERLAP
+            for source, items in self.seen.items():
+                kept = {k: t for k, t in items.items() if _parse(t) >= horizon}
+                if kept:
+                    recent[source] = kept
         state = {
             "version": VERSION,
             "flow": self.flow,
@@ -312,6 +341,7 @@ class Incremental:
             "bounds": bounds,
             "clock": sources,
             "plan": self.plan,
+            "recent": recent,
         }
         if self.incremental:
             state.update(fingerprint=prev.get("fingerprint"), full_run_id=prev.get("full_run_id"),
