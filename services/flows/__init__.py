@@ -18,6 +18,9 @@ Real-time handlers (the webhook worker of `serve`; each writes a run with trigge
 `handle_course_completion` (F3), `handle_certification_event` (F4), `handle_badge_event` (F5),
 `handle_template_event` (F1 for one template). `check_mappings` is M3's live check.
 
+F7 and F6 are full or incremental (services/flows/incremental.py; `run_flow(..., full=True)`
+forces full); the run's first log line and `RunSummary.mode` say which.
+
 Every entry point is a coroutine (the clients are async): `await run_flow(...)`.
 """
 

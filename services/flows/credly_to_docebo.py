@@ -36,6 +36,12 @@ template (a live badge wins over revoked/replaced/rejected ones) → F5. Also in
 awards of the mapped certifications. Badges the ledger knows but Credly no longer lists were
 deleted there: their objects are removed as for a revocation. Counts: examined (badges read),
 created, updated, deleted (external trainings), revoked (awards), skipped, failed.
+
+Most F6 runs are incremental (services/flows/incremental.py): the badges Credly changed since the
+watermark name the learners to look at; all their badges of the mapped templates, their Docebo
+user, trainings and awards are read by e-mail / user filters and go through the same
+`_apply_groups` as a full run. A badge deleted in Credly is only found by its webhook (F5) or by a
+full run.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ bounds. BATCH_SYNC_START_DATE drops completions and awards dated before it. In t
 whose dates differ from the held badge replaces that badge only when the product issued it (its
 `issuer_earner_id` is the learner's Docebo user id). Counts: examined (completions and awards
 read), issued, replaced, revoked, skipped, failed.
+
+Most F7 runs are incremental (services/flows/incremental.py): the courses, completions,
+learning-plan completions and awards Docebo changed since the watermark name the learners to look
+at; their own completions, plan completions, awards and held badges are read by user / e-mail
+filters and go through the same `_candidates` and `_decide_and_issue` as a full run.
 """
 
 from __future__ import annotations
