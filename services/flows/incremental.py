@@ -18,8 +18,9 @@ plans exactly what the real run will do, never moves it). It is the service's OW
 start of that run — from the `Date` header of its responses (`services.http.ServiceClock`),
 never this computer's clock — and the next run asks for changes since the watermark minus
 `OVERLAP` (writes in flight at the watermark, clocks of the service's own servers). What an
-incremental run processed inside that overlap is remembered with its timestamp, so the next run
-does not process the same change twice (a later change of the object has a later timestamp).
+incremental run processed inside that overlap (and at least `SKIP_MARGIN` before it started) is
+remembered with its timestamp, so the next run does not process the same change twice (a later
+change of the object has a later timestamp).
 A run that fails, fails an item, is cancelled or killed leaves the watermark where it was: the next run
 reads the same changes again (after a failed full run, the next run is full). Re-reading is
 harmless: every decision is idempotent.
@@ -69,6 +70,11 @@ VERSION = 1  # bump when the decision code changes what a run would do: the next
 OVERLAP = dt.timedelta(minutes=2)
 IGNORED_TOLERANCE = dt.timedelta(days=1)
 REPROBE_AFTER = dt.timedelta(days=7)
+# What a run processed is skipped by the next run only if it changed at least this long before the
+# run started: a second change of the object in the same (whole) second as the first, after the run
+# read it, would carry the same timestamp (Docebo has whole seconds; the service's servers' clocks
+# may differ by a few seconds).
+SKIP_MARGIN = dt.timedelta(seconds=10)
 MAX_TOUCHED = 500
 IGNORED_KEY = "incremental.filter_ignored"
 SERVICE_NAMES = {"docebo": "Docebo", "credly": "Credly"}
@@ -329,9 +335,10 @@ class Incremental:
         # are not tracked item by item, so the first incremental run after it reads them again).
         recent: dict[str, dict[str, str]] = {}
         if self.incremental:
-            horizon = min(_parse(b) for b in bounds.values()) - OVERLAP
+            started = min(_parse(b) for b in bounds.values())
+            low, high = started - OVERLAP, started - SKIP_MARGIN
             for source, items in self.seen.items():
-                kept = {k: t for k, t in items.items() if _parse(t) >= horizon}
+                kept = {k: t for k, t in items.items() if low <= _parse(t) <= high}
                 if kept:
                     recent[source] = kept
         state = {

@@ -53,6 +53,7 @@ async def test_F6_incremental_nothing_changed_is_one_call(make_world):
 async def test_F6_one_new_badge_gives_exactly_its_training_and_award_with_proportional_calls(make_world):
     w = await full_world(make_world)
     issue(w, T_IMPORT, "Carol@Example.com")
+    travel(w, 60)  # the run starts a minute later
     before, trainings = calls(w), len(w.trainings())
     s = await w.run(FLOW)
     assert s.mode == "incremental" and (s.counts["created"], s.counts["failed"]) == (2, 0)

@@ -77,6 +77,7 @@ async def test_F7_one_new_completion_issues_exactly_its_badge_with_calls_proport
     w, _ = await full_world(make_world)
     w.docebo_state.enroll(101, 2)
     w.docebo_state.set_enrollment(101, 2, status="completed", date_complete="2026-11-01 08:00:00")
+    travel(w, 60)  # the run starts a minute later
     before, keys = calls(w), set(w.badge_keys())
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "incremental" and s.counts["issued"] == 1
@@ -96,6 +97,20 @@ async def test_F7_one_new_completion_issues_exactly_its_badge_with_calls_proport
     before = calls(w)
     s2 = await w.run(FLOW)
     assert s2.counts["issued"] == 0 and delta(before, calls(w)) == NOTHING
+
+
+async def test_F7_a_change_just_before_a_run_is_looked_at_again_by_the_next_run(make_world):
+    """Changed within SKIP_MARGIN of the run's start: the next run cannot tell it from a second
+    change in the same second, so it looks again (F3c: nothing issued twice)."""
+    w, _ = await full_world(make_world)
+    w.docebo_state.enroll(101, 2)
+    w.docebo_state.set_enrollment(101, 2, status="completed")
+    assert (await w.run(FLOW)).counts["issued"] == 1
+    travel(w)
+    before = calls(w)
+    s = await w.run(FLOW)
+    assert (s.counts["issued"], s.counts["skipped"]) == (0, 1)
+    assert delta(before, calls(w))["docebo GET /manage/v1/user/{user_id}"] == 1
 
 
 async def test_F3b_learning_plan_completed_since_and_F4_award_updated_since(make_world):
