@@ -73,6 +73,8 @@ async def test_F7_incremental_run_killed_with_sigkill_converges_without_duplicat
             assert read_state(store, "docebo_to_credly") == watermark  # killed runs never move it
         last = await _sync(env, "docebo-to-credly")
         assert last["mode"] == "incremental" and last["status"] == "succeeded" and last["counts"]["failed"] == 0
+        again = await _sync(env, "docebo-to-credly", "--full")  # a full reconciliation finds nothing to do
+        assert again["mode"] == "full" and again["counts"]["issued"] == 0 and again["counts"]["failed"] == 0
         live = sorted((b.recipient_email.lower(), b.template_id) for b in sb.credly.state.badges.values()
                       if b.state in ("pending", "accepted"))
     assert kills == 4
