@@ -34,8 +34,8 @@ incremental; the scheduler's runs (trigger "schedule") are incremental by this r
 **Filters a tenant may not have** (Docebo `updated_from` is [I], Credly's `updated_at_min` on
 badges [INF]): without the filter a service answers with everything, which is still correct —
 every item is compared with the bound here, not trusted. `changed()` notices it (an item
-updated more than `IGNORED_TOLERANCE` before the bound came back, or items without the
-timestamp at all), the run falls back to a full run at once, and the finding is remembered
+updated more than `IGNORED_TOLERANCE` before the bound came back, items without the
+timestamp at all, or the filtered read refused with a 400/422), the run falls back to a full run at once, and the finding is remembered
 (`meta` `incremental.filter_ignored`): that service's batches run full, the reason in their
 first log line, and the filter is tried again after `REPROBE_AFTER`. Nothing relies on a sort
 order (no early stop).
@@ -62,6 +62,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from services.errors import ValidationError
 from services.flows import rules
 
 log = logging.getLogger("services.flows.incremental")
@@ -268,7 +269,14 @@ class Incremental:
         floor = since - IGNORED_TOLERANCE
         done = self.done_before.get(source, {})
         seen = self.seen.setdefault(source, {})
-        async for item in items:
+        iterator = items.__aiter__()
+        while True:
+            try:
+                item = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except ValidationError as exc:  # 400/422: this tenant does not take the filter
+                raise FilterIgnored(service, source, f"the filtered read was refused ({exc.status}: {exc.message})") from exc
             moment = rules.parse_datetime(item.get(field))
             if moment is None:
                 raise FilterIgnored(service, source, f"its items carry no {field}")

@@ -144,3 +144,23 @@ async def test_F6_incremental_dry_run_lists_what_the_real_run_does(make_world):
     assert sorted((a["action"], a["object"]) for a in dry.actions) == sorted((a["action"], a["object"]) for a in real.actions)
     assert {a["action"] for a in real.actions} == {"create_external_training", "create_certification_award",
                                                    "delete_external_training", "revoke_certification_award"}
+
+
+async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make_world, monkeypatch):
+    from services.errors import ValidationError
+
+    w = await full_world(make_world)
+    issue(w, T_IMPORT, "carol@example.com")
+    plain = w.credly.iter_badges
+
+    async def iter_badges(**kw):  # as the client: the refusal comes with the first page
+        if kw.get("updated_at_min") is not None:
+            raise ValidationError("Credly", "GET /organizations/{org}/badges", 422, "Invalid filter")
+        async for b in plain(**kw):
+            yield b
+
+    monkeypatch.setattr(w.credly, "iter_badges", iter_badges)
+    s = await w.run(FLOW)
+    assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
+    lines = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    assert any("refused (422: Invalid filter)" in l and "falls back to full reads" in l for l in lines)
