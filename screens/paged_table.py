@@ -93,12 +93,7 @@ class PagedTable(DataTable[Any]):
     @property
     def current_key(self) -> str | None:
         """The key of the row under the cursor, or None when empty."""
-        if self.row_count == 0:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return cursor_row_key(self)
 
     def position_text(self) -> str:
         """e.g. "201–400 of 50,000" (or "none")."""
@@ -149,6 +144,16 @@ class PagedTable(DataTable[Any]):
     def action_previous_page(self) -> None:
         if self.page_offset > 0:
             self._want(max(0, self.page_offset - self.page_size), "first")
+
+
+def cursor_row_key(table: DataTable[Any]) -> str | None:
+    """The key of the row under `table`'s cursor (any DataTable), or None when it is empty."""
+    if table.row_count == 0:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except Exception:
+        return None
 
 
 def yes_no(value: bool) -> Text:

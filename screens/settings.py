@@ -37,6 +37,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
 from screens.connections import SERVICE_TITLES, health_text
+from screens.paged_table import cursor_row_key as _row_key
 from services.config import AppConfig, ConfigError, load_config, save_config
 from services.health import API_SERVICES, check_connections, is_configured, read_health
 from services.secrets import SECRET_DESCRIPTIONS, SECRET_ENV, NoKeyringError, keyring_backend_problem
@@ -567,15 +568,6 @@ class SettingsScreen(ConsoleScreen):
 
 def partial_saved(screen: SettingsScreen, key: str):
     return lambda result: screen._setting_saved(key, result)
-
-
-def _row_key(table: DataTable) -> str | None:
-    if table.row_count == 0:
-        return None
-    try:
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    except Exception:
-        return None
 
 
 def _restore_cursor(table: DataTable, key: str | None) -> None:
