@@ -203,7 +203,8 @@ class SettingsScreen(ConsoleScreen):
         Binding("t", "test_connections", "Test connections", id="settings.test",
                 tooltip="Test the Credly and Docebo connections and record the result"),
         Binding("r", "reload", "Reload", id="settings.reload", tooltip="Read the settings again"),
-        Binding("escape", "cancel_edit", "Cancel edit", show=False, id="settings.cancel"),
+        Binding("escape", "cancel_edit", "Cancel edit", id="settings.cancel",
+                tooltip="Close the editor without saving"),
     ]
 
     def __init__(self, ctx: Any) -> None:
@@ -398,8 +399,14 @@ class SettingsScreen(ConsoleScreen):
             "#settings-help" if kind == "setting" else "#connections-help"))
         editor.display = True
         editor.scroll_visible(animate=False)
+        self.refresh_bindings()
         field.focus()
         field.cursor_position = len(field.value)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_edit":
+            return self._editing is not None  # in the footer only while the editor is open
+        return True
 
     def action_cancel_edit(self) -> None:
         if self._editing is None:
@@ -410,6 +417,7 @@ class SettingsScreen(ConsoleScreen):
         kind = "settings" if (self._editing or "").startswith("setting:") else "connections"
         self._editing = None
         self.query_one("#editor").display = False
+        self.refresh_bindings()
         self.query_one("#editor-input", Input).value = ""
         self.query_one(f"#{kind}-table", DataTable).focus()
 
