@@ -122,6 +122,24 @@ async def test_question_mark_shows_the_keys_of_the_screen(seeded_ctx):
         assert not app.screen.query(HelpPanel)
 
 
+async def test_question_mark_shows_the_keys_on_every_section(seeded_ctx):
+    app = make_app(seeded_ctx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for section in SECTIONS:
+            await pilot.press(section.key)
+            await settle(pilot)
+            app.screen.set_focus(None)  # keys typed into a filter box would not reach the app
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert app.screen.query(HelpPanel), section.mode
+            first = next(b for b in section.screen.BINDINGS if b.show)
+            assert first.description in screen_text(app), (section.mode, first.description)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert not app.screen.query(HelpPanel)
+
+
 async def test_worker_failures_become_a_toast_or_the_error_modal(seeded_ctx):
     app = make_app(seeded_ctx, "mappings")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
