@@ -95,8 +95,10 @@ class CredlyConsoleApp(App[None]):
     TITLE = "credly-console"
     CSS_PATH = [ASSETS / name for name in STYLESHEETS]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    # Screens lay some panels out differently below 100 columns (assets/*.tcss: `Screen.-narrow`).
+    # Screens lay some panels out differently below 100 columns and dialogs tighten below 30
+    # rows (assets/*.tcss: `Screen.-narrow`, `Screen.-short`).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         *_section_bindings(),
         Binding("question_mark", "toggle_keys", "Keys", id="app.keys", tooltip="Show or hide the keys of this screen"),

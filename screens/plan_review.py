@@ -76,6 +76,23 @@ class PlanReviewScreen(ModalScreen[bool]):
             table.focus()
         else:
             self.query_one("#close", Button).focus()
+        self.call_after_refresh(self._fit_table)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_table)
+
+    def _fit_table(self) -> None:
+        """The table of changes gets the height the rest of the dialog leaves, so the buttons
+        always show whatever the terminal's height (the dialog is at most 90% of the screen)."""
+        if not self.query("#plan-actions"):
+            return
+        dialog, table = self.query_one("#plan-dialog"), self.query_one("#plan-actions", DataTable)
+        others = dialog.styles.gutter.height + sum(
+            child.outer_size.height + child.styles.margin.height for child in dialog.children if child is not table)
+        screen_room = self.size.height - self.query_one(Footer).outer_size.height
+        room = max(3, int(screen_room * 0.9) - others - table.styles.margin.height)  # header + 2 rows at least
+        if table.styles.max_height is None or table.styles.max_height.value != room:
+            table.styles.max_height = room
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """The highlighted change in full (the table cuts long e-mails and details)."""

@@ -374,3 +374,49 @@ async def test_export_mappings_to_csv(seeded_ctx, tmp_path):
     lines = target.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "template_id,template_name,learning_plan_id,import_as_external_training,certification_code,is_active"
     assert len(lines) == 6
+
+
+async def test_plan_review_keeps_its_buttons_in_view_and_shows_the_highlighted_change_whole(seeded_ctx):
+    """A dry run planning 100 changes on an 80x24 terminal: the table takes what the dialog leaves,
+    Apply and Close stay whole on screen, and the highlighted change is spelled out under it."""
+    from types import SimpleNamespace
+
+    from textual.widgets import Button
+
+    from screens.plan_review import PlanReviewScreen
+
+    summary = SimpleNamespace(
+        run_id=9, flow="docebo_to_credly", status="succeeded", reason="", dry_run=True,
+        counts={"examined": 100, "issued": 100},
+        actions=[{"action": "issue_badge", "object": f"learner.{i}@a-long-company-domain.example / Fire Warden",
+                  "message": f"would issue Fire Warden to learner {i} (learning plan 501 completed 2025-03-01)"}
+                 for i in range(100)])
+    app = make_app(seeded_ctx, "syncs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.push_screen(PlanReviewScreen(summary))
+        await settle(pilot)
+        dialog = app.screen.query_one("#plan-dialog")
+        for button in app.screen.query(Button):
+            assert dialog.content_region.contains_region(button.region), (button.id, button.region)
+        await pilot.press("down", "down")
+        await pilot.pause()
+        detail = str(app.screen.query_one("#plan-detail").render())
+        assert "learner.2@a-long-company-domain.example / Fire Warden" in detail
+        assert "would issue Fire Warden to learner 2 (learning plan 501 completed 2025-03-01)" in detail
+
+
+
+async def test_the_mapping_form_fits_an_80x24_terminal(seeded_ctx):
+    """Every field and both buttons of the mapping form show on an 80x24 terminal (short
+    terminals get one-line inputs and buttons), nothing needs scrolling."""
+    from textual.widgets import Button, Input, Switch
+
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        dialog = app.screen.query_one("#mapping-dialog")
+        for widget in [*app.screen.query(Input), *app.screen.query(Switch), *app.screen.query(Button)]:
+            assert dialog.content_region.contains_region(widget.region), (widget.id, widget.region)
