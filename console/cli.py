@@ -71,6 +71,7 @@ from console.cli_sync import mappings_check, sync_command  # noqa: E402
 cli.add_command(sync_command)
 mappings_group.add_command(mappings_check)
 
+from console.cli_demo import demo  # noqa: E402
 from console.cli_inbox import inbox_group  # noqa: E402
 from console.cli_notifications import notifications_group  # noqa: E402
 from console.cli_serve import schedule_group, serve, webhooks  # noqa: E402
@@ -80,6 +81,7 @@ cli.add_command(webhooks)
 cli.add_command(schedule_group)
 cli.add_command(inbox_group)
 cli.add_command(notifications_group)
+cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -372,9 +372,19 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
     if not settings.secret:
         raise ReceiverConfigError("the receiver needs a non-empty webhook secret")
 
+    logged: dict[str, list[float]] = {}  # key -> [last logged (monotonic), refusals not logged since]
+
     def refuse(source: str, reason: str, title: str, detail: str, request: Request) -> None:
-        log.warning("refused a %s webhook request from %s: %s", source, _client(request) or "?", detail)
-        writer.reject(f"{source}:{reason}", title, detail, _client(request))
+        key = f"{source}:{reason}"
+        now = time.monotonic()
+        entry = logged.setdefault(key, [float("-inf"), 0])
+        if now - entry[0] >= 60.0:  # one log line per reason a minute, whatever the flood
+            more = f" (and {int(entry[1])} more like it in the last minute)" if entry[1] else ""
+            log.warning("refused a %s webhook request from %s: %s%s", source, _client(request) or "?", detail, more)
+            entry[0], entry[1] = now, 0
+        else:
+            entry[1] += 1
+        writer.reject(key, title, detail, _client(request))
 
     async def read_json(request: Request, source: str) -> tuple[Any, JSONResponse | None]:
         declared = request.headers.get("content-length")

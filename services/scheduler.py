@@ -21,7 +21,8 @@ A job is due when it has never run, or when an occurrence of its rule falls afte
 and not after now. So runs missed while ``serve`` was down run ONCE at start, not once per missed
 occurrence. Never two runs of one flow at once: the scheduler does not start a job whose previous
 run it started is still going, and the flows' own lock (``flow_locks``) makes a run ``skipped``
-when the console or the CLI is running the same flow.
+when the console or the CLI is running the same flow. F2 is not started while F1 runs (it reads
+the table F1 writes); it starts as soon as F1 ends, so a first start fills T and then the dropdown.
 
 Time is injectable (``clock``: an aware datetime), so tests need no waiting: ``tick()`` starts
 what is due at the clock's now; ``next_wakeup()`` says when the next occurrence falls.
@@ -52,11 +53,12 @@ class JobSpec:
     flow: str  # run_flow name
     rule: str  # "daily-02:00-la" | "every-5-minutes"
     description: str
+    after: str = ""  # a job that must not be running when this one starts (F2 reads what F1 writes)
 
 
 JOBS: dict[str, JobSpec] = {
     "templates": JobSpec("templates", "templates", "daily-02:00-la", "F1 badge templates, daily at 02:00 America/Los_Angeles"),
-    "dropdown": JobSpec("dropdown", "dropdown", "every-5-minutes", "F2 course dropdown, every 5 minutes"),
+    "dropdown": JobSpec("dropdown", "dropdown", "every-5-minutes", "F2 course dropdown, every 5 minutes", after="templates"),
     "docebo_to_credly": JobSpec("docebo_to_credly", "docebo-to-credly", "every-5-minutes",
                                 "F7 batch Docebo → Credly, every 5 minutes when enabled"),
     "credly_to_docebo": JobSpec("credly_to_docebo", "credly-to-docebo", "every-5-minutes",
@@ -205,6 +207,9 @@ class Scheduler:
             task = self.running.get(job)
             if task is not None and not task.done():
                 continue  # never two runs of one flow at once (W4)
+            first = JOBS[job].after
+            if first and (first in started or (self.running.get(first) and not self.running[first].done())):
+                continue  # F2 waits for a running F1, then sees its templates (it stays due meanwhile)
             with self.store.write():
                 self.store.conn.execute("UPDATE schedule SET last_started_at = ? WHERE job = ?", (_stamp(now), job))
             self.started.append((job, now))
@@ -246,6 +251,9 @@ class Scheduler:
             task = self.running.get(row["job"])
             if task is not None and not task.done():
                 continue  # its end wakes the loop
+            first = self.running.get(JOBS[row["job"]].after)
+            if first is not None and not first.done():
+                continue  # waits for that job, whose end wakes the loop
             last = _parse(row["last_started_at"])
             times.append(now if last is None else max(now, next_occurrence(row["job"], last)))
         return min(times) if times else None

@@ -157,7 +157,11 @@ class Engine:
         store = Store(self.db_path)
         credly = docebo = None
         try:
-            credly, docebo = self.clients()
+            try:
+                credly, docebo = self.clients()
+            except Exception as exc:  # keep receiving: events wait in the inbox until it is fixed
+                log.error("the API clients could not be built (%s); events are stored and will fail "
+                          "until the connections are fixed and serve restarted", exc)
             ctx = flow_context(store, EventCache(credly) if credly is not None else None, docebo)
             self.worker = InboxWorker(
                 ctx,
@@ -305,8 +309,12 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening socket (bound before the server starts, so port 0's real port is known and
     early connections wait in the backlog)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
+    # TCP, and without it every keep-alive response (head and body written separately) waits
+    # ~40 ms for the client's delayed ACK (Nagle). NODELAY on the listener is inherited too.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
         sock.listen(2048)

@@ -81,6 +81,8 @@ async def test_a_badge_issued_by_hand_in_credly_becomes_one_external_training_in
     assert trainings(sb) == [(12, "Partner Skills")]
     [row] = inbox_rows(db_path)
     assert row["status"] == "done" and row["learner_key"] == "credly-email:learner12@example.com"
+    # The worker read the event once to learn the learner; the flow's own read came from that.
+    assert sb.credly.handles.calls.get("GET /v1/organizations/{org}/events/{event_id}") == 1
 
 
 async def test_the_same_delivery_five_times_is_processed_once(world):

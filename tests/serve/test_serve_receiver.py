@@ -224,3 +224,47 @@ def test_webhook_urls():
         "docebo": "https://sync.example.org/webhooks/docebo/abc",
         "credly": "https://sync.example.org/webhooks/credly/abc",
     }
+
+
+# -- property: any body gets a clear answer, never a 500 (issue 8, "bad input") -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+docebo_like = st.fixed_dictionaries(
+    {"message_id": st.one_of(st.text(max_size=30), st.integers()), "event": st.text(max_size=30)},
+    optional={"payload": json_values, "payloads": st.lists(json_values, max_size=30)},
+)
+credly_like = st.fixed_dictionaries(
+    {"id": st.one_of(st.text(max_size=30), st.none()), "event_type": st.text(max_size=30),
+     "organization_id": st.sampled_from([ORG, "other", ""])},
+    optional={"occurred_at": json_values},
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(json_values, docebo_like, credly_like), source=st.sampled_from(["docebo", "credly"]),
+       raw=st.one_of(st.none(), st.binary(max_size=50)))
+def test_any_body_gets_a_clear_answer_and_nothing_half_stored(writer, db_path, body, source, raw):
+    import asyncio
+
+    async def post() -> httpx.Response:
+        async with make_client(writer) as client:
+            if raw is not None:
+                return await client.post(f"/webhooks/{source}/{SECRET}", content=raw)
+            return await client.post(f"/webhooks/{source}/{SECRET}", json=body)
+
+    before = len(rows(db_path))
+    response = asyncio.run(post())
+    assert response.status_code in (200, 400, 403), response.text
+    assert "error" in response.json() or response.status_code == 200
+    stored = len(rows(db_path)) - before
+    if response.status_code == 200:
+        assert stored == response.json()["stored"]
+    else:
+        assert stored == 0

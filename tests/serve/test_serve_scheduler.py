@@ -99,8 +99,11 @@ async def test_first_start_runs_the_enabled_jobs_once(store):
     clock = Clock(dt.datetime(2026, 1, 1, 10, 3, tzinfo=UTC))
     calls = []
     s = make(store, clock, calls)
-    assert sorted(s.tick()) == ["dropdown", "templates"]  # F6/F7 are off by default
+    assert s.tick() == ["templates"]  # F6/F7 are off by default; F2 waits for F1 ...
     await until(lambda: not any(not t.done() for t in s.running.values()))
+    assert s.tick() == ["dropdown"]  # ... and runs as soon as F1 has filled the templates table
+    await until(lambda: not any(not t.done() for t in s.running.values()))
+    assert [job for job, _ in calls] == ["templates", "dropdown"]
     assert s.tick() == []
     rows = {r["job"]: r for r in list_jobs(store, now=clock())}
     assert rows["dropdown"]["last_started_at"] == "2026-01-01T10:03:00.000Z"
@@ -115,9 +118,9 @@ async def test_a_day_of_ticks(store):
     calls = []
     s = make(store, clock, calls)
     end = clock.now + dt.timedelta(days=1)
-    while clock.now < end:  # a tick a minute after each 5-minute mark
-        s.tick()
-        await until(lambda: all(t.done() for t in s.running.values()))
+    while clock.now < end:  # a tick a minute after each 5-minute mark (and when a run ends)
+        while s.tick():
+            await until(lambda: all(t.done() for t in s.running.values()))
         clock.now += dt.timedelta(minutes=5)
     jobs = [job for job, _ in calls]
     assert jobs.count("templates") == 2  # at start (never ran) and at 02:00 LA (10:00 UTC)
@@ -144,7 +147,9 @@ async def test_missed_runs_after_downtime_run_once(store):
     clock = Clock(dt.datetime(2026, 1, 4, 12, 0, tzinfo=UTC))  # three days down: many missed occurrences
     calls = []
     s = make(store, clock, calls)
-    assert sorted(s.tick()) == ["dropdown", "templates"]
+    assert s.tick() == ["templates"]
+    await until(lambda: all(t.done() for t in s.running.values()))
+    assert s.tick() == ["dropdown"]
     await until(lambda: all(t.done() for t in s.running.values()))
     assert s.tick() == []
     assert len(calls) == 2
@@ -188,8 +193,8 @@ async def test_a_failing_job_is_recorded_and_the_scheduler_goes_on(store):
         raise RuntimeError("no Credly connection")
 
     s = Scheduler(store, run_job, clock=clock)
-    s.tick()
-    await until(lambda: all(t.done() for t in s.running.values()))
+    while s.tick():
+        await until(lambda: all(t.done() for t in s.running.values()))
     rows = {r["job"]: r for r in list_jobs(store, now=clock())}
     assert rows["dropdown"]["last_finished_at"] == "2026-01-01T10:00:00.000Z"
     clock.now += dt.timedelta(minutes=5)
