@@ -1,7 +1,7 @@
 """Measure the webhook receiver of `serve` under load from a second process on loopback (issue 8).
 
     .venv/bin/python benchmarks/bench_receiver.py [--deliveries 5000] [--concurrency 32]
-                                                  [--duplicates 0.1] [--workers 4]
+                                                  [--duplicates 0.1] [--workers 4] [--rate 0]
 
 `serve` runs in this process (ServeRuntime: receiver on uvicorn, group-commit inbox writer,
 workers) against a fresh SQLite file in a temp dir, with a no-op handler table that records
@@ -35,10 +35,12 @@ SECRET = "bench-secret_0123456789abcdef"
 # -- the load generator (runs in the second process) ----------------------------------------------
 
 
-async def _load(url: str, n: int, concurrency: int, duplicates: float) -> dict:
+async def _load(url: str, n: int, concurrency: int, duplicates: float, rate: float = 0.0) -> dict:
     """Post the deliveries over ``concurrency`` keep-alive connections. A minimal HTTP/1.1 client
     on asyncio streams (one request per connection at a time), so the figures measure the
-    receiver rather than a client library's own per-request overhead."""
+    receiver rather than a client library's own per-request overhead. With ``rate`` > 0 the
+    requests are sent on a fixed schedule (request i at start + i / rate: an open loop at that
+    offered load, the latency then measured at that load) instead of as fast as possible."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -63,7 +65,7 @@ async def _load(url: str, n: int, concurrency: int, duplicates: float) -> dict:
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(content)}\r\n\r\n"
         ).encode()
-        queue.put_nowait(head + content)
+        queue.put_nowait((queue.qsize(), head + content))
 
     async def worker() -> None:
         nonlocal stored
@@ -71,9 +73,11 @@ async def _load(url: str, n: int, concurrency: int, duplicates: float) -> dict:
         try:
             while True:
                 try:
-                    request = queue.get_nowait()
+                    index, request = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                if rate > 0:
+                    await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
                 t0 = time.perf_counter()
                 writer.write(request)
                 status_line = await reader.readline()
@@ -124,11 +128,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--client", nargs=4, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES"), help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in deliveries/s (open loop); 0 = as fast as the connections go")
+    parser.add_argument("--client", nargs=5, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        url, n, c, d = args.client
-        print(json.dumps(asyncio.run(_load(url, int(n), int(c), float(d)))))
+        url, n, c, d, r = args.client
+        print(json.dumps(asyncio.run(_load(url, int(n), int(c), float(d), float(r)))))
         return
 
     import logging
@@ -157,7 +163,7 @@ def main() -> None:
         with ServeRuntime(config, MemorySecrets(), db_path, options) as rt:
             out = subprocess.run(
                 [sys.executable, __file__, "--client", rt.urls["docebo"], str(args.deliveries),
-                 str(args.concurrency), str(args.duplicates)],
+                 str(args.concurrency), str(args.duplicates), str(args.rate)],
                 capture_output=True, text=True, check=True,
             )
             load = json.loads(out.stdout.strip().splitlines()[-1])
@@ -178,6 +184,8 @@ def main() -> None:
     result = {
         "benchmark": "receiver",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "concurrency": args.concurrency,
+        "offered_rate": args.rate or None,
         **{k: round(v, 2) if isinstance(v, float) else v for k, v in load.items()},
         "rows_stored": rows,
         "rows_done": done,
@@ -189,7 +197,7 @@ def main() -> None:
     }
     print(f"machine                     {result['machine']}")
     print(f"requests sent               {load['sent']} ({load['distinct']} distinct, {load['sent'] - load['distinct']} re-sent)")
-    print(f"concurrency                 {args.concurrency}")
+    print(f"concurrency                 {args.concurrency}" + (f", offered load {args.rate:g}/s (open loop)" if args.rate else ", as fast as possible"))
     print(f"acknowledged per second     {load['acks_per_s']:.0f}")
     print(f"ack latency p50 / p99 / max {load['p50_ms']:.1f} / {load['p99_ms']:.1f} / {load['max_ms']:.1f} ms")
     print(f"statuses                    {load['statuses']}")
