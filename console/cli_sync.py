@@ -13,8 +13,6 @@ missing or invalid setting, connection or secret).
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import time
 from typing import Any
@@ -120,6 +118,8 @@ def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
       credly-to-docebo  F6  badges of mapped templates → external trainings / awards
       all               the four above, in that order
     """
+    import asyncio  # here, not at module level: `credly-console --help` stays light (~24 ms)
+
     from services.config import ConfigError, load_config
     from services.secrets import KeyringSecrets
     from services.store import StoreError
@@ -152,6 +152,9 @@ def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
 
 
 async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bool) -> Any:
+    import asyncio
+    import signal
+
     from console.cli_common import open_store
     from services.connections import build_credly, build_docebo
     from services.flows import Callbacks, FlowContext, run_flow
@@ -201,6 +204,8 @@ def mappings_check(as_json: bool) -> None:
 
     Flags each mapping `ok` or `broken` with the reason (unknown template id, learning plan id
     or certification code). Nothing else is changed. Exit 1 when a mapping is broken."""
+    import asyncio
+
     from console.cli_common import echo_table, open_store
     from services.config import ConfigError, load_config
     from services.connections import build_credly, build_docebo
