@@ -4,7 +4,9 @@
 against the configured connections: a progress bar on a terminal (plain progress lines on stderr
 when stderr is not a terminal), a summary at the end (stdout; `--json` prints the run summary as
 JSON). `--dry-run` lists what the flow would do and changes nothing. Ctrl-C asks the flow to stop
-between items (a second Ctrl-C stops at once).
+between items (a second Ctrl-C stops at once). docebo-to-credly and credly-to-docebo are
+incremental when they can be (only what changed since their last good run); `--full` makes them
+read everything.
 
 Exit status: 0 done (also when skipped by CREDLY_INTEGRATION_MASTER or because the same flow is
 already running); 1 items failed, the flow failed or was cancelled; 2 configuration error (a
@@ -85,7 +87,7 @@ class _Progress:
 
 def _summary_line(s: Any) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in s.counts.items() if v)
-    text = f"{s.flow}: {s.status}" + (" (dry run)" if s.dry_run else "")
+    text = f"{s.flow}: {s.status}" + (f" ({s.mode})" if getattr(s, "mode", "") else "") + (" (dry run)" if s.dry_run else "")
     if counts:
         text += f" — {counts}"
     if s.reason and s.status != "succeeded":
@@ -107,7 +109,10 @@ def _exit_code(s: Any) -> int:
 @click.argument("flow", type=click.Choice(FLOWS))
 @click.option("--dry-run", is_flag=True, help="List what the flow would do; change nothing in Credly, Docebo or the tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary (counts, status, actions) as JSON.")
-def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
+@click.option("--full", is_flag=True,
+              help="docebo-to-credly / credly-to-docebo: read everything instead of only what changed "
+                   "since the last good run (a full reconciliation).")
+def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     """Run one sync flow now and print its summary.
 
     \b
@@ -117,6 +122,11 @@ def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
       docebo-to-credly  F7  completions and certification awards → Credly badges
       credly-to-docebo  F6  badges of mapped templates → external trainings / awards
       all               the four above, in that order
+
+    docebo-to-credly and credly-to-docebo read only what changed since their last good run
+    (incremental) unless --full is given, the configuration that decides what qualifies changed
+    since their last full run, or the daily full reconciliation is due (first run after 02:00
+    America/Los_Angeles). The summary says which: (full) or (incremental).
     """
     import asyncio  # here, not at module level: `credly-console --help` stays light (~24 ms)
 
@@ -135,7 +145,7 @@ def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
             click.echo(f"error: {p}", err=True)
         raise click.exceptions.Exit(EXIT_USAGE)
     try:
-        summary = asyncio.run(_run(flow, config, secrets, dry_run=dry_run, quiet=as_json))
+        summary = asyncio.run(_run(flow, config, secrets, dry_run=dry_run, quiet=as_json, full=full))
     except StoreError as exc:
         fail(str(exc), EXIT_USAGE)
     if as_json:
@@ -151,7 +161,7 @@ def sync_command(flow: str, dry_run: bool, as_json: bool) -> None:
     raise click.exceptions.Exit(_exit_code(summary))
 
 
-async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bool) -> Any:
+async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bool, full: bool = False) -> Any:
     import asyncio
     import signal
 
@@ -188,7 +198,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
             ctx = FlowContext(store, credly, docebo)
             callbacks = Callbacks(on_progress=progress, on_log=on_log, should_cancel=lambda: cancel["asked"])
             try:
-                return await run_flow(flow, ctx, dry_run=dry_run, trigger="cli", callbacks=callbacks)
+                return await run_flow(flow, ctx, dry_run=dry_run, trigger="cli", callbacks=callbacks, full=full)
             finally:
                 progress.close()
     finally:

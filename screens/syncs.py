@@ -6,7 +6,9 @@ opens for review (`PlanReviewScreen`); Apply starts the real run. While a run go
 shows a progress bar, the counts and a live log; `c` cancels it between items (it ends
 `cancelled`; what was done stays done). Below, the history of runs (every trigger: console, CLI,
 scheduler, webhook), refreshed on a timer, and the log of the highlighted run, paged in SQL,
-`f` narrowing it to failures.
+`f` narrowing it to failures. F7 and F6 run incremental (only what changed since their last
+good run) unless the `Full run` box is ticked (`u`): then the dry run and the run applied after
+it read everything (services/flows/incremental.py).
 
 How a run executes — a thread worker whose function is a coroutine, i.e. `run_flow` on the
 worker's own event loop (`asyncio.run` in that thread), rather than an async worker on the UI
@@ -35,7 +37,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Label, Log, OptionList, ProgressBar, Static
+from textual.widgets import Checkbox, DataTable, Footer, Header, Label, Log, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from screens.base import ConsoleScreen, flow_context, flows_available
@@ -101,6 +103,8 @@ class SyncsScreen(ConsoleScreen):
         Binding("d", "dry_run", "Dry run", id="syncs.dry_run",
                 tooltip="Run the highlighted flow as a dry run, then review its plan"),
         Binding("c", "cancel_run", "Cancel run", id="syncs.cancel", tooltip="Cancel the running flow between items"),
+        Binding("u", "toggle_full", "Full run", show=False, id="syncs.full",
+                tooltip="Full run on/off: F7 and F6 re-read everything instead of only what changed"),
         Binding("f", "toggle_failures", "Failures only", id="syncs.failures",
                 tooltip="Show only the failures in the selected run's log"),
         Binding("h", "focus_history", "History", id="syncs.history", tooltip="Go to the history of runs"),
@@ -116,6 +120,7 @@ class SyncsScreen(ConsoleScreen):
         self.failures_only = False
         self.selected_run: int | None = None
         self.last_summary: Any = None
+        self._run_full = False  # the run going (or just reviewed) was asked to be full
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -123,6 +128,7 @@ class SyncsScreen(ConsoleScreen):
             with Vertical(id="flows-panel", classes="panel"):
                 yield Label("Flows", classes="section-title")
                 yield OptionList(*(Option(text, id=name) for name, text in FLOWS), id="flow-list")
+                yield Checkbox("Full run (F7, F6 re-read all)", value=False, id="full-run")
             with Vertical(id="live-panel", classes="panel"):
                 yield Static("No run in progress. Pick a flow and press d for a dry run.", id="run-title")
                 yield ProgressBar(total=None, show_eta=False, id="run-progress")
@@ -263,10 +269,15 @@ class SyncsScreen(ConsoleScreen):
     def action_dry_run(self) -> None:
         flow = self._highlighted_flow()
         if flow is not None:
-            self.start_run(flow, dry_run=True)
+            self.start_run(flow, dry_run=True, full=self.query_one("#full-run", Checkbox).value)
 
-    def start_run(self, flow: str, *, dry_run: bool) -> None:
-        """Run `flow` (a dry run first; `dry_run=False` only after the plan was reviewed)."""
+    def action_toggle_full(self) -> None:
+        box = self.query_one("#full-run", Checkbox)
+        box.value = not box.value
+
+    def start_run(self, flow: str, *, dry_run: bool, full: bool = False) -> None:
+        """Run `flow` (a dry run first; `dry_run=False` only after the plan was reviewed).
+        `full`: F7/F6 read everything instead of only what changed (`--full`)."""
         if not flows_available():
             self.notify("The sync flows are not part of this build yet.", severity="warning", markup=False)
             return
@@ -279,7 +290,8 @@ class SyncsScreen(ConsoleScreen):
         ctx = self.ctx
         self._cancel = cancel = threading.Event()
         lines = self._pending_lines
-        self.running = f"{flow}{' (dry run)' if dry_run else ''}"
+        self._run_full = full
+        self.running = f"{flow}{' (full)' if full else ''}{' (dry run)' if dry_run else ''}"
         self.query_one("#run-title", Static).update(Text(f"Running {self.running}…", style="bold"))
         self.query_one("#run-counts", Static).update("")
         bar = self.query_one("#run-progress", ProgressBar)
@@ -299,7 +311,8 @@ class SyncsScreen(ConsoleScreen):
             from services.runs import get_run
 
             async with flow_context(ctx, store) as fctx:
-                summary = await run_flow(flow, fctx, dry_run=dry_run, trigger="console", callbacks=callbacks)
+                summary = await run_flow(flow, fctx, dry_run=dry_run, trigger="console", callbacks=callbacks,
+                                         full=full)
             return summary, get_run(store, summary.run_id) if summary.run_id else None
 
         worker = self.background_async(job, self._run_finished, group="syncs-run", exclusive=False,
@@ -349,7 +362,8 @@ class SyncsScreen(ConsoleScreen):
         else:
             counts = dict(summary.counts)
         verb = "Would do:" if summary.dry_run else "Done:"
-        title = f"Run #{summary.run_id} {summary.flow}{' (dry run)' if summary.dry_run else ''}: {summary.status}"
+        mode = f" ({summary.mode})" if getattr(summary, "mode", "") else ""
+        title = f"Run #{summary.run_id} {summary.flow}{mode}{' (dry run)' if summary.dry_run else ''}: {summary.status}"
         if summary.reason and summary.status != "succeeded":
             title += f" — {summary.reason}"
         style = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(summary.status, "bold")
@@ -359,8 +373,10 @@ class SyncsScreen(ConsoleScreen):
         if summary.dry_run and summary.status in ("succeeded", "failed"):
             flow = next((name for name, _ in FLOWS if name.replace("-", "_") == summary.flow), summary.flow)
 
+            full = self._run_full
+
             def reviewed(apply: bool | None) -> None:
                 if apply:
-                    self.start_run(flow, dry_run=False)
+                    self.start_run(flow, dry_run=False, full=full)
 
             self.app.push_screen(PlanReviewScreen(summary), reviewed)

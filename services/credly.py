@@ -141,6 +141,7 @@ class CredlyClient:
         )
         self.policy = self._session.policy
         self.calls = self._session.calls
+        self.service_clock = self._session.clock
         self.limiter = self._session.limiter
         self.concurrency = self._session.concurrency
 
@@ -240,9 +241,19 @@ class CredlyClient:
         query: str | None = None,
         sort: str | None = None,
         recipient_email_all: str | None = None,
+        updated_at_min: dt.datetime | str | None = None,
     ) -> AsyncIterator[dict]:
         """Issued badges matching the filters (all pages). `recipient_email_all` matches every
-        e-mail address of the Credly user owning that address."""
+        e-mail address of the Credly user owning that address.
+
+        `updated_at_min`: only badges updated at or after it. [INF] Credly documents
+        `updated_at_min` (`YYYY-MM-DD`, inclusive) on the template list; the badge list taking it
+        is inferred by analogy. An aware datetime is sent as an ISO instant
+        (`2026-01-01T10:00:00Z`): an API comparing whole days returns a superset, and callers
+        filter by `updated_at` themselves."""
+        if isinstance(updated_at_min, dt.datetime):
+            moment = updated_at_min if updated_at_min.tzinfo else updated_at_min.replace(tzinfo=dt.timezone.utc)
+            updated_at_min = moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         params = {
             "filter": credly_filter(
                 badge_template_id=badge_template_id,
@@ -251,6 +262,7 @@ class CredlyClient:
                 state=list(states) if states else None,
                 issuer_earner_id=issuer_earner_id,
                 query=query,
+                updated_at_min=updated_at_min,
             ),
             "sort": sort,
         }

@@ -102,6 +102,7 @@ class DoceboClient:
         )
         self.policy = self._session.policy
         self.calls = self._session.calls
+        self.service_clock = self._session.clock
         self.limiter = self._session.limiter
         self.concurrency = self._session.concurrency
 
@@ -283,12 +284,29 @@ class DoceboClient:
     # ---------------------------------------------------------------------------------------
     # courses and the course additional field (F2, F3a)
 
-    async def iter_courses(self) -> AsyncIterator[dict]:
-        async for item in self._pages(route("courses")):
+    async def iter_courses(self, *, updated_from: dt.datetime | str | None = None) -> AsyncIterator[dict]:
+        """Every course; with `updated_from`, only those changed since ([I] filter, see
+        `_changed_since`)."""
+        r, params = self._changed_since("courses", "courses_changed", updated_from)
+        async for item in self._pages(r, params=params):
             yield item
 
     async def get_course(self, course_id: int | str) -> dict:
         return await self._call(route("course"), path={"id": course_id})
+
+    @staticmethod
+    def _changed_since(plain: str, filtered: str, value: dt.datetime | str | None
+                       ) -> tuple[Route, dict[str, Any]]:
+        """The route and parameters of a list read, with the changed-since filter when `value`
+        is given: `TO_VERIFY[filtered]` names the parameter ([I]); the value is Docebo's
+        `YYYY-MM-DD HH:MM:SS` in UTC (an aware datetime is converted, a string sent as is)."""
+        if value is None:
+            return route(plain), {}
+        r = route(filtered)
+        if isinstance(value, dt.datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+            value = moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return r, {r.param: value}
 
     @staticmethod
     def course_field_value(course: Mapping[str, Any], field_id: int | str) -> str | None:
@@ -395,12 +413,15 @@ class DoceboClient:
         course_ids: Iterable[int | str] | None = None,
         user_ids: Iterable[int | str] | None = None,
         statuses: Iterable[str] | None = None,
+        updated_from: dt.datetime | str | None = None,
     ) -> AsyncIterator[dict]:
         """Course enrollments, many courses / users per call (`course_id[]`, `user_id[]`), e.g.
-        `statuses=["completed"]`. An empty id list yields nothing; None means all."""
-        extra = {"enrollment_status": list(statuses)} if statuses else None
-        async for item in self._chunked_pages(route("course_enrollments"),
-                                              {"course_id": course_ids, "user_id": user_ids}, extra):
+        `statuses=["completed"]`. An empty id list yields nothing; None means all.
+        `updated_from`: only enrollments changed since ([I] filter)."""
+        r, extra = self._changed_since("course_enrollments", "course_enrollments_changed", updated_from)
+        if statuses:
+            extra["enrollment_status"] = list(statuses)
+        async for item in self._chunked_pages(r, {"course_id": course_ids, "user_id": user_ids}, extra):
             yield item
 
     async def set_enrollment_status(self, course_id: int | str, user_id: int | str, status: str,
@@ -428,14 +449,17 @@ class DoceboClient:
         lp_ids: Iterable[int | str] | None = None,
         user_ids: Iterable[int | str] | None = None,
         statuses: Iterable[str] | None = None,
+        updated_from: dt.datetime | str | None = None,
     ) -> AsyncIterator[dict]:
         """Learning-plan enrollments with their status and completion date (asked for through
         `extra_fields[]`; without them Docebo leaves those columns out). `statuses` is applied
-        to `enrollment_status` here, since no public source documents a server-side filter."""
+        to `enrollment_status` here, since no public source documents a server-side filter.
+        `updated_from`: only enrollments changed since ([I] filter)."""
         wanted = {s.lower() for s in statuses} if statuses else None
+        r, extra = self._changed_since("lp_enrollments", "lp_enrollments_changed", updated_from)
+        extra["extra_fields"] = list(LP_EXTRA_FIELDS)
         async for item in self._chunked_pages(
-                route("lp_enrollments"), {"learning_plan_id": lp_ids, "user_id": user_ids},
-                {"extra_fields": list(LP_EXTRA_FIELDS)}):
+                r, {"learning_plan_id": lp_ids, "user_id": user_ids}, extra):
             if wanted is None or str(item.get("enrollment_status", "")).lower() in wanted:
                 yield item
 
@@ -482,9 +506,12 @@ class DoceboClient:
         *,
         user_ids: Iterable[int | str] | None = None,
         certification_ids: Iterable[int | str] | None = None,
+        updated_from: dt.datetime | str | None = None,
     ) -> AsyncIterator[dict]:
-        async for item in self._chunked_pages(route("certification_awards"),
-                                              {"user_id": user_ids, "id_cert": certification_ids}):
+        """Certification awards; `updated_from`: only awards changed since ([I] filter)."""
+        r, extra = self._changed_since("certification_awards", "certification_awards_changed", updated_from)
+        async for item in self._chunked_pages(r, {"user_id": user_ids, "id_cert": certification_ids},
+                                              extra):
             yield item
 
     async def create_certification_award(self, fields: Mapping[str, Any]) -> dict:

@@ -1,7 +1,8 @@
 """Every Docebo route the client calls, in one place (SPEC §5, api/docebo.md).
 
 `DOCUMENTED` holds the routes public documentation ([V]) or code that calls real tenants ([C])
-confirms. `TO_VERIFY` is THE table of routes no public source confirms ([I] in docebo.md): they
+confirms. `TO_VERIFY` is THE table of routes — and of query parameters on documented routes
+(`Route.param`) — no public source confirms ([I] in docebo.md): they
 follow the contract agreed with the sandbox (common.md) and must be checked against the API
 browser of your tenant (`https://<your platform>/api-browser/`) before production use. If your
 tenant differs, change the path here — nothing else in the code names a path. The README lists
@@ -19,10 +20,17 @@ class Route:
     path: str
     evidence: str  # "V" documented, "C" seen in code calling real tenants, "I" inferred
     note: str
+    # For an entry about a query parameter of the route (e.g. the changed-since filter): its name.
+    param: str = ""
 
     @property
     def call(self) -> str:
         return f"{self.method} {self.path}"
+
+    @property
+    def shown(self) -> str:
+        """The route as the README table shows it (with its parameter, if the entry is one)."""
+        return f"{self.path}?{self.param}=" if self.param else self.path
 
 
 DOCUMENTED: dict[str, Route] = {
@@ -88,6 +96,26 @@ TO_VERIFY: dict[str, Route] = {
     "lp_courses": Route(
         "GET", "/learningplan/v1/learningplans/{id}/courses", "I",
         "courses of a learning plan: items {id_course, name, code}"),
+    # The changed-since filter of incremental batches (F6/F7). Public code passes
+    # updated_from='YYYY-MM-DD HH:MM:SS' to the course and learning-plan lists (docebo.md §1.3,
+    # [C TAP]); these routes taking it is inferred. A tenant that ignores it is detected (items
+    # older than the bound come back) and the batches then read in full.
+    "courses_changed": Route(
+        "GET", "/learn/v1/courses", "I",
+        "updated_from=YYYY-MM-DD HH:MM:SS (UTC): only courses whose date_last_updated is on or "
+        "after it; changing a course's dropdown value moves date_last_updated", param="updated_from"),
+    "course_enrollments_changed": Route(
+        "GET", "/course/v1/courses/enrollments", "I",
+        "updated_from=YYYY-MM-DD HH:MM:SS (UTC): only enrollments whose "
+        "enrollment_date_last_updated is on or after it", param="updated_from"),
+    "lp_enrollments_changed": Route(
+        "GET", "/learningplan/v1/learningplans/enrollments", "I",
+        "updated_from=YYYY-MM-DD HH:MM:SS (UTC): only learning-plan enrollments whose "
+        "enrollment_date_last_updated is on or after it", param="updated_from"),
+    "certification_awards_changed": Route(
+        "GET", "/certification/v1/awards", "I",
+        "updated_from=YYYY-MM-DD HH:MM:SS (UTC): only awards whose date_last_updated (an item "
+        "field) is on or after it", param="updated_from"),
 }
 
 ROUTES: dict[str, Route] = {**DOCUMENTED, **TO_VERIFY}
@@ -98,6 +126,8 @@ FIELDS_TO_VERIFY: tuple[tuple[str, str], ...] = (
                                        "or null; detail also additional_fields [{id, value}]"),
     ("course enrollment items", "enrollment_date_end_validity = expiry date or null"),
     ("external training list", "filter user_id[]; items carry id and status"),
+    ("dates", "YYYY-MM-DD HH:MM:SS in UTC, on the same clock as the responses' Date header "
+              "(the watermark of incremental batches comes from it)"),
     ("errors", "JSON body with a message member; 429 may carry Retry-After"),
 )
 
@@ -110,5 +140,5 @@ def unverified_table_markdown() -> str:
     """The README table of `TO_VERIFY` (kept in sync by a test)."""
     lines = ["| Method | Route | What the client assumes |", "|---|---|---|"]
     for r in TO_VERIFY.values():
-        lines.append(f"| {r.method} | `{r.path}` | {r.note.replace('|', '/')} |")
+        lines.append(f"| {r.method} | `{r.shown}` | {r.note.replace('|', '/')} |")
     return "\n".join(lines)

@@ -309,6 +309,49 @@ class RateLimiter:
 
 
 # --------------------------------------------------------------------------------------------
+# The service's clock
+
+
+class ServiceClock:
+    """The service's own time, from the `Date` header of its responses (RFC 9110: a server with a
+    clock sends one). Incremental batches take their watermark from it, never from this
+    computer's clock, so a skewed local clock cannot make them miss a change.
+
+    Each response records (Date, local monotonic time at receipt). `at(mono)` projects the latest
+    sample to another monotonic instant with the local monotonic clock (which measures durations
+    well, whatever its wall time). Date has whole seconds and is produced before the response
+    arrives, so the projection is a LOWER bound of the service's time at `mono` — the safe side
+    for a "changed since" bound. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sample: tuple[dt.datetime, float] | None = None
+
+    def observe(self, date_header: str | None, mono: float | None = None) -> None:
+        if not date_header:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if moment is None:
+            return
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        with self._lock:
+            self._sample = (moment.astimezone(dt.timezone.utc), time.monotonic() if mono is None else mono)
+
+    def at(self, mono: float) -> dt.datetime | None:
+        """The service's time (lower bound) at local monotonic instant `mono`; None until a
+        response with a Date header was seen."""
+        with self._lock:
+            if self._sample is None:
+                return None
+            moment, seen = self._sample
+        return moment + dt.timedelta(seconds=mono - seen)
+
+
+# --------------------------------------------------------------------------------------------
 # Call counter
 
 
@@ -517,6 +560,7 @@ class ApiSession:
         # sleeping through the policy's (injectable) sleep.
         self.limiter = limiter or RateLimiter.unlimited(sleep=self.policy.sleep)
         self.calls = CallCounter()
+        self.clock = ServiceClock()
         self.concurrency = asyncio.Semaphore(self.policy.concurrency)
         self._in_flight = asyncio.Semaphore(self.policy.max_in_flight)
         self._secrets = secrets
@@ -639,6 +683,7 @@ class ApiSession:
                 continue
 
             status = response.status_code
+            self.clock.observe(response.headers.get("date"))
             log.debug("%s %s -> %s in %.2f s", self.service, call, status, elapsed)
 
             if 200 <= status < 300 or status in accept:

@@ -108,6 +108,9 @@ class RunSummary:
     # after the client's retries: network, 5xx, 429). The webhook worker retries those (W3).
     retryable: bool = False
     children: list["RunSummary"] = dataclasses.field(default_factory=list)
+    # F6/F7: "full" or "incremental" (services/flows/incremental.py; also the run's first log
+    # line); "" for the other flows.
+    mode: str = ""
 
     @property
     def ok(self) -> bool:
@@ -286,6 +289,7 @@ class RunRecorder:
         self.status = "running"
         self.reason = ""
         self.retryable = False
+        self.mode = ""  # F6/F7: full | incremental
         self._buffer: list[LogLine] = []
         self._buffer_since = 0.0
         self._done = 0
@@ -461,6 +465,7 @@ class RunRecorder:
             dry_run=self.dry_run,
             trigger=self.trigger,
             retryable=self.retryable,
+            mode=self.mode,
         )
 
 

@@ -69,6 +69,7 @@ class ServeOptions:
     run_job: Any = None  # None: run the job's flow in a thread (scheduler)
     clock: Callable[[], dt.datetime] | None = None
     prune_after_days: int = 90
+    synchronous: str = "FULL"  # inbox writer (W2 "stored durably"): FULL survives a power cut; NORMAL only a killed process
     receiver: ReceiverSettings | None = None  # None: from the config and secrets
 
 
@@ -186,6 +187,7 @@ class Engine:
                 self.mailer = Mailer(self.config.smtp, self.secrets, clock=opts.clock)
                 tasks.append(asyncio.create_task(self._mail_loop(stop), name="mail"))
             tasks.append(asyncio.create_task(self._housekeeping(store, stop), name="housekeeping"))
+            tasks.append(asyncio.create_task(self._checkpoints(store, stop), name="wal-checkpoint"))
             if ready is not None:
                 ready()
             await stop.wait()
@@ -236,6 +238,17 @@ class Engine:
             self.mail_rounds += 1
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.options.mail_interval_s)
+
+    async def _checkpoints(self, store: Store, stop: asyncio.Event) -> None:
+        """The inbox writer never checkpoints (no fsync in an acknowledgement); this keeps the
+        WAL bounded even while no event is being processed."""
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=10.0)
+            try:
+                store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except Exception:
+                log.exception("WAL checkpoint failed")
 
     async def _housekeeping(self, store: Store, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -389,7 +402,7 @@ class ServeRuntime:
         self.settings = self.options.receiver or ReceiverSettings.from_config(config, secrets)
         self.engine = Engine(self.db_path, config, secrets, self.options)
         self.engine_thread = EngineThread(self.engine)
-        self.writer = InboxWriter(self.db_path, on_stored=self.engine.wake)
+        self.writer = InboxWriter(self.db_path, on_stored=self.engine.wake, synchronous=self.options.synchronous)
         self.receiver: ReceiverThread | None = None
 
     @property
@@ -460,7 +473,7 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
     )
     Store(db_path).close()
     engine = Engine(db_path, config, secrets, options)
-    writer = InboxWriter(db_path, on_stored=engine.wake)
+    writer = InboxWriter(db_path, on_stored=engine.wake, synchronous=options.synchronous)
     writer.start()
     engine_thread = EngineThread(engine).start()
     server = make_server(create_receiver_app(settings, writer), grace_s=options.grace_s)

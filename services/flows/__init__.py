@@ -18,6 +18,9 @@ Real-time handlers (the webhook worker of `serve`; each writes a run with trigge
 `handle_course_completion` (F3), `handle_certification_event` (F4), `handle_badge_event` (F5),
 `handle_template_event` (F1 for one template). `check_mappings` is M3's live check.
 
+F7 and F6 are full or incremental (services/flows/incremental.py; `run_flow(..., full=True)`
+forces full); the run's first log line and `RunSummary.mode` say which.
+
 Every entry point is a coroutine (the clients are async): `await run_flow(...)`.
 """
 
@@ -74,8 +77,13 @@ async def run_flow(
     dry_run: bool = False,
     trigger: str = "cli",
     callbacks: Callbacks | None = None,
+    full: bool = False,
 ) -> RunSummary:
     """Run a batch flow by name (`FLOW_NAMES`) and return its summary.
+
+    F7 and F6 are incremental when they can be (only what changed since their last good run,
+    services/flows/incremental.py: the scheduler's runs, and any other run unless a full one is
+    due); `full=True` makes them read everything (`--full`). The summary's `mode` says which.
 
     `all` runs templates, dropdown, docebo-to-credly and credly-to-docebo one after the other as
     child runs (`parent_run_id`); its counts are the sums of theirs, its status the worst of
@@ -86,7 +94,7 @@ async def run_flow(
     if key not in rules.BATCH_FLOWS.values():
         raise ValueError(f"{name!r} is not a batch flow; expected one of {', '.join(FLOW_NAMES)}")
     if key != "all":
-        return await execute(ctx, key, _body(key), dry_run=dry_run, trigger=trigger, callbacks=callbacks)
+        return await execute(ctx, key, _body(key), dry_run=dry_run, trigger=trigger, callbacks=callbacks, full=full)
 
     children: list[RunSummary] = []
 
@@ -102,6 +110,7 @@ async def run_flow(
                 trigger=trigger,
                 callbacks=callbacks,
                 parent_run_id=job.run_id,
+                full=full,
             )
             children.append(summary)
             for k, v in summary.counts.items():

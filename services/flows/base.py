@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from services.settings import SettingsSnapshot, configuration_problems, read_set
 from services.store import Store
 
 T = TypeVar("T")
+log = logging.getLogger("services.flows")
 
 # Upper bound of concurrent items when a client does not say (`client.concurrency`).
 DEFAULT_CONCURRENCY = 8
@@ -65,6 +67,7 @@ class Job:
         dry_run: bool,
         batch: bool,
         notify: bool,
+        full: bool = False,
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
@@ -74,6 +77,11 @@ class Job:
         self.batch = batch
         self.notify = notify
         self.errors = 0
+        # F6/F7: a full run was asked for (`--full`); otherwise services/flows/incremental.py decides.
+        self.full = full
+        # Called once the run has ended `succeeded` with no failed item (e.g. the watermark of
+        # an incremental batch is committed then, never earlier).
+        self.after_success: list[Callable[[], None]] = []
 
     @property
     def run_id(self) -> int:
@@ -204,8 +212,10 @@ async def execute(
     lock: bool = True,
     batch: bool = True,
     notify: bool = True,
+    full: bool = False,
 ) -> RunSummary:
-    """Run a flow body inside its run record (see the module docstring)."""
+    """Run a flow body inside its run record (see the module docstring). `full`: F6/F7 read
+    everything instead of only what changed (services/flows/incremental.py)."""
     store = ctx.store
     key = rules.flow_key(flow)
     rec = RunRecorder.start(
@@ -235,7 +245,7 @@ async def execute(
                     store, f"{key} flow blocked by the configuration", reason, flow=key, run_id=rec.id
                 )
             return rec.finish("failed", reason=reason)
-        job = Job(ctx, rec, settings, dry_run=dry_run, batch=batch, notify=notify)
+        job = Job(ctx, rec, settings, dry_run=dry_run, batch=batch, notify=notify, full=full)
         try:
             await body(job)
         except Cancelled:
@@ -256,7 +266,14 @@ async def execute(
                     store, exc, title=f"{key} flow failed", flow=key, run_id=rec.id, in_digest=batch
                 )
             return rec.finish("failed", reason=f"unexpected error: {type(exc).__name__}: {exc}")
-        return rec.finish("succeeded")
+        summary = rec.finish("succeeded")
+        if not summary.counts.get("failed") and not dry_run:
+            for hook in job.after_success:
+                try:
+                    hook()
+                except Exception:  # the run is done; not advancing only means reading again
+                    log.exception("after the run %s of %s: could not record its end state", rec.id, key)
+        return summary
     except BaseException as exc:  # asyncio cancellation, KeyboardInterrupt: close the row
         if rec.status == "running":
             rec.finish("cancelled" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) else "failed",

@@ -36,6 +36,12 @@ template (a live badge wins over revoked/replaced/rejected ones) → F5. Also in
 awards of the mapped certifications. Badges the ledger knows but Credly no longer lists were
 deleted there: their objects are removed as for a revocation. Counts: examined (badges read),
 created, updated, deleted (external trainings), revoked (awards), skipped, failed.
+
+Most F6 runs are incremental (services/flows/incremental.py): the badges Credly changed since the
+watermark name the learners to look at; all their badges of the mapped templates, their Docebo
+user, trainings and awards are read by e-mail / user filters and go through the same
+`_apply_groups` as a full run. A badge deleted in Credly is only found by its webhook (F5) or by a
+full run.
 """
 
 from __future__ import annotations
@@ -46,10 +52,12 @@ from typing import Any
 
 from services import ledger
 from services.errors import ApiError
-from services.flows import rules
+from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job, collect
 from services.flows.lookups import (
     HELD_STATES,
+    PER_LEARNER_MAX,
+    badges_of_learners,
     Learner,
     active_mappings,
     badge_template_id,
@@ -544,14 +552,47 @@ async def _read_awards(job: Job, side: DoceboSide, maps_by_template: dict[str, l
 # -- F6 batch --------------------------------------------------------------------------------------
 
 
+def _fingerprint(job: Job, maps: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What decides which badges qualify and what their Docebo objects look like
+    (incremental.py): a change here makes the next run full."""
+    rows = template_rows(job)
+    s = job.settings
+    return {
+        "active mappings": sorted(
+            (tid, bool(m["import_as_external_training"]), str(m["certification_code"] or "").strip())
+            for tid, ms in maps.items() for m in ms
+        ),
+        "mapped template names": sorted((tid, str((rows.get(tid) or {}).get("name") or "")) for tid in maps),
+        "EXTERNAL_TRAINING_INSTITUTE_NAME": s.external_training_institute_name,
+        "BATCH_SYNC_START_DATE": str(s.batch_sync_start_date or ""),
+        "CREDLY_DEFAULT_EXPIRATION_DAYS": str(s.default_expiration_days),
+        "SYNC_REVOCATION": str(s.sync_revocation),
+        "CREDLY_INTEGRATION_MASTER": s.integration_master,
+    }
+
+
 async def batch_credly_to_docebo(job: Job) -> None:
-    """F6: every badge of every actively mapped template → F5, in bulk (module doc)."""
-    credly = job.credly
+    """F6: every badge of every actively mapped template → F5, in bulk (module doc) — or,
+    incremental (services/flows/incremental.py), the learners whose badges of those templates
+    changed since the last good run, through the same decisions."""
     start = job.settings.batch_sync_start_date
     maps = mappings_by_template(job)
+    inc = incremental.begin(job, "credly_to_docebo", {"credly": job.credly}, _fingerprint(job, maps))
     job.rec.info(f"{len(maps)} badge templates have an active mapping to Docebo" + (f"; badges issued on or after {start.isoformat()}" if start else ""))
     if not maps:
         return
+    if inc.incremental:
+        try:
+            if await _incremental_f6(job, inc, maps):
+                return
+        except incremental.FilterIgnored as exc:
+            inc.fallback(exc)
+    await _full_f6(job, maps)
+
+
+async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]]) -> None:
+    """F6 over every badge of the mapped templates."""
+    start = job.settings.batch_sync_start_date
     # 1. Concurrently: every badge of the mapped templates (per template or org-wide, whichever
     #    is cheaper), the awards of the mapped certifications, and — once more than a few
     #    learners are involved — the user list.
@@ -569,14 +610,7 @@ async def batch_credly_to_docebo(job: Job) -> None:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for b in in_range:
             groups.setdefault((str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b)), []).append(b)
-        # Badges the ledger tied Docebo objects to that Credly no longer lists: deleted there.
-        gone: list[ledger.LedgerEntry] = []
-        for kind in ("external_training", "certification_award"):
-            for e in ledger.live_entries(job.store, kind).values():
-                if e.status == "active" and e.origin_type == "credly_badge" and e.origin_id not in seen_ids:
-                    # only badges of the templates just scanned can be known to be gone
-                    if str(e.details.get("template_id") or "") in maps and rules.on_or_after(e.details.get("issued_at"), start):
-                        gone.append(e)
+        gone = _gone_entries(job, maps, seen_ids)
         job.rec.info(f"read {len(badges)} badges ({len(in_range)} in range) for {len(groups)} learner/template pairs; {len(gone)} objects of badges deleted in Credly")
         # 2. The learners, then their external trainings.
         learners = await users.resolve() if groups else {}
@@ -584,7 +618,30 @@ async def batch_credly_to_docebo(job: Job) -> None:
         users.cancel()
     await _read_trainings(job, side, sorted({l.user_id for l in learners.values()}), maps)
     job.check_cancel()
+    await _apply_groups(job, groups, gone, learners, side, maps)
 
+
+def _gone_entries(job: Job, maps: dict[str, list[dict[str, Any]]], seen_ids: set[str],
+                  subjects: set[str] | None = None) -> list[ledger.LedgerEntry]:
+    """Objects the ledger tied to badges of the scanned templates that Credly no longer lists
+    (deleted there); `subjects`: only these Docebo users (an incremental run reads only theirs)."""
+    start = job.settings.batch_sync_start_date
+    gone: list[ledger.LedgerEntry] = []
+    for kind in ("external_training", "certification_award"):
+        for e in ledger.live_entries(job.store, kind).values():
+            if e.status == "active" and e.origin_type == "credly_badge" and e.origin_id not in seen_ids:
+                if subjects is not None and e.subject not in subjects:
+                    continue
+                # only badges of the templates just scanned can be known to be gone
+                if str(e.details.get("template_id") or "") in maps and rules.on_or_after(e.details.get("issued_at"), start):
+                    gone.append(e)
+    return gone
+
+
+async def _apply_groups(job: Job, groups: dict[tuple[str, str], list[dict[str, Any]]], gone: list[ledger.LedgerEntry],
+                        learners: dict[str, Learner], side: DoceboSide, maps: dict[str, list[dict[str, Any]]]) -> None:
+    """F5 for every (learner, template) group, and the removal of objects of deleted badges;
+    the same for full and incremental runs."""
     items: list[tuple[str, Any]] = [("group", k) for k in sorted(groups)] + [("gone", e) for e in gone]
     job.rec.set_total(len(items))
 
@@ -607,6 +664,59 @@ async def batch_credly_to_docebo(job: Job) -> None:
             job.item_failed(_obj(learner or email, badge), exc, what=f"import badge {badge.get('id')}")
 
     await job.for_each(items, work, limit=job.concurrency(job.docebo))
+
+
+async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str, list[dict[str, Any]]]) -> bool:
+    """F6 over the badges changed in Credly since the watermark (incremental.py). Returns False
+    when the run should go on as a full run (too many learners touched).
+
+    1. One scan of the organisation's badges updated since the bound (any template, any state).
+    2. For each learner with a changed badge of a mapped template: all their badges of the
+       mapped templates (so a pair is decided on its whole group, as in a full run), their
+       Docebo user, external trainings and awards (user filters) — then `_apply_groups`."""
+    start = job.settings.batch_sync_start_date
+    since = inc.since["credly"]
+    pairs: set[tuple[str, str]] = set()
+    emails: dict[str, str] = {}
+    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since), "credly", "badges", "updated_at",
+                               key=lambda b: b.get("id")):
+        tid = badge_template_id(b)
+        email = str(b.get("recipient_email") or "").strip()
+        if tid in maps and email:
+            pairs.add((email.lower(), tid))
+            emails.setdefault(email.lower(), email)
+    job.check_cancel()
+    found = ", ".join(f"{n} {what}" for what, n in sorted(inc.changes.items())) or "nothing"
+    if not pairs:
+        job.rec.info(f"changed since {since.isoformat()}: {found}; none of a mapped template")
+        return True
+    if len(emails) > incremental.MAX_TOUCHED:
+        inc.to_full(f"{len(emails)} learners have changed badges ({found}): reading everything costs less")
+        return False
+    job.rec.info(f"changed since {since.isoformat()}: {found}; {len(pairs)} learner/template pairs to look at")
+    side = DoceboSide()
+    users = UserDirectory(job, by="email", per_user_max=PER_LEARNER_MAX)
+    for email in emails:
+        users.want(email)
+    try:
+        badges, learners = await incremental.gather(
+            badges_of_learners(job, emails.values(), maps, states=None), users.resolve()
+        )
+    finally:
+        users.cancel()
+    job.check_cancel()
+    seen_ids = {str(b.get("id")) for b in badges}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for b in badges:
+        key = (str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b))
+        if key in pairs and rules.on_or_after(b.get("issued_at"), start):
+            groups.setdefault(key, []).append(b)
+    user_ids = sorted({l.user_id for l in learners.values()})
+    gone = _gone_entries(job, maps, seen_ids, subjects=set(user_ids))
+    await asyncio.gather(_read_trainings(job, side, user_ids, maps), _read_awards(job, side, maps, user_ids=user_ids))
+    job.check_cancel()
+    await _apply_groups(job, groups, gone, learners, side, maps)
+    return True
 
 
 def _representative(group: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:

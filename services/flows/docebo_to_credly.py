@@ -31,6 +31,11 @@ bounds. BATCH_SYNC_START_DATE drops completions and awards dated before it. In t
 whose dates differ from the held badge replaces that badge only when the product issued it (its
 `issuer_earner_id` is the learner's Docebo user id). Counts: examined (completions and awards
 read), issued, replaced, revoked, skipped, failed.
+
+Most F7 runs are incremental (services/flows/incremental.py): the courses, completions,
+learning-plan completions and awards Docebo changed since the watermark name the learners to look
+at; their own completions, plan completions, awards and held badges are read by user / e-mail
+filters and go through the same `_candidates` and `_decide_and_issue` as a full run.
 """
 
 from __future__ import annotations
@@ -42,11 +47,14 @@ from typing import Any
 
 from services import ledger
 from services.errors import ApiError, NotFoundError
-from services.flows import rules
+from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job, collect
 from services.flows.dropdown import FIELD_ID_META, find_course_field
 from services.flows.lookups import (
+    HELD_STATES,
+    PER_LEARNER_MAX,
     HeldBadges,
+    badges_of_learners,
     Learner,
     UserDirectory,
     template_badge_counts,
@@ -644,13 +652,32 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
 # -- F7 batch --------------------------------------------------------------------------------------
 
 
+def _fingerprint(job: Job, dropdown: dict[str, dict[str, Any]], lp_maps: dict[str, list[dict[str, Any]]],
+                 cert_maps: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What decides which completions and awards qualify (incremental.py): a change here makes
+    the next run full."""
+    s = job.settings
+    return {
+        "course templates (dropdown)": sorted((opt, str(t["template_id"]).lower()) for opt, t in dropdown.items()),
+        "learning-plan mappings": sorted((lp, str(m["template_id"]).lower()) for lp, ms in lp_maps.items() for m in ms),
+        "certification mappings": sorted((c, str(m["template_id"]).lower()) for c, ms in cert_maps.items() for m in ms),
+        "COURSE_ADDITIONAL_FIELD": [s.course_additional_field, job.store.get_meta(FIELD_ID_META, "") or ""],
+        "BATCH_SYNC_START_DATE": str(s.batch_sync_start_date or ""),
+        "CREDLY_DEFAULT_EXPIRATION_DAYS": str(s.default_expiration_days),
+        "SYNC_REVOCATION": str(s.sync_revocation),
+        "CREDLY_INTEGRATION_MASTER": s.integration_master,
+    }
+
+
 async def batch_docebo_to_credly(job: Job) -> None:
-    """F7: every completion (F3) and every certification award (F4), in bulk (module doc)."""
-    docebo = job.docebo
+    """F7: every completion (F3) and every certification award (F4), in bulk (module doc) — or,
+    incremental (services/flows/incremental.py), only those of the learners touched by what
+    changed since the last good run, through the same decisions."""
     start = job.settings.batch_sync_start_date
     dropdown = _dropdown_templates(job)
     lp_maps = _lp_mappings(job)
     cert_maps = _cert_mappings(job)
+    inc = incremental.begin(job, "docebo_to_credly", {"docebo": job.docebo}, _fingerprint(job, dropdown, lp_maps, cert_maps))
     job.rec.info(
         f"{len(dropdown)} templates in the course dropdown, {len(lp_maps)} mapped learning plans, "
         f"{len(cert_maps)} mapped certifications"
@@ -659,6 +686,21 @@ async def batch_docebo_to_credly(job: Job) -> None:
     if not dropdown and not lp_maps and not cert_maps:
         job.rec.info("no course names a badge template and no mapping names a learning plan or certification: nothing to do")
         return
+    if inc.incremental:
+        try:
+            if await _incremental_f7(job, inc, dropdown, lp_maps, cert_maps):
+                return
+        except incremental.FilterIgnored as exc:
+            inc.fallback(exc)
+    await _full_f7(job, inc, dropdown, lp_maps, cert_maps)
+
+
+async def _full_f7(job: Job, inc: incremental.Incremental, dropdown: dict[str, dict[str, Any]],
+                   lp_maps: dict[str, list[dict[str, Any]]], cert_maps: dict[str, list[dict[str, Any]]]) -> None:
+    """F7 over everything."""
+    docebo = job.docebo
+    start = job.settings.batch_sync_start_date
+    cert_ids: dict[str, str] = {}  # mapped code → id_cert (for the incremental runs that follow)
 
     # Phase 1 (concurrently): courses + field, learning plan courses and completions, awards,
     # and the templates' badge counts (to choose how to read the held badges).
@@ -691,13 +733,7 @@ async def batch_docebo_to_credly(job: Job) -> None:
     async def awards_phase() -> list[tuple[dict[str, Any], str]]:
         if not cert_maps:
             return []
-        certs = await certifications_by_code(job)
-        ids = {}
-        for code in cert_maps:
-            if code in certs:
-                ids[str(certs[code].get("id_cert"))] = code
-            else:
-                job.rec.warning(f"certification code {code!r} of a mapping does not exist in Docebo (check the mappings, M3)")
+        ids = await _mapped_certifications(job, cert_maps, cert_ids)
         if not ids:
             return []
         return [
@@ -712,16 +748,19 @@ async def batch_docebo_to_credly(job: Job) -> None:
     job.check_cancel()
     course_by_id = {str(c.get("id_course", c.get("id"))): c for c in courses}
     course_template: dict[str, dict[str, Any]] = {}
+    course_option: dict[str, str] = {}
     if field_id:
         for cid, c in course_by_id.items():
             option = _field_value(job, c, field_id)
             if option and option in dropdown:
                 course_template[cid] = dropdown[option]
+                course_option[cid] = option
     relevant = set(course_template) | set(lp_courses)
     job.rec.info(
         f"read {len(courses)} courses: {len(course_template)} name a badge template, "
         f"{len(lp_courses)} belong to mapped learning plans; {len(awards)} awards of mapped certifications"
     )
+    inc.plan = _plan(field_id, course_option, course_by_id, lp_courses, cert_ids)
 
     # Phase 2 (concurrently): completed enrollments of the relevant courses (course-id chunks read
     # in parallel), the badges already held of every template that may be issued, and — as soon
@@ -759,44 +798,98 @@ async def batch_docebo_to_credly(job: Job) -> None:
     try:
         _, held = await asyncio.gather(enrollments_phase(), held_badges_of_templates(job, candidate_templates, counts))
         job.check_cancel()
-
-        # Candidates.
-        cands: list[Candidate] = []
-        for e in completions:
-            job.rec.count("examined")
-            uid, cid = _enrollment_user(e), _enrollment_course(e)
-            when = rules.parse_datetime(_completion_date(e)) or job.ctx.now()
-            label = _course_label(course_by_id.get(cid), cid)
-            tpl = course_template.get(cid)
-            if tpl is not None:
-                cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
-            for lp in lp_courses.get(cid, []):
-                done = lp_done.get((lp, uid))
-                if done is None:
-                    continue
-                lp_when = rules.parse_datetime(_completion_date(done)) or when
-                for m in lp_maps.get(lp, []):
-                    tid = str(m["template_id"]).lower()
-                    cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
-        for a, code in awards:
-            award_id, uid, issued_on, expire_on = _award_fields(a)
-            if str(a.get("status") or "").lower() in ("revoked", "deleted"):
-                continue
-            when = rules.parse_datetime(issued_on)
-            if not rules.on_or_after(when, start):
-                continue
-            job.rec.count("examined")
-            for m in cert_maps.get(code, []):
-                tid = str(m["template_id"]).lower()
-                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", when or job.ctx.now(), expire_on, mode="update"))
-        cands = _dedupe(_current(job, cands))
-        job.rec.info(f"{len(cands)} (learner, template) pairs to check")
-        job.rec.set_total(len(cands))
+        cands = _candidates(job, completions, course_template, course_by_id, lp_courses, lp_done, lp_maps, awards, cert_maps)
         if not cands:
             return
         learners = await users.resolve()
     finally:
         users.cancel()
+    await _decide_and_issue(job, cands, learners, held)
+
+
+def _plan(field_id: str, course_option: dict[str, str], course_by_id: dict[str, dict[str, Any]],
+          lp_courses: dict[str, list[str]], cert_ids: dict[str, str]) -> dict[str, Any]:
+    """What an incremental run needs from the full run (kept with the watermark): the courses
+    naming a template (option, name), the courses of the mapped learning plans, the mapped
+    certifications' ids. Changes of course dropdown values are applied by incremental runs;
+    the learning plans' course lists are read again by the next full run (daily)."""
+    return {
+        "field_id": field_id,
+        "courses": {cid: [opt, _course_name(course_by_id.get(cid))] for cid, opt in sorted(course_option.items())},
+        "lp_courses": {cid: sorted(lps) for cid, lps in sorted(lp_courses.items())},
+        "certs": dict(sorted(cert_ids.items())),
+    }
+
+
+def _course_name(course: dict[str, Any] | None) -> str:
+    return str((course or {}).get("name") or (course or {}).get("course_name") or "")
+
+
+async def _mapped_certifications(job: Job, cert_maps: dict[str, list[dict[str, Any]]], found: dict[str, str]) -> dict[str, str]:
+    """id_cert → code of the mapped certifications (one read of the certification list); the
+    codes found are added to `found` (code → id_cert)."""
+    certs = await certifications_by_code(job)
+    ids: dict[str, str] = {}
+    for code in cert_maps:
+        if code in certs:
+            ids[str(certs[code].get("id_cert"))] = code
+            found[code] = str(certs[code].get("id_cert"))
+        else:
+            job.rec.warning(f"certification code {code!r} of a mapping does not exist in Docebo (check the mappings, M3)")
+    return ids
+
+
+def _candidates(
+    job: Job,
+    completions: list[dict[str, Any]],
+    course_template: dict[str, dict[str, Any]],
+    course_by_id: dict[str, dict[str, Any]],
+    lp_courses: dict[str, list[str]],
+    lp_done: dict[tuple[str, str], dict[str, Any]],
+    lp_maps: dict[str, list[dict[str, Any]]],
+    awards: list[tuple[dict[str, Any], str]],
+    cert_maps: dict[str, list[dict[str, Any]]],
+) -> list[Candidate]:
+    """Every (learner, template) pair the completions (F3a, F3b) and awards (F4) call for, one
+    per pair (F4 first, then the earliest), current ones only; the same for full and
+    incremental runs."""
+    start = job.settings.batch_sync_start_date
+    cands: list[Candidate] = []
+    for e in completions:
+        job.rec.count("examined")
+        uid, cid = _enrollment_user(e), _enrollment_course(e)
+        when = rules.parse_datetime(_completion_date(e)) or job.ctx.now()
+        label = _course_label(course_by_id.get(cid), cid)
+        tpl = course_template.get(cid)
+        if tpl is not None:
+            cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
+        for lp in lp_courses.get(cid, []):
+            done = lp_done.get((lp, uid))
+            if done is None:
+                continue
+            lp_when = rules.parse_datetime(_completion_date(done)) or when
+            for m in lp_maps.get(lp, []):
+                tid = str(m["template_id"]).lower()
+                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
+    for a, code in awards:
+        award_id, uid, issued_on, expire_on = _award_fields(a)
+        if str(a.get("status") or "").lower() in ("revoked", "deleted"):
+            continue
+        when = rules.parse_datetime(issued_on)
+        if not rules.on_or_after(when, start):
+            continue
+        job.rec.count("examined")
+        for m in cert_maps.get(code, []):
+            tid = str(m["template_id"]).lower()
+            cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", when or job.ctx.now(), expire_on, mode="update"))
+    cands = _dedupe(_current(job, cands))
+    job.rec.info(f"{len(cands)} (learner, template) pairs to check")
+    job.rec.set_total(len(cands))
+    return cands
+
+
+async def _decide_and_issue(job: Job, cands: list[Candidate], learners: dict[str, Learner], held: HeldBadges) -> None:
+    """Decide every pair (replacing where F4 asks for it), then issue what is missing in batches."""
     job.check_cancel()
     entries = ledger.live_entries(job.store, "badge", targets=sorted({c.template_id for c in cands}))
     queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] = []
@@ -812,11 +905,152 @@ async def batch_docebo_to_credly(job: Job) -> None:
         except ApiError as exc:
             job.item_failed(_object(learner, cand.template_id), exc, what=f"{cand.rule} {cand.template_name!r}")
 
-    # Decide every pair (replacing where F4 asks for it), then issue what is missing in batches.
     await job.for_each(cands, work, limit=job.concurrency(job.credly))
     queue.sort(key=lambda item: (item[1].template_id, item[0].email.lower()))
     job.rec.set_total(len(cands) + len(queue))
     await issue_many(job, queue)
+
+
+async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict[str, dict[str, Any]],
+                          lp_maps: dict[str, list[dict[str, Any]]], cert_maps: dict[str, list[dict[str, Any]]]) -> bool:
+    """F7 over what changed in Docebo since the watermark (incremental.py). Returns False when
+    the run should go on as a full run (too many learners touched).
+
+    1. Changed since the bound, concurrently: courses (their dropdown value: a course that now
+       names a template has ALL its completions read), completed course enrollments, completed
+       enrollments of the mapped learning plans, awards of the mapped certifications.
+    2. The learners they touch: their completed enrollments, plan completions and awards (user
+       filters, chunked), their Docebo records and their held badges (per e-mail, or per
+       template when cheaper) — then `_candidates` and `_decide_and_issue` as in a full run."""
+    docebo = job.docebo
+    start = job.settings.batch_sync_start_date
+    since = inc.since["docebo"]
+    plan = inc.plan
+    field_id = str(plan.get("field_id") or "")
+    course_option = {cid: str(v[0]) for cid, v in (plan.get("courses") or {}).items()}
+    course_names = {cid: str(v[1]) for cid, v in (plan.get("courses") or {}).items()}
+    lp_courses = {cid: list(v) for cid, v in (plan.get("lp_courses") or {}).items()}
+    cert_ids = {code: str(i) for code, i in (plan.get("certs") or {}).items()}
+    if any(code not in cert_ids for code in cert_maps):  # a mapped code Docebo did not have then
+        await _mapped_certifications(job, cert_maps, cert_ids)
+    ids = {cert_ids[code]: code for code in cert_maps if code in cert_ids}
+    touched: set[str] = set()
+    retemplated: list[str] = []
+    changed_completions: list[dict[str, Any]] = []
+
+    async def courses() -> None:
+        if not field_id or not dropdown:
+            return
+        async for c in inc.changed(docebo.iter_courses(updated_from=since), "docebo", "courses", "date_last_updated",
+                                   key=lambda c: c.get("id_course", c.get("id"))):
+            cid = str(c.get("id_course", c.get("id")))
+            option = _field_value(job, c, field_id)
+            option = option if option in dropdown else ""
+            old = course_option.get(cid, "")
+            label = _course_label(c, cid)
+            if option:
+                course_option[cid], course_names[cid] = option, _course_name(c)
+                if option != old:
+                    retemplated.append(cid)
+                    job.rec.info(f"{label} now names {dropdown[option]['name']!r}: all its completions are read (F3a)", object=label)
+            elif old:
+                del course_option[cid]
+                course_names.pop(cid, None)
+                job.rec.info(f"{label} no longer names a badge template (badges already issued stay)", object=label)
+
+    async def completions() -> None:
+        async for e in inc.changed(docebo.iter_enrollments(statuses=["completed"], updated_from=since),
+                                   "docebo", "course enrollments", "enrollment_date_last_updated",
+                                   key=lambda e: f"{_enrollment_course(e)}/{_enrollment_user(e)}"):
+            if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                changed_completions.append(e)
+
+    async def plans() -> None:
+        if not lp_maps:
+            return
+        async for e in inc.changed(
+            docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), statuses=["completed"], updated_from=since),
+            "docebo", "learning-plan enrollments", "enrollment_date_last_updated",
+            key=lambda e: f"{_lp_id(e)}/{_enrollment_user(e)}",
+        ):
+            if _lp_id(e) in lp_maps:
+                touched.add(_enrollment_user(e))
+
+    async def awards_changed() -> None:
+        if not ids:
+            return
+        async for a in inc.changed(
+            docebo.iter_certification_awards(certification_ids=sorted(ids, key=_num_key), updated_from=since),
+            "docebo", "certification awards", "date_last_updated",
+            key=lambda a: _award_fields(a)[0],
+        ):
+            if str(a.get("id_cert")) in ids:
+                touched.add(_award_fields(a)[1])
+
+    await incremental.gather(courses(), completions(), plans(), awards_changed())
+    job.check_cancel()
+    relevant = set(course_option) | set(lp_courses)
+    touched.update(_enrollment_user(e) for e in changed_completions if _enrollment_course(e) in relevant)
+    if retemplated:
+        async for e in docebo.iter_enrollments(course_ids=sorted(retemplated, key=_num_key), statuses=["completed"]):
+            if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                touched.add(_enrollment_user(e))
+    touched.discard("")
+    inc.plan = {**plan, "courses": {cid: [opt, course_names.get(cid, "")] for cid, opt in sorted(course_option.items())},
+                "certs": dict(sorted(cert_ids.items()))}
+    found = ", ".join(f"{n} {what}" for what, n in sorted(inc.changes.items())) or "nothing"
+    if not touched:
+        job.rec.info(f"changed since {since.isoformat()}: {found}; no learner to look at")
+        return True
+    if len(touched) > incremental.MAX_TOUCHED:
+        inc.to_full(f"{len(touched)} learners are touched by the changes ({found}): reading everything costs less")
+        return False
+    job.rec.info(f"changed since {since.isoformat()}: {found}; {len(touched)} learners to look at")
+
+    # 2. The touched learners, in bulk by user filters.
+    learner_ids = sorted(touched, key=_num_key)
+    users = UserDirectory(job, per_user_max=PER_LEARNER_MAX)
+    for uid in learner_ids:
+        users.want(uid)
+    done: list[dict[str, Any]] = []
+    lp_done: dict[tuple[str, str], dict[str, Any]] = {}
+    awards: list[tuple[dict[str, Any], str]] = []
+
+    async def their_completions() -> None:
+        async for e in docebo.iter_enrollments(user_ids=learner_ids, statuses=["completed"]):
+            if str(e.get("enrollment_status", e.get("status", "completed"))) != "completed":
+                continue
+            if _enrollment_course(e) in relevant and rules.on_or_after(_completion_date(e), start):
+                done.append(e)
+
+    async def their_plans() -> None:
+        if not lp_maps:
+            return
+        async for e in docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), user_ids=learner_ids, statuses=["completed"]):
+            if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+                lp_done[(_lp_id(e), _enrollment_user(e))] = e
+
+    async def their_awards() -> None:
+        if not ids:
+            return
+        async for a in docebo.iter_certification_awards(user_ids=learner_ids, certification_ids=sorted(ids, key=_num_key)):
+            if str(a.get("id_cert")) in ids:
+                awards.append((a, ids[str(a.get("id_cert"))]))
+
+    try:
+        _, _, _, learners = await incremental.gather(their_completions(), their_plans(), their_awards(), users.resolve())
+    finally:
+        users.cancel()
+    job.check_cancel()
+    course_template = {cid: dropdown[opt] for cid, opt in course_option.items() if opt in dropdown}
+    course_by_id = {cid: {"name": name} for cid, name in course_names.items()}
+    cands = _candidates(job, done, course_template, course_by_id, lp_courses, lp_done, lp_maps, awards, cert_maps)
+    if not cands:
+        return True
+    emails = [learners[c.user_id].email for c in cands if c.user_id in learners and learners[c.user_id].email]
+    held = HeldBadges(await badges_of_learners(job, emails, {c.template_id for c in cands}, states=HELD_STATES))
+    await _decide_and_issue(job, cands, learners, held)
+    return True
 
 
 def _num_key(value: str) -> tuple:

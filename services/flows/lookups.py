@@ -51,14 +51,14 @@ def learner_from(user: dict[str, Any] | None) -> Learner | None:
     )
 
 
-async def users_by_id(job: Job, user_ids: Iterable[str]) -> dict[str, Learner]:
+async def users_by_id(job: Job, user_ids: Iterable[str], *, per_user_max: int = PER_USER_LOOKUPS_MAX) -> dict[str, Learner]:
     """Learners for Docebo user ids: a few by `get_user`, many by one scan of the user list."""
     wanted = {str(u) for u in user_ids}
     out: dict[str, Learner] = {}
     if not wanted:
         return out
     docebo = job.docebo
-    if len(wanted) <= PER_USER_LOOKUPS_MAX:
+    if len(wanted) <= per_user_max:
         from services.errors import NotFoundError
 
         async def one(uid: str) -> None:
@@ -80,14 +80,14 @@ async def users_by_id(job: Job, user_ids: Iterable[str]) -> dict[str, Learner]:
     return out
 
 
-async def users_by_email(job: Job, emails: Iterable[str]) -> dict[str, Learner]:
+async def users_by_email(job: Job, emails: Iterable[str], *, per_user_max: int = PER_USER_LOOKUPS_MAX) -> dict[str, Learner]:
     """Learners keyed by lower-case e-mail: a few by `find_user_by_email`, many by one scan."""
     wanted = {e.strip().lower() for e in emails if e and e.strip()}
     out: dict[str, Learner] = {}
     if not wanted:
         return out
     docebo = job.docebo
-    if len(wanted) <= PER_USER_LOOKUPS_MAX:
+    if len(wanted) <= per_user_max:
 
         async def one(email: str) -> None:
             learner = learner_from(await docebo.find_user_by_email(email))
@@ -235,9 +235,10 @@ class UserDirectory:
     more than PER_USER_LOOKUPS_MAX are wanted, one scan of the whole user list starts at once,
     concurrently with the rest; otherwise `resolve()` looks the few up one call each."""
 
-    def __init__(self, job: Job, *, by: str = "id") -> None:
+    def __init__(self, job: Job, *, by: str = "id", per_user_max: int = PER_USER_LOOKUPS_MAX) -> None:
         self.job = job
         self.by = by
+        self.per_user_max = per_user_max
         self.wanted: set[str] = set()
         self.found: dict[str, Learner] = {}
         self.task: asyncio.Task | None = None
@@ -250,7 +251,7 @@ class UserDirectory:
         if not key:
             return
         self.wanted.add(key)
-        if self.task is None and len(self.wanted) > PER_USER_LOOKUPS_MAX:
+        if self.task is None and len(self.wanted) > self.per_user_max:
             self.task = asyncio.ensure_future(self._scan())
 
     async def _scan(self) -> None:
@@ -266,12 +267,51 @@ class UserDirectory:
             await self.task
             return {k: self.found[k] for k in self.wanted if k in self.found}
         if self.by == "email":
-            return await users_by_email(self.job, self.wanted)
-        return await users_by_id(self.job, self.wanted)
+            return await users_by_email(self.job, self.wanted, per_user_max=self.per_user_max)
+        return await users_by_id(self.job, self.wanted, per_user_max=self.per_user_max)
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
             self.task.cancel()
+
+
+# Incremental batches: up to this many learners are looked up one call each (users, badges);
+# beyond, the cheaper of that and the bulk read is taken.
+PER_LEARNER_MAX = 25
+
+
+async def badges_of_learners(
+    job: Job, emails: Iterable[str], template_ids: Iterable[str], *, states: tuple[str, ...] | None
+) -> list[dict[str, Any]]:
+    """Every badge (in `states`, or all) of these templates held by these e-mails, for an
+    incremental batch: one `recipient_email` call per learner when that is cheaper, else the
+    bulk scan of the templates (`scan_badges`; `badges_count` decides)."""
+    wanted = sorted({e.strip() for e in emails if e and e.strip()}, key=str.lower)
+    tids = set(template_ids)
+    if not wanted or not tids:
+        return []
+    keys = {e.lower() for e in wanted}
+    if len(wanted) > PER_LEARNER_MAX:
+        counts = await template_badge_counts(job)
+        per = sum(max(1, -(-counts.get(t, 0) // CREDLY_PAGE)) for t in tids)
+        org = max(1, -(-sum(counts.values()) // CREDLY_PAGE))
+        if min(per, org) < len(wanted):
+            found = await scan_badges(job, tids, states=states, counts=counts)
+            return [b for b in found if str(b.get("recipient_email") or "").strip().lower() in keys]
+    credly = job.credly
+    filt = list(states) if states else None
+    sem = asyncio.Semaphore(job.concurrency(credly))
+    out: list[dict[str, Any]] = []
+
+    async def one(email: str) -> None:
+        async with sem:
+            async for b in credly.iter_badges(recipient_email=email, states=filt):
+                if badge_template_id(b) in tids and str(b.get("recipient_email") or "").strip().lower() in keys:
+                    out.append(b)
+
+    await asyncio.gather(*(one(e) for e in wanted))
+    seen: set[str] = set()
+    return [b for b in out if not (str(b.get("id")) in seen or seen.add(str(b.get("id"))))]
 
 
 async def held_badges_of_learner(job: Job, email: str) -> HeldBadges:

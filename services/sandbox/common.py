@@ -449,6 +449,33 @@ class SandboxMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+class DateHeader:
+    """ASGI middleware: a `Date` header (RFC 9110, GMT) from the sandbox's own clock on every
+    HTTP response, as a real server sends it. Clients take the service's time from it (the
+    watermark of incremental batches); `now` is the state's clock, so time travel moves it too.
+    Served by uvicorn, the sandbox runner turns uvicorn's own Date header off."""
+
+    def __init__(self, app: Any, *, now: Callable[[], Any]) -> None:
+        self.app = app
+        self.now = now
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_date(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                from email.utils import format_datetime
+
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", format_datetime(self.now(), usegmt=True).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_date)
+
+
 class _DropLogFilter(logging.Filter):
     """Keeps uvicorn from logging a traceback for each deliberate ``DroppedConnection``."""
 

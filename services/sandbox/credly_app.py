@@ -50,6 +50,16 @@ Control routes (no auth; loopback only; not part of the real API):
     PUT    /_sandbox/token                    {token?, expired?}
     POST   /_sandbox/reset                    {state?, calls?, faults?, webhook?} (all true by
                                               default): back to the data the app started with
+    GET    /_sandbox/clock                    the organisation's clock {now, offset_s}
+    PUT    /_sandbox/clock                    {advance_s}: time travel forward (timestamps of
+                                              changes and the Date header)
+    PUT    /_sandbox/config                   {date_filters: false}: accept and ignore the
+                                              created_at/updated_at _min/_max filters
+
+Every response carries a ``Date`` header from the organisation's clock. Lists take the date-range
+filters ``created_at_min``, ``created_at_max``, ``updated_at_min``, ``updated_at_max`` (credly.md
+§2.2 for templates; by analogy for badges [INF]): a ``YYYY-MM-DD`` value compares whole days, a
+date-time compares instants, both inclusive.
 """
 
 from __future__ import annotations
@@ -70,6 +80,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.common import (
+    DateHeader,
     FaultConfig,
     RouteCounter,
     SandboxHandles,
@@ -413,6 +424,18 @@ def create_credly_app(
             state.token_expired = bool(body["expired"])
         return JSONResponse({"token": state.token, "expired": state.token_expired})
 
+    async def ctl_clock(request: Request) -> Response:
+        if request.method != "GET":
+            body = await params(request)
+            state.advance(float(body.get("advance_s", 0)))
+        return JSONResponse({"now": iso(state.now()), "offset_s": state.time_offset.total_seconds()})
+
+    async def ctl_config(request: Request) -> Response:
+        body = await params(request)
+        if "date_filters" in body:
+            state.honour_date_filters = bool(body["date_filters"])
+        return JSONResponse({"date_filters": state.honour_date_filters})
+
     async def ctl_reset(request: Request) -> Response:
         body = await params(request)
         if body.get("state", True):
@@ -442,6 +465,8 @@ def create_credly_app(
         Route("/_sandbox/calls", control(ctl_reset_calls), methods=["DELETE"]),
         Route("/_sandbox/token", control(ctl_token), methods=["PUT", "POST"]),
         Route("/_sandbox/reset", control(ctl_reset), methods=["POST"]),
+        Route("/_sandbox/clock", control(ctl_clock), methods=["GET", "PUT", "POST"]),
+        Route("/_sandbox/config", control(ctl_config), methods=["PUT"]),
     ]
 
     # -- app ----------------------------------------------------------------------------------
@@ -469,6 +494,7 @@ def create_credly_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(DateHeader, now=state.now),
             Middleware(
                 SandboxMiddleware,
                 routes=routes,

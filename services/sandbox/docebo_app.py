@@ -20,6 +20,11 @@ API behaviour, by api/docebo.md section:
 - §1.5 rate limit: off by default; `PUT /_sandbox/rate-limit` (or `FaultConfig.rate_limit`) turns
   it on: 1,000 calls per hour by default, then 429 with (switchable) `Retry-After`.
 - §7 webhooks: see `DoceboWebhooks`.
+- Changed-since filter `updated_from=YYYY-MM-DD HH:MM:SS` ([I], Docebo's style on courses and
+  learning plans in public code) on courses (`date_last_updated`), course enrollments and
+  learning-plan enrollments (`enrollment_date_last_updated`) and certification awards
+  (`date_last_updated`): items updated on or after it. Every response carries a `Date` header
+  from the tenant's clock (`state.now()`).
 
 Control endpoints (not part of Docebo; no auth; neither counted nor faulted):
   GET    /_sandbox                          credentials, counts, webhook and fault settings
@@ -35,7 +40,12 @@ Control endpoints (not part of Docebo; no auth; neither counted nor faulted):
                                             rate_window_s, seed}, "force": {kind, route?, times?,
                                             status?} or a list of them, "reset": true (all off)
   PUT    /_sandbox/rate-limit               {"enabled", "per_hour": 1000, "retry_after": true}
-  PUT    /_sandbox/config                   {"token_lifetime_s", "user_id_as_string"}
+  PUT    /_sandbox/config                   {"token_lifetime_s", "user_id_as_string",
+                                            "updated_from_filter": false = ignore `updated_from`
+                                            as a tenant without the filter would}
+  GET    /_sandbox/clock                    the tenant's clock {now, offset_s}
+  PUT    /_sandbox/clock                    (or POST) {"advance_s": N}: time travel forward (data
+                                            timestamps and the Date header; tokens unaffected)
   POST   /_sandbox/tokens/expire            expire every token now
   PUT    /_sandbox/token                    {"expired": true}: the same (Credly sandbox's shape)
   GET    /_sandbox/webhook                  webhook settings (password not shown)
@@ -85,6 +95,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.common import (
+    DateHeader,
     FaultConfig,
     RouteCounter,
     SandboxHandles,
@@ -631,6 +642,7 @@ def create_docebo_app(
             "status": state.award_status(rec),
             "source": rec["source"],
             "external_link": rec["external_link"],
+            "date_last_updated": rec["updated_at"],
         }
 
     def training_item(rec: dict) -> dict:
@@ -735,6 +747,9 @@ def create_docebo_app(
         if wanted is not None:
             keep = set(wanted)
             order = [c for c in order if c in keep]
+        changed = state.courses_changed_since(state.changed_since(qp.get("updated_from")))
+        if changed is not None:
+            order = [c for c in order if c in changed]
         default = COURSES_PAGE_SIZE if request.url.path.startswith("/learn/") else DEFAULT_PAGE_SIZE
         serialise = course_item if request.url.path.startswith("/learn/") else _course_service_item
         return paged(request, order, serialise, default_size=default)
@@ -818,7 +833,10 @@ def create_docebo_app(
         if statuses is not None:
             statuses = [normalise_status(s) for s in statuses]
         extra = set(array_param(request, "extra_fields", ints=False) or ())
-        source = state.iter_enrollments(course_ids, array_param(request, "user_id"), statuses)
+        source = state.iter_enrollments(
+            course_ids, array_param(request, "user_id"), statuses,
+            updated_from=state.changed_since(request.query_params.get("updated_from")),
+        )
         return paged(request, source, lambda r: enrollment_item(r, extra))
 
     async def get_enrollment(request: Request) -> Response:
@@ -907,7 +925,10 @@ def create_docebo_app(
         if statuses is not None:
             statuses = [normalise_status(s) for s in statuses]
         extra = set(array_param(request, "extra_fields", ints=False) or ())
-        source = state.iter_lp_enrollments(array_param(request, "learning_plan_id"), array_param(request, "user_id"), statuses)
+        source = state.iter_lp_enrollments(
+            array_param(request, "learning_plan_id"), array_param(request, "user_id"), statuses,
+            updated_from=state.changed_since(request.query_params.get("updated_from")),
+        )
         return paged(request, source, lambda r: lp_enrollment_item(r, extra))
 
     # -- external training --------------------------------------------------------------------------
@@ -933,7 +954,10 @@ def create_docebo_app(
         return paged(request, [state.certifications[c] for c in sorted(state.certifications)], cert_item)
 
     async def list_awards(request: Request) -> Response:
-        source = state.iter_awards(array_param(request, "user_id"), array_param(request, "id_cert"))
+        source = state.iter_awards(
+            array_param(request, "user_id"), array_param(request, "id_cert"),
+            updated_from=state.changed_since(request.query_params.get("updated_from")),
+        )
         return paged(request, source, award_item)
 
     async def get_award(request: Request) -> Response:
@@ -1034,7 +1058,21 @@ def create_docebo_app(
             state.token_lifetime_s = lifetime
         if "user_id_as_string" in body:
             state.user_id_as_string = bool(body["user_id_as_string"])
-        return JSONResponse({"token_lifetime_s": state.token_lifetime_s, "user_id_as_string": state.user_id_as_string})
+        if "updated_from_filter" in body:
+            state.honour_updated_from = bool(body["updated_from_filter"])
+        return JSONResponse({"token_lifetime_s": state.token_lifetime_s, "user_id_as_string": state.user_id_as_string,
+                             "updated_from_filter": state.honour_updated_from})
+
+    async def c_clock(request: Request) -> Response:
+        if request.method != "GET":
+            body = await json_body(request)
+            try:
+                seconds = float(body.get("advance_s", 0))
+            except (TypeError, ValueError):
+                raise DoceboError(400, "advance_s must be a number of seconds") from None
+            state.advance(seconds)
+        return JSONResponse({"now": state.now().strftime("%Y-%m-%d %H:%M:%S"),
+                             "offset_s": state.time_offset.total_seconds()})
 
     async def c_expire(request: Request) -> Response:
         return ok({"expired": state.expire_tokens()})
@@ -1159,6 +1197,7 @@ def create_docebo_app(
         Route("/_sandbox/faults", c_faults, methods=["GET", "POST", "PUT"]),
         Route("/_sandbox/rate-limit", c_rate_limit, methods=["PUT"]),
         Route("/_sandbox/config", c_config, methods=["PUT"]),
+        Route("/_sandbox/clock", c_clock, methods=["GET", "PUT", "POST"]),
         Route("/_sandbox/tokens/expire", c_expire, methods=["POST"]),
         Route("/_sandbox/token", c_token, methods=["PUT", "POST"]),
         Route("/_sandbox/webhook", c_webhook, methods=["GET", "PUT", "POST", "DELETE"]),
@@ -1201,6 +1240,7 @@ def create_docebo_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(DateHeader, now=state.now),
             Middleware(_RetryAfterSwitch, state=state),
             Middleware(SandboxMiddleware, routes=routes, faults=faults, calls=calls, error_body=error_body),
         ],

@@ -161,11 +161,36 @@ class DoceboState:
         # api/docebo.md §1.5: no Retry-After is documented on Docebo's 429; switchable here.
         self.retry_after_header = retry_after_header
         self.clock = clock
+        # Data timestamps (`date_last_updated` & co., the Date header) come from `now()`: real
+        # UTC time plus `time_offset`, which `advance()` moves forward ("time travel" for tests
+        # and benchmarks of incremental runs; tokens keep using `clock`).
+        self.time_offset = timedelta(0)
+        # Changed-since filters (`updated_from`, [I]): a tenant that ignores them is simulated by
+        # switching this off (the filter is then accepted and not applied).
+        self.honour_updated_from = True
         self.tokens: dict[str, Token] = {}
         self.refresh_tokens: dict[str, tuple[str, str | None]] = {}
         self.emit: Callable[[str, dict, bool], None] = lambda event, payload, batch: None
         self._demo: DemoData | None = None
         self._clear()
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The tenant's clock (UTC, whole seconds): real time plus `time_offset`."""
+        return (datetime.now(timezone.utc) + self.time_offset).replace(microsecond=0)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the tenant's clock forward (time travel); returns the new now."""
+        if seconds < 0:
+            raise DoceboError(400, "The clock only moves forward")
+        self.time_offset += timedelta(seconds=seconds)
+        return self.now()
+
+    def changed_since(self, value: Any) -> str | None:
+        """The `updated_from` bound in the long form, or None when absent or not honoured."""
+        bound = parse_date(value, "updated_from")
+        return bound if self.honour_updated_from else None
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -252,6 +277,7 @@ class DoceboState:
             rec = dict(a)
             rec.setdefault("source", "")
             rec.setdefault("external_link", "")
+            rec.setdefault("updated_at", rec["issued_on"])
             self._index_award(rec)
             self._next["award"] = max(self._next["award"], rec["id_award"] + 1)
 
@@ -316,7 +342,7 @@ class DoceboState:
     def add_user(self, user: dict, *, created: str | None = None) -> dict:
         uid = int(user["user_id"])
         user["user_id"] = uid
-        user.setdefault("created", created or fmt(now_utc()))
+        user.setdefault("created", created or fmt(self.now()))
         self.users[uid] = user
         fullname = f"{user['first_name']} {user['last_name']}"
         for key in {user["email"].lower(), user["username"].lower(), fullname.lower()}:
@@ -458,11 +484,13 @@ class DoceboState:
             fld["name"] = name.strip()
         for oid, label in renamed.items():
             fld["options"][oid] = label.strip()
+        stamp = fmt(self.now())
         for oid in deleted:
             del fld["options"][oid]
-            for values in self.course_values.values():
+            for cid, values in self.course_values.items():
                 if values.get(fld["id"]) == oid:
                     values[fld["id"]] = None
+                    self._touch_course(cid, stamp)
         for label in new:
             self._add_option(fld, label)
         return fld
@@ -470,8 +498,10 @@ class DoceboState:
     def delete_field(self, field_id: Any) -> None:
         fld = self.get_field(field_id)
         del self.course_fields[fld["id"]]
-        for values in self.course_values.values():
-            values.pop(fld["id"], None)
+        stamp = fmt(self.now())
+        for cid, values in self.course_values.items():
+            if values.pop(fld["id"], None) is not None:
+                self._touch_course(cid, stamp)
 
     def set_course_value(self, course_id: Any, field_id: Any, value: Any = None, *, label: str | None = None) -> Any:
         """Set a course's value of an additional field (control endpoint: the admin picks the
@@ -491,8 +521,21 @@ class DoceboState:
         elif label is not None:
             value = label
         self.course_values.setdefault(course["id_course"], {})[fld["id"]] = value
-        course["updated_at"] = fmt(now_utc())
+        self._touch_course(course["id_course"], fmt(self.now()))
         return value
+
+    def _touch_course(self, course_id: int, stamp: str) -> None:
+        """A course's values changed: its `date_last_updated` moves (so `updated_from` finds it)."""
+        course = self.courses.get(course_id)
+        if course is not None:
+            course["updated_at"] = stamp
+            self._course_orders.pop("date_last_updated", None)
+
+    def courses_changed_since(self, bound: str | None) -> Iterable[int] | None:
+        """Ids of courses whose `date_last_updated` is on or after `bound` (None: no filter)."""
+        if bound is None:
+            return None
+        return {cid for cid, c in self.courses.items() if str(c["updated_at"]) >= bound}
 
     def course_value(self, course_id: int, field_id: int) -> Any:
         return self.course_values.get(course_id, {}).get(field_id)
@@ -520,7 +563,7 @@ class DoceboState:
         key = (course["id_course"], user["user_id"])
         if key in self.enrollments:
             return self.enrollments[key], False
-        stamp = fmt(now_utc())
+        stamp = fmt(self.now())
         rec = {
             "course_id": key[0],
             "user_id": key[1],
@@ -543,8 +586,21 @@ class DoceboState:
         course_ids: list[int] | None = None,
         user_ids: list[int] | None = None,
         statuses: list[str] | None = None,
+        updated_from: str | None = None,
     ) -> Iterator[dict]:
-        """Enrollments matching every given filter, walking the smaller index."""
+        """Enrollments matching every given filter, walking the smaller index. `updated_from`
+        (long form): only those whose `updated_at` is on or after it."""
+        source = self._iter_enrollments(course_ids, user_ids, statuses)
+        if updated_from is None:
+            return source
+        return (r for r in source if r["updated_at"] >= updated_from)
+
+    def _iter_enrollments(
+        self,
+        course_ids: list[int] | None,
+        user_ids: list[int] | None,
+        statuses: list[str] | None,
+    ) -> Iterator[dict]:
         wanted = set(statuses) if statuses else None
         if course_ids is not None and user_ids is not None:
             users = set(user_ids)
@@ -589,7 +645,7 @@ class DoceboState:
             except (TypeError, ValueError):
                 raise DoceboError(400, f"Field 'score_given' must be a number, got {score!r}") from None
         was = rec["status"]
-        stamp = fmt(now_utc())
+        stamp = fmt(self.now())
         if new_status == "completed":
             if was != "completed" or completion:
                 rec["completed_at"] = completion or stamp
@@ -618,7 +674,7 @@ class DoceboState:
         course = self.courses[rec["course_id"]]
         user = self.users[rec["user_id"]]
         return {
-            "fired_at": fmt(now_utc()),
+            "fired_at": fmt(self.now()),
             "user_id": rec["user_id"],
             "username": user["username"],
             "course_id": rec["course_id"],
@@ -676,7 +732,7 @@ class DoceboState:
             return self.lp_enrollments[key], False
         for cid in lp["course_ids"]:
             self.enroll(cid, user["user_id"])
-        rec = {"learning_plan_id": key[0], "user_id": key[1], "enrolled_at": fmt(now_utc())}
+        rec = {"learning_plan_id": key[0], "user_id": key[1], "enrolled_at": fmt(self.now())}
         self._index_lp_enrollment(rec)
         self._refresh_lp_enrollment(rec)
         return rec, True
@@ -697,7 +753,7 @@ class DoceboState:
             rec["completed_at"] = None
         rec["percentage"] = round(100 * len(done) / len(course_recs)) if course_recs else 0
         if rec["status"] != before:
-            rec["updated_at"] = fmt(now_utc())
+            rec["updated_at"] = fmt(self.now())
         return rec["status"] == "completed" and before != "completed"
 
     def _after_course_change(self, course_rec: dict) -> list[dict]:
@@ -714,6 +770,18 @@ class DoceboState:
         lp_ids: list[int] | None = None,
         user_ids: list[int] | None = None,
         statuses: list[str] | None = None,
+        updated_from: str | None = None,
+    ) -> Iterator[dict]:
+        source = self._iter_lp_enrollments(lp_ids, user_ids, statuses)
+        if updated_from is None:
+            return source
+        return (r for r in source if r["updated_at"] >= updated_from)
+
+    def _iter_lp_enrollments(
+        self,
+        lp_ids: list[int] | None,
+        user_ids: list[int] | None,
+        statuses: list[str] | None,
     ) -> Iterator[dict]:
         wanted = set(statuses) if statuses else None
         if lp_ids is not None and user_ids is not None:
@@ -773,7 +841,7 @@ class DoceboState:
     def create_training(self, body: dict) -> dict:
         values = self._training_values(body, creating=True)
         tid = self._take("training")
-        stamp = fmt(now_utc())
+        stamp = fmt(self.now())
         rec = {"id": tid, **values, "status": "approved", "created_on": stamp, "updated_on": stamp}
         self.external_trainings[tid] = rec
         self.et_by_user.setdefault(rec["user_id"], {})[tid] = rec
@@ -798,7 +866,7 @@ class DoceboState:
             self.et_by_user[rec["user_id"]].pop(rec["id"], None)
             self.et_by_user.setdefault(values["user_id"], {})[rec["id"]] = rec
         rec.update(values)
-        rec["updated_on"] = fmt(now_utc())
+        rec["updated_on"] = fmt(self.now())
         return rec
 
     def delete_training(self, training_id: Any) -> None:
@@ -842,11 +910,19 @@ class DoceboState:
         return rec
 
     def award_status(self, rec: dict) -> str:
-        if rec["expire_on"] and rec["expire_on"] <= fmt(now_utc()):
+        if rec["expire_on"] and rec["expire_on"] <= fmt(self.now()):
             return "expired"
         return "active"
 
-    def iter_awards(self, user_ids: list[int] | None = None, cert_ids: list[int] | None = None) -> Iterator[dict]:
+    def iter_awards(
+        self, user_ids: list[int] | None = None, cert_ids: list[int] | None = None, updated_from: str | None = None
+    ) -> Iterator[dict]:
+        source = self._iter_awards(user_ids, cert_ids)
+        if updated_from is None:
+            return source
+        return (r for r in source if r["updated_at"] >= updated_from)
+
+    def _iter_awards(self, user_ids: list[int] | None, cert_ids: list[int] | None) -> Iterator[dict]:
         if user_ids is not None:
             source = (r for u in user_ids for r in self.awards_by_user.get(u, {}).values())
             if cert_ids is not None:
@@ -879,7 +955,7 @@ class DoceboState:
                 raise DoceboError(
                     409, f"User {uid} already holds certification {cert['id_cert']} (award {existing['id_award']})"
                 )
-        issued = parse_date(body.get("issued_on"), "issued_on") or fmt(now_utc())
+        issued = parse_date(body.get("issued_on"), "issued_on") or fmt(self.now())
         if "expire_on" in body:
             expire = parse_date(body.get("expire_on"), "expire_on")
         elif cert.get("validity_days"):
@@ -896,6 +972,7 @@ class DoceboState:
             "expire_on": expire,
             "source": str(body.get("source") or ""),
             "external_link": str(body.get("external_link") or ""),
+            "updated_at": fmt(self.now()),
         }
         self._index_award(rec)
         self.emit("certification.awarded", self.award_payload(rec), batch)
@@ -915,6 +992,7 @@ class DoceboState:
         if merged["expire_on"] and merged["expire_on"] < merged["issued_on"]:
             raise DoceboError(400, "Field 'expire_on' must not be before 'issued_on'")
         rec.update(changes)
+        rec["updated_at"] = fmt(self.now())
         self.emit("certification.updated", self.award_payload(rec), batch)
         return rec
 
@@ -930,7 +1008,7 @@ class DoceboState:
         cert = self.certifications[rec["id_cert"]]
         user = self.users.get(rec["user_id"], {})
         return {
-            "fired_at": fmt(now_utc()),
+            "fired_at": fmt(self.now()),
             "user_id": rec["user_id"],
             "username": user.get("username", ""),
             "certification_id": rec["id_cert"],

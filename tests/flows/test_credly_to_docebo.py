@@ -150,10 +150,16 @@ async def test_F6_batch_imports_every_mapped_badge_and_follows_revocations(world
     assert world.writes() == before and s2.counts["created"] == 0
     world.credly_state.revoke(b2.id, "x")
     world.credly_state.delete_badge(b1.id)
+    # incremental: the revoked badge changed; a deleted badge leaves nothing changed to find
+    # (its badge.deleted webhook handles it at once, or the next full run)
     s3 = await world.run("credly-to-docebo")
-    assert s3.status == "succeeded", s3.reason
+    assert s3.status == "succeeded" and s3.mode == "incremental", s3.reason
+    assert [t["user_id"] for t in world.trainings()] == [1] and [a["user_id"] for a in world.awards()] == [1]
+    assert (s3.counts["deleted"], s3.counts["revoked"]) == (1, 1)
+    s4 = await world.run("credly-to-docebo", full=True)
+    assert s4.status == "succeeded", s4.reason
     assert world.trainings() == [] and world.awards() == []
-    assert (s3.counts["deleted"], s3.counts["revoked"]) == (2, 2)
+    assert (s4.counts["deleted"], s4.counts["revoked"]) == (1, 1)
 
 
 async def test_F6_batch_start_date(world):

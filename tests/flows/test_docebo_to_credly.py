@@ -30,10 +30,12 @@ async def test_F3a_course_dropdown_names_a_template_one_badge_then_nothing_new(m
     ev = b.evidence[0]
     assert ev["title"] == "Docebo achievement" and "F3a" in ev["description"] and "course 101" in ev["description"]
     assert ledger.live_entry(w.store, "badge", "alice@example.com", T_SAFETY).object_id == b.id
-    # second run: nothing new
+    # second run: nothing new (incremental: nothing changed), nor when it re-reads everything (F3c)
     before = w.writes()
     s2 = await w.run("docebo-to-credly")
-    assert s2.counts["issued"] == 0 and s2.counts["skipped"] == 1 and len(w.badges()) == 1
+    assert s2.mode == "incremental" and s2.counts["issued"] == 0 and len(w.badges()) == 1
+    s3 = await w.run("docebo-to-credly", full=True)
+    assert s3.mode == "full" and s3.counts["issued"] == 0 and s3.counts["skipped"] == 1 and len(w.badges()) == 1
     assert w.writes() == before
 
 

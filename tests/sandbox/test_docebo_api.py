@@ -560,7 +560,7 @@ async def test_certifications_list(api, demo):
 async def test_awards_list_and_filters(api, demo, state):
     items = await all_items(api, "/certification/v1/awards")
     assert len(items) == len(demo.awards)
-    assert set(items[0]) == {"id_award", "id_cert", "user_id", "issued_on", "expire_on", "status", "source", "external_link"}
+    assert set(items[0]) == {"id_award", "id_cert", "user_id", "issued_on", "expire_on", "status", "source", "external_link", "date_last_updated"}
     assert any(i["expire_on"] is None for i in items) and any(i["expire_on"] for i in items)
     uid = demo.awards[0]["user_id"]
     mine = await all_items(api, "/certification/v1/awards", [("user_id[]", uid)])
