@@ -193,6 +193,12 @@ class SandboxProcess:
         for s in ("credly", "docebo"):
             self.control(s, "POST", "/reset", {"state": True, "calls": True, "faults": False, "webhook": True})
 
+    def advance_clocks(self, seconds: float) -> None:
+        """Move both sandboxes' clocks forward (the timestamps of later changes and the Date
+        header the incremental batches take their watermark from), as time passing would."""
+        for s in ("credly", "docebo"):
+            self.control(s, "PUT", "/clock", {"advance_s": seconds})
+
     def set_faults(self, **faults: Any) -> None:
         for s in ("credly", "docebo"):
             self.control(s, "PUT", "/faults", faults)
@@ -354,11 +360,14 @@ async def prepare_store(db_path: Path, sb: SandboxProcess, plan: BenchPlan) -> d
 WORKER = str(Path(__file__).resolve().parent / "_flow_worker.py")
 
 
-def run_product_flow(flow: str, db_path: Path, info: dict[str, Any], *, tracemalloc: bool = False) -> dict[str, Any]:
+def run_product_flow(flow: str, db_path: Path, info: dict[str, Any], *, tracemalloc: bool = False,
+                     full: bool = False) -> dict[str, Any]:
     """Run one batch flow of the product in a child process (`_flow_worker.py`) and return its
-    report: wall time of `run_flow` alone, status, counts, the clients' CallCounter snapshots,
-    peak RSS (ru_maxrss) and, with `tracemalloc`, Python's peak allocation during the run."""
-    args = [WORKER, flow, str(db_path), json.dumps(info)] + (["--tracemalloc"] if tracemalloc else [])
+    report: mode (full | incremental), wall time of `run_flow` alone, status, counts, the clients'
+    CallCounter snapshots, peak RSS (ru_maxrss) and, with `tracemalloc`, Python's peak
+    allocation during the run. `full` forces a full F7/F6 run (`sync --full`)."""
+    args = [WORKER, flow, str(db_path), json.dumps(info)] + (["--tracemalloc"] if tracemalloc else []) \
+        + (["--full"] if full else [])
     out, err, code = run_python(args)
     if code != 0:
         raise RuntimeError(f"the {flow} run failed (exit {code}):\n{err[-3000:]}")

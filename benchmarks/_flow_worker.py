@@ -1,10 +1,10 @@
 """One batch flow of the product in a process of its own (used by the benchmarks, issue 8).
 
-    python benchmarks/_flow_worker.py FLOW DB_PATH CONNECTION_JSON [--tracemalloc]
+    python benchmarks/_flow_worker.py FLOW DB_PATH CONNECTION_JSON [--full] [--tracemalloc]
 
 Builds the product's clients with `services.connections` (Docebo's 1,000 calls/hour client-side
 limit switched off: `rate_limit_per_hour = 0`), runs `run_flow(FLOW)` on the database and prints
-one JSON line: wall time of the run alone (not Python's start-up or imports), status, counts,
+one JSON line: the run's mode (F7/F6: full or incremental; --full forces full), wall time of the run alone (not Python's start-up or imports), status, counts,
 the clients' CallCounter snapshots and retries, the peak resident set size of this process
 (ru_maxrss) and the resident size before the run; with --tracemalloc also Python's peak traced
 allocation during the run (tracemalloc slows the run down: its wall time is then not comparable).
@@ -29,7 +29,7 @@ def _rss_now_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-async def main(flow: str, db_path: str, info: dict, trace: bool) -> dict:
+async def main(flow: str, db_path: str, info: dict, trace: bool, full: bool) -> dict:
     import logging
 
     logging.getLogger("services").setLevel(logging.ERROR)  # retries under faults are expected
@@ -45,7 +45,7 @@ async def main(flow: str, db_path: str, info: dict, trace: bool) -> dict:
 
                 tracemalloc.start()
             started = time.perf_counter()
-            summary = await run_flow(flow, ctx, trigger="cli")
+            summary = await run_flow(flow, ctx, trigger="cli", full=full)
             wall = time.perf_counter() - started
             peak_traced = None
             if trace:
@@ -54,6 +54,7 @@ async def main(flow: str, db_path: str, info: dict, trace: bool) -> dict:
             return {
                 "flow": flow,
                 "status": summary.status,
+                "mode": getattr(summary, "mode", ""),
                 "reason": summary.reason,
                 "counts": summary.counts,
                 "wall_s": wall,
@@ -70,5 +71,5 @@ async def main(flow: str, db_path: str, info: dict, trace: bool) -> dict:
 
 if __name__ == "__main__":
     flow_name, db, conn = sys.argv[1:4]
-    report = asyncio.run(main(flow_name, db, json.loads(conn), "--tracemalloc" in sys.argv[4:]))
+    report = asyncio.run(main(flow_name, db, json.loads(conn), "--tracemalloc" in sys.argv[4:], "--full" in sys.argv[4:]))
     print(json.dumps(report))

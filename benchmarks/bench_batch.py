@@ -11,10 +11,12 @@ What happens, in order:
    a template in the dropdown, 30 learning plans and 10 certifications mapped to templates for
    F7, 30 templates imported as external trainings, 10 of them also awarding a certification,
    for F6): `_common.plan_for`.
-3. The product runs F7 (docebo-to-credly) then F6 (credly-to-docebo), each in a child process of
-   its own (wall time of `run_flow` alone, peak RSS, the clients' CallCounter), the sandboxes'
-   own counters read after each; then both once more with nothing changed (the incremental
-   figure).
+3. The product runs F7 (docebo-to-credly) then F6 (credly-to-docebo) — both full, as first runs
+   are — each in a child process of its own (wall time of `run_flow` alone, peak RSS, the
+   clients' CallCounter), the sandboxes' own counters read after each. Then three re-run pairs:
+   the sandboxes' clocks moved 10 minutes forward (two scheduler periods) and F7, F6 incremental
+   (each picks up what the other direction just wrote); 10 more minutes and F7, F6 incremental
+   with nothing changed; and F7, F6 forced full (`sync --full`) with nothing to do.
 4. The sandboxes are reset to the starting data (latency kept), a second database configured the
    same way, and the per-item baseline (`baseline_per_item.py`) runs F7 then F6 on a fixed sample
    (every `--sample-every`-th course, award and badge; the lists read in full) and is
@@ -169,18 +171,37 @@ async def template_badge_counts(info: dict) -> dict[str, int]:
         return {str(t["id"]).lower(): int(t.get("badges_count") or 0) async for t in credly.iter_templates()}
 
 
+RERUNS = (
+    # (key, label, clock advance before the pair, full)
+    ("incremental_1", "incremental, after the other direction's writes", 600, False),
+    ("incremental_2", "incremental, nothing changed", 600, False),
+    ("full_again", "full (--full), nothing to do", 0, True),
+)
+
+
 def product_runs(sb: SandboxProcess, db: Path, trace: bool) -> dict:
-    out = {}
-    for key, flow in (("f7", F7), ("f6", F6), ("f7_again", F7), ("f6_again", F6)):
-        if key == "f6":
-            out["badges_count_at_f6"] = asyncio.run(template_badge_counts(sb.info))
+    """F7 then F6 (the first runs are full), then each re-run pair of RERUNS: the sandboxes'
+    clocks move forward 10 minutes before an incremental pair, as two scheduler periods would."""
+    out: dict = {}
+
+    def one(key: str, flow: str, full: bool = False, tracing: bool = False) -> None:
         sb.reset_calls()
-        r = run_product_flow(flow, db, sb.info, tracemalloc=trace and key in ("f7", "f6"))
+        r = run_product_flow(flow, db, sb.info, tracemalloc=tracing, full=full)
         r["sandbox_calls"] = {s: sb.calls(s) for s in ("credly", "docebo")}
         if r["status"] != "succeeded" or r["counts"].get("failed"):
             raise SystemExit(f"product {flow} ended {r['status']} ({r['reason']}), counts {r['counts']}")
-        print(f"  product {flow:17} {r['wall_s']:7.1f} s  calls {total(_svc_totals(r['sandbox_calls']))}", file=sys.stderr)
+        print(f"  product {flow:17} {r['mode'] or '':12} {r['wall_s']:7.1f} s  calls "
+              f"{total(_svc_totals(r['sandbox_calls']))}", file=sys.stderr)
         out[key] = r
+
+    one("f7", F7, tracing=trace)
+    out["badges_count_at_f6"] = asyncio.run(template_badge_counts(sb.info))
+    one("f6", F6, tracing=trace)
+    for key, _, advance, full in RERUNS:
+        if advance:
+            sb.advance_clocks(advance)
+        one(f"f7_{key}", F7, full=full)
+        one(f"f6_{key}", F6, full=full)
     return out
 
 
@@ -279,6 +300,7 @@ def main() -> None:
         m = mins[key]
         lower = total(m) * latency / conc
         entry = {
+            "mode": p["mode"],
             "wall_s": round(p["wall_s"], 2),
             "counts": {k: v for k, v in p["counts"].items() if v},
             "calls_client": client,
@@ -294,11 +316,15 @@ def main() -> None:
             "tracemalloc_peak_mib": round(p["tracemalloc_peak_mib"], 1) if p["tracemalloc_peak_mib"] else None,
             "docebo_hours_at_1000_per_hour": round(sandbox["docebo"] / DOCEBO_LIMIT_PER_HOUR, 2),
         }
-        again = prod[key + "_again"]
-        entry["unchanged_rerun"] = {"wall_s": round(again["wall_s"], 2), "calls_sandbox": _svc_totals(again["sandbox_calls"]),
-                                    "calls_per_route": again["calls"],
-                                    "counts": {k: v for k, v in again["counts"].items() if v},
-                                    "peak_rss_mib": round(again["peak_rss_mib"], 1)}
+        entry["reruns"] = {}
+        for rkey, label, advance, _ in RERUNS:
+            again = prod[f"{key}_{rkey}"]
+            entry["reruns"][rkey] = {"label": label, "mode": again["mode"], "clock_advanced_s": advance,
+                                     "wall_s": round(again["wall_s"], 2),
+                                     "calls_sandbox": _svc_totals(again["sandbox_calls"]),
+                                     "calls_per_route": again["calls"],
+                                     "counts": {k: v for k, v in again["counts"].items() if v},
+                                     "peak_rss_mib": round(again["peak_rss_mib"], 1)}
         if base is not None:
             if key == "f7":
                 units = {"completion": c["relevant_completions"]}  # the others: the lists the baseline read
@@ -317,7 +343,7 @@ def main() -> None:
                 "calls_ratio": round(total(est["calls"]) / total(sandbox), 1),
             }
         result["flows"][flow] = entry
-        rows.append([f"{flow} (product)", p["wall_s"], sandbox["credly"], sandbox["docebo"], total(sandbox),
+        rows.append([f"{flow} (product, {p['mode'] or 'full'})", p["wall_s"], sandbox["credly"], sandbox["docebo"], total(sandbox),
                      f"{total(m):,} ({entry['calls_vs_minimum']:.2f}x)", f"{lower:.1f} ({entry['wall_vs_lower_bound']:.1f}x)",
                      f"{p['peak_rss_mib']:.0f}", entry["docebo_hours_at_1000_per_hour"]])
         if base is not None:
@@ -325,15 +351,17 @@ def main() -> None:
             rows.append([f"{flow} (per-item baseline, est.)", b["estimated_full_s"], b["estimated_full_calls"].get("credly", 0),
                          b["estimated_full_calls"].get("docebo", 0), total(b["estimated_full_calls"]), "", "", "",
                          b["docebo_hours_at_1000_per_hour"]])
-        rows.append([f"{flow} (product, nothing changed)", again["wall_s"], entry["unchanged_rerun"]["calls_sandbox"]["credly"],
-                     entry["unchanged_rerun"]["calls_sandbox"]["docebo"], total(entry["unchanged_rerun"]["calls_sandbox"]),
-                     "", "", f"{again['peak_rss_mib']:.0f}",
-                     round(entry["unchanged_rerun"]["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 2)])
+        for rkey, label, _, _ in RERUNS:
+            rr = entry["reruns"][rkey]
+            rows.append([f"{flow} ({label})", rr["wall_s"], rr["calls_sandbox"]["credly"], rr["calls_sandbox"]["docebo"],
+                         total(rr["calls_sandbox"]), "", "", f"{rr['peak_rss_mib']:.0f}",
+                         round(rr["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 3)])
     f7e, f6e = result["flows"][F7], result["flows"][F6]
     result["targets"] = {
         "calls_within_1_2x_minimum": {F7: f7e["calls_vs_minimum"] <= 1.2, F6: f6e["calls_vs_minimum"] <= 1.2},
         "ten_times_faster_than_baseline": {f: e["baseline"]["speedup"] >= 10 for f, e in result["flows"].items()} if base else None,
-        "unchanged_rerun_calls": {F7: total(f7e["unchanged_rerun"]["calls_sandbox"]), F6: total(f6e["unchanged_rerun"]["calls_sandbox"])},
+        "incremental_nothing_changed_calls": {f: total(e["reruns"]["incremental_2"]["calls_sandbox"])
+                                              for f, e in result["flows"].items()},
     }
     result["sandbox_rss_mib"] = round(sandbox_rss, 0)
     result["bench_wall_s"] = round(time.perf_counter() - started, 1)
