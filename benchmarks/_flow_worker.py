@@ -47,6 +47,9 @@ async def main(flow: str, db_path: str, info: dict, trace: bool, full: bool) -> 
             started = time.perf_counter()
             summary = await run_flow(flow, ctx, trigger="cli", full=full)
             wall = time.perf_counter() - started
+            from services.runs import query_run_log
+
+            first = query_run_log(store, summary.run_id, limit=1)
             peak_traced = None
             if trace:
                 peak_traced = tracemalloc.get_traced_memory()[1] / 2**20
@@ -55,6 +58,7 @@ async def main(flow: str, db_path: str, info: dict, trace: bool, full: bool) -> 
                 "flow": flow,
                 "status": summary.status,
                 "mode": getattr(summary, "mode", ""),
+                "first_log_line": first[0]["message"] if first else "",
                 "reason": summary.reason,
                 "counts": summary.counts,
                 "wall_s": wall,

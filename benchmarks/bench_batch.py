@@ -30,7 +30,7 @@ Minimum calls (what the data needs, from the page sizes: Credly 50 per page, Doc
 and 50 ids per filtered call, Credly 50 badges per batch issue; pages(n, s) = max(1, ceil(n/s))):
 
   F7 Docebo = 1 token + pages(courses, 200) + Σ mapped plans pages(plan courses, 200)
-              + Σ 50-plan chunks pages(completed plan enrollments, 200)
+              + Σ 50-plan chunks pages(enrollments of the mapped plans, 200)   (no documented status filter)
               + min(Σ 50-course chunks of relevant courses pages(completed, 200), pages(all completed, 200))
               + pages(certifications, 200) + Σ 50-cert chunks pages(awards of mapped certs, 200)
               + min(learners, pages(users, 200))
@@ -99,7 +99,9 @@ def census(data, plan) -> dict:
     lp_ids = sorted(int(lp) for lp, _ in plan.lp_mappings)
     lp_courses = {lp["learning_plan_id"]: lp["course_ids"] for lp in data.learning_plans}
     relevant = sorted(set(plan.course_templates) | {c for lp in lp_ids for c in lp_courses[lp]})
-    lp_done = Counter(r["learning_plan_id"] for r in dstate.iter_lp_enrollments(lp_ids, None, ["completed"]))
+    # every enrollment of the mapped plans: no public source documents a server-side status
+    # filter for plan enrollments, so the completed ones are picked out of all of them
+    lp_enrolled = Counter(r["learning_plan_id"] for r in dstate.iter_lp_enrollments(lp_ids, None, None))
     code_to_cert = {str(c["code"]): c["id_cert"] for c in data.certifications}
     # both batches read the awards of every mapped certification (F4 and F5 both apply to them)
     codes = [code for code, _ in plan.cert_mappings_f7] + [code for code, _ in plan.cert_mappings_f6]
@@ -124,7 +126,7 @@ def census(data, plan) -> dict:
         "relevant_completions": sum(completed_by_course[c] for c in relevant),
         "all_completions": len(completed),
         "lp_course_pages": sum(pages(len(lp_courses[lp]), DOCEBO_PAGE) for lp in lp_ids),
-        "lp_done_pages": chunked_pages(lp_done, lp_ids),
+        "lp_enrollment_pages": chunked_pages(lp_enrolled, lp_ids),
         "enrollment_pages": min(chunked_pages(completed_by_course, relevant), pages(len(completed), DOCEBO_PAGE)),
         "cert_pages": pages(len(data.certifications), DOCEBO_PAGE),
         "award_pages": chunked_pages(awards_by_cert, cert_ids),
@@ -139,7 +141,7 @@ def census(data, plan) -> dict:
 
 
 def minimum_f7(c: dict, counts: dict) -> dict[str, int]:
-    docebo = (1 + pages(c["courses"], DOCEBO_PAGE) + c["lp_course_pages"] + c["lp_done_pages"]
+    docebo = (1 + pages(c["courses"], DOCEBO_PAGE) + c["lp_course_pages"] + c["lp_enrollment_pages"]
               + c["enrollment_pages"] + c["cert_pages"] + c["award_pages"]
               + min(c["f7_learners"], pages(c["users"], DOCEBO_PAGE)))
     credly = (c["f7_held_pages"] + math.ceil(counts.get("issued", 0) / ISSUE_BATCH)
@@ -301,6 +303,7 @@ def main() -> None:
         lower = total(m) * latency / conc
         entry = {
             "mode": p["mode"],
+            "why": p.get("first_log_line", ""),
             "wall_s": round(p["wall_s"], 2),
             "counts": {k: v for k, v in p["counts"].items() if v},
             "calls_client": client,
@@ -319,7 +322,8 @@ def main() -> None:
         entry["reruns"] = {}
         for rkey, label, advance, _ in RERUNS:
             again = prod[f"{key}_{rkey}"]
-            entry["reruns"][rkey] = {"label": label, "mode": again["mode"], "clock_advanced_s": advance,
+            entry["reruns"][rkey] = {"label": label, "mode": again["mode"], "why": again.get("first_log_line", ""),
+                                     "clock_advanced_s": advance,
                                      "wall_s": round(again["wall_s"], 2),
                                      "calls_sandbox": _svc_totals(again["sandbox_calls"]),
                                      "calls_per_route": again["calls"],
