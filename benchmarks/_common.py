@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -113,11 +112,6 @@ def run_python(args: Sequence[str], *, env: dict[str, str] | None = None, timeou
         out, err = proc.communicate()
         raise RuntimeError(f"{args[0]} did not finish in {timeout} s:\n{err[-2000:]}") from None
     return out, err, proc.returncode
-
-
-def own_peak_rss_mib() -> float:
-    """Peak resident set size of THIS process (ru_maxrss, KiB on Linux) in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class SandboxProcess:

@@ -63,7 +63,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    DOCEBO_ID_CHUNK,
     DOCEBO_LIMIT_PER_HOUR,
     DOCEBO_PAGE,
     CREDLY_PAGE,

@@ -13,8 +13,6 @@ product code against the same in-process sandboxes.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-from typing import Any
 
 from tests.flows.test_kill_and_cli import _state
 from tests.flows.world import T_CERT, T_IMPORT, base_data, completed
