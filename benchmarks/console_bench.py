@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from services.appcontext import AppContext  # noqa: E402
 from services.config import AppConfig  # noqa: E402
@@ -168,7 +169,10 @@ def main() -> None:
     result["fill_s"] = fill_s
     result["start_and_import_s"] = import_time()
     keys = result["keystroke_s"]
-    print(f"console benchmark: {args.rows:,} mappings, terminal {width}x{height}")
+    from _common import machine, machine_line
+
+    result["machine"] = machine()
+    print(f"console benchmark: {args.rows:,} mappings, terminal {width}x{height}; {machine_line()}")
     print(f"{'measure':<38}{'seconds':>10}")
     print(f"{'fill the database (not the console)':<38}{fill_s:>10.3f}")
     print(f"{'python start + import the console':<38}{result['start_and_import_s']:>10.3f}")

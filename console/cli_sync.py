@@ -15,8 +15,6 @@ missing or invalid setting, connection or secret).
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import time
 from typing import Any
@@ -130,6 +128,8 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     since their last full run, or the daily full reconciliation is due (first run after 02:00
     America/Los_Angeles). The summary says which: (full) or (incremental).
     """
+    import asyncio  # here, not at module level: `credly-console --help` stays light (~24 ms)
+
     from services.config import ConfigError, load_config
     from services.secrets import KeyringSecrets
     from services.store import StoreError
@@ -162,6 +162,9 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
 
 
 async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bool, full: bool = False) -> Any:
+    import asyncio
+    import signal
+
     from console.cli_common import open_store
     from services.connections import build_credly, build_docebo
     from services.flows import Callbacks, FlowContext, run_flow
@@ -211,6 +214,8 @@ def mappings_check(as_json: bool) -> None:
 
     Flags each mapping `ok` or `broken` with the reason (unknown template id, learning plan id
     or certification code). Nothing else is changed. Exit 1 when a mapping is broken."""
+    import asyncio
+
     from console.cli_common import echo_table, open_store
     from services.config import ConfigError, load_config
     from services.connections import build_credly, build_docebo

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import dataclasses
 import hmac
 import json
@@ -439,7 +438,7 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
         if header[:6].lower() == "basic ":
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII text in the header
                 decoded = ""
             name, sep, password = decoded.partition(":")
             # Both compared in full, whatever the first result, so timing says nothing.

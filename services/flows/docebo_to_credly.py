@@ -436,7 +436,12 @@ def _cert_mappings(job: Job, code: str | None = None) -> dict[str, list[dict[str
 
 
 def _template_name(job: Job, template_id: str, fallback: str = "") -> str:
-    row = template_rows(job).get(template_id.lower())
+    # T does not change during a run: read it once per job, not once per candidate (a batch
+    # has tens of thousands; issue 8 measured 11 s of a 17 s F7 run here).
+    rows = getattr(job, "_template_rows", None)
+    if rows is None:
+        rows = job._template_rows = template_rows(job)
+    row = rows.get(template_id.lower())
     return row["name"] if row else (fallback or template_id)
 
 
