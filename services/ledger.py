@@ -16,6 +16,11 @@ issued", resumable batches):
    certification awards). Found → `confirm()` with the found id; not found → `take_over()` the
    intent and create.
 
+The flows do not write steps 1-3 out themselves: `create_once()` runs them around one create
+call; a batch call (Credly's /badges/batch) uses the same steps one by one — `open_intent()` for
+each item before the call, then `settle()` / `settle_failure()` for each item's result. Step 4's
+"found" case is `recover()`; the looking is the flow's (it knows where to look).
+
 Keys: badge → subject = recipient e-mail (lower-case), target = Credly template id; external
 training → subject = Docebo user id, target = Credly template id; certification award →
 subject = Docebo user id, target = certification code.
@@ -29,9 +34,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+from services.errors import ApiError
 from services.store import Store, utcnow
+
+T = TypeVar("T")
 
 SYSTEMS = ("credly", "docebo")
 OBJECT_TYPES = ("badge", "external_training", "certification_award")
@@ -333,3 +342,113 @@ def count_by_status(store: Store, object_type: str | None = None) -> dict[str, i
         sql += " WHERE object_type = ?"
         params = (object_type,)
     return {r[0]: r[1] for r in store.db.execute(sql + " GROUP BY status", params)}
+
+
+# -- the create protocol (module doc, steps 1-4) ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Intent:
+    """What a create call is about to make: the ledger key (object type, subject, target) and
+    where the object comes from (origin)."""
+
+    object_type: str
+    subject: str | int
+    target: str
+    origin_type: str
+    origin_id: str | int
+
+
+@dataclasses.dataclass
+class Created:
+    """How `create_once()` ended. `object_id` is the new object's id; None when nothing was
+    created: `conflict` says another live row is in the way (nothing was called), else the
+    service reported it created nothing (`result` says what it answered)."""
+
+    object_id: str | None
+    result: Any = None
+    conflict: IntentConflict | None = None
+
+
+def is_definite_refusal(exc: BaseException) -> bool:
+    """The service answered and refused (a 4xx other than 429): nothing was created, so the
+    intent can go. Timeouts, lost connections, 5xx and 429 after retries leave it in place."""
+    return isinstance(exc, ApiError) and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+
+
+def open_intent(
+    store: Store,
+    intent: Intent,
+    details: dict[str, Any],
+    *,
+    run_id: int | None,
+    entry: LedgerEntry | None = None,
+) -> LedgerEntry:
+    """Step 1 before a create call: take over `entry` when it is an intent the caller found
+    orphaned and looked for in the service without finding its object (step 4), else commit a
+    new intent. Raises IntentConflict when another live row holds the key."""
+    if entry is not None and entry.status == "intent":
+        take_over(store, entry.id, run_id, details=details)
+        return entry
+    return record_intent(
+        store,
+        object_type=intent.object_type,
+        subject=intent.subject,
+        target=intent.target,
+        origin_type=intent.origin_type,
+        origin_id=intent.origin_id,
+        details=details,
+        run_id=run_id,
+    )
+
+
+def settle(store: Store, entry_id: int, object_id: str | None) -> None:
+    """Step 2/3 after the call answered: confirm with the new object's id, or — None: the
+    service created nothing (e.g. Credly's "already has this badge") — abandon the intent."""
+    if object_id is None:
+        abandon(store, entry_id)
+    else:
+        confirm(store, entry_id, object_id)
+
+
+def settle_failure(store: Store, entry_id: int, exc: BaseException) -> None:
+    """Step 3 after the call failed: abandon the intent on a definite refusal only."""
+    if is_definite_refusal(exc):
+        abandon(store, entry_id)
+
+
+async def create_once(
+    store: Store,
+    intent: Intent,
+    details: dict[str, Any],
+    create: Callable[[], Awaitable[T]],
+    object_id: Callable[[T], str | None],
+    *,
+    run_id: int | None,
+    entry: LedgerEntry | None = None,
+) -> Created:
+    """One create call under the ledger protocol: `open_intent()` (an IntentConflict ends it
+    before any call: `Created.conflict`), `await create()`, then `settle()` with
+    `object_id(result)` — or, when the call raises ApiError, `settle_failure()` and re-raise.
+    `entry`: an orphaned intent of this key to take over (see `open_intent`)."""
+    try:
+        opened = open_intent(store, intent, details, run_id=run_id, entry=entry)
+    except IntentConflict as exc:
+        return Created(None, conflict=exc)
+    try:
+        result = await create()
+    except ApiError as exc:
+        settle_failure(store, opened.id, exc)
+        raise
+    new_id = object_id(result)
+    settle(store, opened.id, new_id)
+    return Created(new_id, result)
+
+
+def recover(store: Store, entry: LedgerEntry, object_id: str | int, *, details: dict[str, Any] | None = None) -> LedgerEntry:
+    """Step 4, found: the object of an orphaned intent is in the service — confirm the intent
+    with its id and return the (now active) row."""
+    confirm(store, entry.id, object_id, details=details)
+    found = get(store, entry.id)
+    assert found is not None
+    return found

@@ -98,6 +98,11 @@ def _award_id(a: dict[str, Any]) -> str:
     return str(a.get("id_award", a.get("id", "")))
 
 
+def _returned(created: Any) -> dict[str, Any]:
+    """The object a Docebo create call returned (a dict, or a recovered value)."""
+    return created if isinstance(created, dict) else getattr(created, "value", {}) or {}
+
+
 def mappings_by_template(job: Job) -> dict[str, list[dict[str, Any]]]:
     """Active mappings with a Docebo side for badges (external training and/or certification),
     by lower-case template id; templates switched off in T are left out."""
@@ -251,9 +256,8 @@ async def _ensure_training(job: Job, learner: Learner, badge: dict[str, Any], ti
             return
         training = _find_training_by_content(job, learner, name, side)
         if training is not None and not job.dry_run:
-            ledger.confirm(store, entry.id, _training_id(training), details=details)
+            entry = ledger.recover(store, entry, _training_id(training), details=details)
             job.rec.info(f"recovered external training {_training_id(training)} created by an interrupted run", object=obj)
-            entry = ledger.get(store, entry.id)
     else:
         training = _find_training_by_content(job, learner, name, side)
         if training is not None and not job.dry_run:
@@ -283,25 +287,15 @@ async def _ensure_training(job: Job, learner: Learner, badge: dict[str, Any], ti
         job.rec.count("created")
         job.action("create_external_training", obj, message)
         return
-    if entry is not None and entry.status == "intent":
-        ledger.take_over(store, entry.id, job.run_id, details=details)
-    else:
-        try:
-            entry = ledger.record_intent(
-                store, object_type="external_training", subject=learner.user_id, target=tid,
-                origin_type="credly_badge", origin_id=str(badge.get("id")), details=details, run_id=job.run_id,
-            )
-        except ledger.IntentConflict as exc:
-            job.skip(obj, f"another run is creating this external training ({exc})")
-            return
-    try:
-        created = await job.docebo.create_external_training(body)
-    except ApiError as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            ledger.abandon(store, entry.id)
-        raise
-    new_id = _training_id(created if isinstance(created, dict) else getattr(created, "value", {}) or {})
-    ledger.confirm(store, entry.id, new_id)
+    created = await ledger.create_once(
+        store, ledger.Intent("external_training", learner.user_id, tid, "credly_badge", str(badge.get("id"))), details,
+        lambda: job.docebo.create_external_training(body), lambda result: _training_id(_returned(result)),
+        run_id=job.run_id, entry=entry,
+    )
+    if created.conflict is not None:
+        job.skip(obj, f"another run is creating this external training ({created.conflict})")
+        return
+    new_id = created.object_id
     side.add_training({**body, "id": new_id})
     job.rec.count("created")
     job.action("create_external_training", obj, message + f": id {new_id}")
@@ -396,9 +390,8 @@ async def _ensure_award(job: Job, learner: Learner, badge: dict[str, Any], code:
             job.skip(obj, f"run {entry.run_id} is awarding this certification right now")
             return
         if award is not None and not job.dry_run:
-            ledger.confirm(store, entry.id, _award_id(award), details=details)
+            entry = ledger.recover(store, entry, _award_id(award), details=details)
             job.rec.info(f"recovered award {_award_id(award)} created by an interrupted run", object=obj)
-            entry = ledger.get(store, entry.id)
     elif award is not None and not job.dry_run:
         entry = ledger.record_active(
             store, object_type="certification_award", subject=learner.user_id, target=code,
@@ -426,25 +419,15 @@ async def _ensure_award(job: Job, learner: Learner, badge: dict[str, Any], code:
         job.rec.count("created")
         job.action("create_certification_award", obj, message)
         return
-    if entry is not None and entry.status == "intent":
-        ledger.take_over(store, entry.id, job.run_id, details=details)
-    else:
-        try:
-            entry = ledger.record_intent(
-                store, object_type="certification_award", subject=learner.user_id, target=code,
-                origin_type="credly_badge", origin_id=str(badge.get("id")), details=details, run_id=job.run_id,
-            )
-        except ledger.IntentConflict as exc:
-            job.skip(obj, f"another run is awarding this certification ({exc})")
-            return
-    try:
-        created = await job.docebo.create_certification_award(body)
-    except ApiError as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            ledger.abandon(store, entry.id)
-        raise
-    new_id = _award_id(created if isinstance(created, dict) else getattr(created, "value", {}) or {})
-    ledger.confirm(store, entry.id, new_id)
+    created = await ledger.create_once(
+        store, ledger.Intent("certification_award", learner.user_id, code, "credly_badge", str(badge.get("id"))), details,
+        lambda: job.docebo.create_certification_award(body), lambda result: _award_id(_returned(result)),
+        run_id=job.run_id, entry=entry,
+    )
+    if created.conflict is not None:
+        job.skip(obj, f"another run is awarding this certification ({created.conflict})")
+        return
+    new_id = created.object_id
     side.add_award({**body, "id_award": new_id})
     job.rec.count("created")
     job.action("create_certification_award", obj, message + f": award {new_id}")

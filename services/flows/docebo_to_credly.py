@@ -100,23 +100,22 @@ def _object(learner: Learner, template_id: str) -> str:
     return f"{learner.email.lower()} / template {template_id}"
 
 
-def _is_definite(exc: ApiError) -> bool:
-    """The service answered and refused: nothing was created."""
-    return exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
-
-
-def _issued(result: Any) -> dict[str, Any] | None:
-    """The badge from issue_badge's result (Issued / Recovered / a dict), None for AlreadyHolds."""
-    name = type(result).__name__
-    if name == "AlreadyHolds":
+def _issued_id(result: Any) -> str | None:
+    """The id of the badge in issue_badge's result (Issued / Recovered / a dict); None when
+    nothing was issued (AlreadyHolds): the ledger abandons the intent."""
+    if type(result).__name__ == "AlreadyHolds":
         return None
     for attr in ("badge", "value"):
         value = getattr(result, attr, None)
         if isinstance(value, dict):
-            return value
+            return str(value.get("id"))
     if isinstance(result, dict):
-        return result
+        return str(result.get("id"))
     return None
+
+
+def _intent(learner: Learner, cand: Candidate) -> ledger.Intent:
+    return ledger.Intent("badge", learner.email, cand.template_id, cand.origin_type, cand.origin_id)
 
 
 def dates_match(job: Job, held: dict[str, Any], cand: Candidate) -> bool:
@@ -176,9 +175,8 @@ async def ensure_badge(
         if entry is not None and not job.dry_run:
             if entry.status == "intent":
                 if ledger.intent_is_orphaned(store, entry, job.run_id):
-                    ledger.confirm(store, entry.id, held_id)
+                    entry = ledger.recover(store, entry, held_id)
                     job.rec.info(f"recovered badge {held_id}: issued by an interrupted run, found in Credly", object=obj)
-                    entry = ledger.get(store, entry.id)
                 else:
                     job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
                     return
@@ -224,44 +222,24 @@ async def _issue(job: Job, learner: Learner, cand: Candidate, entry: ledger.Ledg
         job.rec.count("issued")
         job.action("issue_badge", obj, message)
         return
-    store = job.store
-    if entry is not None and entry.status == "intent":
-        ledger.take_over(store, entry.id, job.run_id, details=_details(cand, body))
-    else:
-        try:
-            entry = ledger.record_intent(
-                store,
-                object_type="badge",
-                subject=learner.email,
-                target=cand.template_id,
-                origin_type=cand.origin_type,
-                origin_id=cand.origin_id,
-                details=_details(cand, body),
-                run_id=job.run_id,
-            )
-        except ledger.IntentConflict as exc:
-            job.skip(obj, f"another run is issuing this badge ({exc})")
-            return
-    try:
-        result = await job.credly.issue_badge(body)
-    except ApiError as exc:
-        if _is_definite(exc):
-            ledger.abandon(store, entry.id)
-        raise
-    badge = _issued(result)
-    if badge is None:
-        ledger.abandon(store, entry.id)
+    created = await ledger.create_once(
+        job.store, _intent(learner, cand), _details(cand, body), lambda: job.credly.issue_badge(body), _issued_id,
+        run_id=job.run_id, entry=entry,
+    )
+    if created.conflict is not None:
+        job.skip(obj, f"another run is issuing this badge ({created.conflict})")
+        return
+    if created.object_id is None:
         job.skip(obj, f"Credly reports that {learner.email} already holds {cand.template_name!r}: not issued (F3c)")
         return
-    ledger.confirm(store, entry.id, str(badge.get("id")))
     job.rec.count("issued")
-    job.action("issue_badge", obj, message + f": badge {badge.get('id')}")
+    job.action("issue_badge", obj, message + f": badge {created.object_id}")
 
 
 async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]]) -> None:
     """Issue many badges through Credly's batch call (ISSUE_BATCH per call, chunks sent
-    concurrently), with the same ledger protocol as `_issue`: the intents of a chunk are
-    committed before its call, each result settles its own intent."""
+    concurrently), with the ledger protocol step by step (services/ledger.py): the intents of a
+    chunk are committed before its call, each result settles its own intent."""
     if not items:
         return
     if job.dry_run:
@@ -278,19 +256,12 @@ async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.Ledg
         with store.write():  # the chunk's intents in one transaction
             for learner, cand, entry in chunk:
                 body = badge_body(job, learner, cand)
-                if entry is not None and entry.status == "intent":
-                    ledger.take_over(store, entry.id, job.run_id, details=_details(cand, body))
-                else:
-                    try:
-                        entry = ledger.record_intent(
-                            store, object_type="badge", subject=learner.email, target=cand.template_id,
-                            origin_type=cand.origin_type, origin_id=cand.origin_id,
-                            details=_details(cand, body), run_id=job.run_id,
-                        )
-                    except ledger.IntentConflict as exc:
-                        job.skip(_object(learner, cand.template_id), f"another run is issuing this badge ({exc})")
-                        continue
-                ready.append((learner, cand, entry, body))
+                try:
+                    opened = ledger.open_intent(store, _intent(learner, cand), _details(cand, body), run_id=job.run_id, entry=entry)
+                except ledger.IntentConflict as exc:
+                    job.skip(_object(learner, cand.template_id), f"another run is issuing this badge ({exc})")
+                    continue
+                ready.append((learner, cand, opened, body))
         if not ready:
             job.rec.advance(len(chunk))
             return
@@ -301,18 +272,16 @@ async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.Ledg
         for (learner, cand, entry, _), result in zip(ready, results):
             obj = _object(learner, cand.template_id)
             if isinstance(result, ApiError):
-                if _is_definite(result):
-                    ledger.abandon(store, entry.id)
+                ledger.settle_failure(store, entry.id, result)
                 job.item_failed(obj, result, what=f"issue {cand.template_name!r}")
                 continue
-            badge = _issued(result)
-            if badge is None:
-                ledger.abandon(store, entry.id)
+            badge_id = _issued_id(result)
+            ledger.settle(store, entry.id, badge_id)
+            if badge_id is None:
                 job.skip(obj, f"Credly reports that {learner.email} already holds {cand.template_name!r}: not issued (F3c)")
                 continue
-            ledger.confirm(store, entry.id, str(badge.get("id")))
             job.rec.count("issued")
-            job.action("issue_badge", obj, _issue_message(learner, cand) + f": badge {badge.get('id')}")
+            job.action("issue_badge", obj, _issue_message(learner, cand) + f": badge {badge_id}")
         job.rec.advance(len(chunk))
 
     await job.for_each(chunks, one, limit=job.concurrency(job.credly), progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import ledger, notifications
+from services import errors, ledger, notifications
 from services.runs import RunRecorder
 
 
@@ -52,6 +52,85 @@ def test_orphaned_intent_detection(store):
     assert ledger.intent_is_orphaned(store, e, current_run_id=999)
     ledger.take_over(store, e.id, 999)
     assert ledger.get(store, e.id).run_id == 999
+
+
+INTENT = ledger.Intent("external_training", 42, "T1", "credly_badge", "b1")
+
+
+async def _create_once(store, create, object_id=str, **kw):
+    return await ledger.create_once(store, INTENT, {"issued_at": "2024-01-01"}, create, object_id, run_id=None, **kw)
+
+
+async def test_create_once_confirms_with_the_new_id(store):
+    calls = []
+
+    async def create():
+        calls.append(ledger.live_entry(store, "external_training", 42, "T1").status)  # the intent is committed first
+        return {"id": 7}
+
+    created = await _create_once(store, create, lambda r: str(r["id"]))
+    assert calls == ["intent"] and created.object_id == "7" and created.conflict is None
+    live = ledger.live_entry(store, "external_training", "42", "T1")
+    assert (live.status, live.object_id, live.origin_id, live.details) == ("active", "7", "b1", {"issued_at": "2024-01-01"})
+
+
+async def test_create_once_conflict_makes_no_call(store):
+    other = ledger.record_intent(store, object_type="external_training", subject=42, target="T1",
+                                 origin_type="credly_badge", origin_id="b0", run_id=5)
+
+    async def create():  # pragma: no cover - must not be called
+        raise AssertionError("called despite a live row")
+
+    created = await _create_once(store, create)
+    assert created.object_id is None and created.conflict.entry.id == other.id
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (errors.ValidationError("Docebo", "POST /x", 400, "bad"), False),
+        (errors.ConflictError("Docebo", "POST /x", 409, "dup"), False),
+        (errors.RateLimitedError("Docebo", "POST /x", 429, "slow down"), True),
+        (errors.ServerError("Docebo", "POST /x", 503, "down"), True),
+        (errors.NetworkError("Docebo", "POST /x", None, "timed out"), True),
+    ],
+)
+async def test_create_once_failure_abandons_only_on_a_definite_refusal(store, error, kept):
+    async def create():
+        raise error
+
+    with pytest.raises(type(error)):
+        await _create_once(store, create)
+    live = ledger.live_entry(store, "external_training", 42, "T1")
+    assert (live is not None and live.status == "intent") == kept
+
+
+async def test_create_once_nothing_created_abandons(store):
+    async def create():
+        return "already holds"
+
+    created = await _create_once(store, create, lambda r: None)
+    assert created.object_id is None and created.conflict is None and created.result == "already holds"
+    assert ledger.live_entry(store, "external_training", 42, "T1") is None
+
+
+async def test_create_once_takes_over_an_orphaned_intent(store):
+    orphan = ledger.record_intent(store, object_type="external_training", subject=42, target="T1",
+                                  origin_type="credly_badge", origin_id="b1", run_id=3)
+
+    async def create():
+        return 9
+
+    created = await _create_once(store, create, entry=orphan)
+    row = ledger.get(store, orphan.id)
+    assert created.object_id == "9" and (row.status, row.object_id, row.details) == ("active", "9", {"issued_at": "2024-01-01"})
+    assert ledger.count_by_status(store, "external_training") == {"active": 1}
+
+
+def test_recover_confirms_a_found_object(store):
+    orphan = _intent(store, run_id=3)
+    row = ledger.recover(store, orphan, "badge-9", details={"rule": "F3a"})
+    assert (row.id, row.status, row.object_id, row.details) == (orphan.id, "active", "badge-9", {"rule": "F3a"})
 
 
 def test_live_entries_bulk(store):
