@@ -25,7 +25,6 @@ import dataclasses
 import datetime as dt
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import uvicorn
 
 from services import inbox
+from services.listener import QuietServer, listening_socket
 from services.receiver import (
     InboxWriter,
     ReceiverSettings,
@@ -310,32 +310,9 @@ class EngineThread:
 
 # -- serving the receiver ------------------------------------------------------------------------
 
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (``serve`` installs its own)."""
-
-    def capture_signals(self):  # type: ignore[override]
-        return contextlib.nullcontext()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (bound before the server starts, so port 0's real port is known and
-    early connections wait in the backlog)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP, and without it every keep-alive response (head and body written separately) waits
-    # ~40 ms for the client's delayed ACK (Nagle). NODELAY on the listener is inherited too.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
+# Listen backlog of the receiver's socket (bound before the server starts, services/listener.py):
+# deep, so a burst of deliveries waits instead of being refused.
+BACKLOG = 2048
 
 
 def make_server(app: Any, *, grace_s: float = 10.0) -> uvicorn.Server:
@@ -346,9 +323,9 @@ def make_server(app: Any, *, grace_s: float = 10.0) -> uvicorn.Server:
         access_log=False,  # the access log would print the secret path
         timeout_graceful_shutdown=max(1, int(grace_s)),
         timeout_keep_alive=30,
-        backlog=2048,
+        backlog=BACKLOG,
     )
-    return _Server(config)
+    return QuietServer(config)
 
 
 class ReceiverThread:
@@ -356,7 +333,7 @@ class ReceiverThread:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, grace_s: float = 10.0) -> None:
         self.app = app
-        self.sock = bind(host, port)
+        self.sock = listening_socket(host, port, backlog=BACKLOG)
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.server = make_server(app, grace_s=grace_s)
@@ -462,7 +439,7 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
     settings = options.receiver or ReceiverSettings.from_config(config, secrets)
     host = options.host if options.host is not None else config.server.host
     port = options.port if options.port is not None else config.server.port
-    sock = bind(host, port)
+    sock = listening_socket(host, port, backlog=BACKLOG)
     real_port = sock.getsockname()[1]
     base = base_url(host, real_port, options.public_url)
     shown = base_url(host, real_port)

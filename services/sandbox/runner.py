@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from services.listener import QuietServer, listening_socket
 from services.sandbox.common import (
     DEFAULT_RETRY_DELAYS,
     FaultConfig,
@@ -29,13 +29,6 @@ from services.sandbox.common import (
     install_drop_log_filter,
     only_200,
 )
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: whoever runs the sandboxes decides when to stop."""
-
-    def capture_signals(self):  # type: ignore[override]
-        return contextlib.nullcontext()
 
 
 @dataclass
@@ -50,28 +43,11 @@ class ServedApp:
         return f"http://{self.host}:{self.port}"
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP + TCP_NODELAY: asyncio sets NODELAY only on accepted sockets whose proto says
-    # TCP; without it each keep-alive response waits ~40 ms for the client's delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
 async def start_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
     """Start ``app`` with uvicorn in the running loop. The socket is bound and listening before
     this returns, so the real port is known and early connections wait in the backlog."""
     install_drop_log_filter()
-    sock = _listening_socket(host, port)
+    sock = listening_socket(host, port, backlog=128)
     real_port = sock.getsockname()[1]
     # The sandbox apps send their own Date header (their clock, which time travel moves).
     own_date = getattr(getattr(app, "state", None), "sandbox", None) is not None
@@ -84,7 +60,7 @@ async def start_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> ServedA
         timeout_graceful_shutdown=2,
         timeout_keep_alive=5,
     )
-    server = _Server(config)
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{real_port}")
     return ServedApp(host, real_port, server, task)
 
