@@ -215,6 +215,27 @@ class FaultConfig:
         with self._lock:
             self._forced.append(_Forced(kind, route, times, status))
 
+    def apply(self, body: Mapping[str, Any]) -> None:
+        """A ``/_sandbox/faults`` body (both sandboxes): ``reset`` switches every fault off
+        first, the other settings are changed, then ``force`` (one ``{kind, route, times,
+        status}`` or a list; kind "fail" by default) is queued. A bad value raises ValueError
+        (or TypeError)."""
+        changes = dict(body)
+        forced = changes.pop("force", None)
+        if changes.pop("reset", False):
+            self.reset(settings=True)
+        if changes:
+            self.update(**changes)
+        for item in [forced] if isinstance(forced, dict) else (forced or []):
+            if not isinstance(item, dict):
+                raise ValueError(f"a forced fault is an object with kind, route, times, status; got {item!r}")
+            self.force(
+                item.get("kind", "fail"),
+                route=item.get("route"),
+                times=int(item.get("times", 1)),
+                status=item.get("status"),
+            )
+
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
             out = {name: getattr(self, name) for name in self._SETTABLE}
@@ -755,6 +776,22 @@ class SandboxHandles:
     webhooks: WebhookSender
 
 
+def reset_parts(
+    body: Mapping[str, Any], *, state: Any, calls: RouteCounter, faults: FaultConfig, webhook: Callable[[], None]
+) -> None:
+    """A ``/_sandbox/reset`` body (both sandboxes): each of ``state``, ``calls``, ``faults``
+    (every fault off) and ``webhook`` (``webhook()`` forgets deliveries and pending messages)
+    starts afresh unless the body says ``false`` for it."""
+    if body.get("state", True):
+        state.reset()
+    if body.get("calls", True):
+        calls.reset()
+    if body.get("faults", True):
+        faults.reset(settings=True)
+    if body.get("webhook", True):
+        webhook()
+
+
 def route_key(method: str, path_template: str) -> str:
     """The counter key for a route, e.g. ``route_key("GET", "/v1/organizations/{org}/badges")``."""
     return f"{method.upper()} {path_template}"
@@ -775,6 +812,7 @@ __all__ = [
     "any_2xx_3xx",
     "install_drop_log_filter",
     "only_200",
+    "reset_parts",
     "route_key",
     "route_template",
 ]

@@ -87,6 +87,7 @@ from services.sandbox.common import (
     SandboxMiddleware,
     WebhookSender,
     only_200,
+    reset_parts,
 )
 from services.sandbox.credly_state import CredlyError, CredlyState, iso, parse_filter, parse_sort
 
@@ -395,18 +396,7 @@ def create_credly_app(
         return JSONResponse(_faults_json(faults))
 
     async def ctl_set_faults(request: Request) -> Response:
-        body = await params(request)
-        if body.pop("reset", False):
-            faults.reset(settings=True)
-        forced = body.pop("force", None)
-        faults.update(**body)
-        for item in [forced] if isinstance(forced, dict) else (forced or []):
-            faults.force(
-                item["kind"],
-                route=item.get("route"),
-                times=int(item.get("times", 1)),
-                status=item.get("status"),
-            )
+        faults.apply(await params(request))
         return JSONResponse(_faults_json(faults))
 
     async def ctl_calls(request: Request) -> Response:
@@ -437,15 +427,7 @@ def create_credly_app(
         return JSONResponse({"date_filters": state.honour_date_filters})
 
     async def ctl_reset(request: Request) -> Response:
-        body = await params(request)
-        if body.get("state", True):
-            state.reset()
-        if body.get("calls", True):
-            calls.reset()
-        if body.get("faults", True):
-            faults.reset(settings=True)
-        if body.get("webhook", True):
-            sender.deliveries.clear()
+        reset_parts(await params(request), state=state, calls=calls, faults=faults, webhook=sender.deliveries.clear)
         return await summary(request)
 
     control_routes = [

@@ -102,6 +102,7 @@ from services.sandbox.common import (
     SandboxMiddleware,
     WebhookSender,
     any_2xx_3xx,
+    reset_parts,
 )
 from services.sandbox.docebo_state import (
     CERTIFICATION_EVENTS,
@@ -998,17 +999,12 @@ def create_docebo_app(
         )
 
     async def c_reset(request: Request) -> Response:
-        body = await json_body(request)
-        if body.get("state", True):
-            state.reset()
-        if body.get("calls", True):
-            calls.reset()
-        if body.get("faults", True):
-            faults.reset(settings=True)
-        if body.get("webhook", True):
+        def forget_webhooks() -> None:
             hooks.discard()
             sender.deliveries.clear()
             hooks.messages.clear()
+
+        reset_parts(await json_body(request), state=state, calls=calls, faults=faults, webhook=forget_webhooks)
         return await c_info(request)
 
     async def c_calls(request: Request) -> Response:
@@ -1020,21 +1016,9 @@ def create_docebo_app(
     async def c_faults(request: Request) -> Response:
         if request.method == "GET":
             return JSONResponse(faults.to_dict())
-        body = await json_body(request)
-        forced = body.pop("force", None)
         try:
-            if body.pop("reset", False):
-                faults.reset(settings=True)
-            if body:
-                faults.update(**body)
-            for item in [forced] if isinstance(forced, dict) else (forced or []):
-                faults.force(
-                    item.get("kind", "fail"),
-                    route=item.get("route"),
-                    times=int(item.get("times", 1)),
-                    status=item.get("status"),
-                )
-        except (ValueError, TypeError, AttributeError) as exc:
+            faults.apply(await json_body(request))
+        except (ValueError, TypeError) as exc:
             raise DoceboError(400, str(exc)) from None
         return JSONResponse(faults.to_dict())
 
