@@ -51,7 +51,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from services.store import Store
+from services.store import Store, Where
 
 # -- what the receiver accepts -------------------------------------------------------------------
 
@@ -481,43 +481,35 @@ LIST_COLUMNS = (
 )
 
 
-def _where(status: str | None, source: str | None, text: str) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
+def _where(status: str | None, source: str | None, text: str) -> Where:
+    where = Where()
     if status:
         if status == "backlog":
-            clauses.append("status IN ('queued', 'processing')")
+            where.add("status IN ('queued', 'processing')")
         else:
             if status not in STATUSES:
                 raise ValueError(f"unknown inbox status {status!r}; expected one of {', '.join(STATUSES)} or backlog")
-            clauses.append("status = ?")
-            params.append(status)
+            where.add("status = ?", status)
     if source:
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; expected docebo or credly")
-        clauses.append("source = ?")
-        params.append(source)
+        where.add("source = ?", source)
     if text:
-        clauses.append("(event_type LIKE ? OR delivery_key LIKE ? OR learner_key LIKE ? OR last_error LIKE ?)")
-        params += [f"%{text}%"] * 4
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where.add("(event_type LIKE ? OR delivery_key LIKE ? OR learner_key LIKE ? OR last_error LIKE ?)",
+                  *[f"%{text}%"] * 4)
+    return where
 
 
 def list_items(store: Store, *, status: str | None = None, source: str | None = None, text: str = "",
                limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """A page of inbox rows, newest first, without payloads. ``status`` may be ``backlog``
     (queued or processing)."""
-    where, params = _where(status, source, text)
-    return list(
-        store.db.query(
-            f"SELECT {LIST_COLUMNS} FROM inbox{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-    )
+    return store.page("inbox", _where(status, source, text), order="id DESC", limit=limit, offset=offset,
+                      columns=LIST_COLUMNS)
 
 
 def count_items(store: Store, *, status: str | None = None, source: str | None = None, text: str = "") -> int:
-    where, params = _where(status, source, text)
-    return store.conn.execute(f"SELECT COUNT(*) FROM inbox{where}", params).fetchone()[0]
+    return store.count("inbox", _where(status, source, text))
 
 
 def get_item(store: Store, item_id: int) -> dict[str, Any] | None:

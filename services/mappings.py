@@ -42,7 +42,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.store import Store, utcnow
+from services.store import Store, Where, like_pattern, utcnow
 
 CSV_HEADER: tuple[str, ...] = (
     "template_id",
@@ -359,29 +359,20 @@ def refresh_template_names(store: Store) -> int:
 # -- listing (SQL paging) ---------------------------------------------------------------------
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _where(text: str, active: bool | None, template_id: str | None) -> tuple[str, list]:
-    clauses: list[str] = []
-    params: list = []
+def _where(text: str, active: bool | None, template_id: str | None) -> Where:
+    where = Where()
     text = text.strip()
     if text:
-        like = _like(text)
-        clauses.append(
+        where.add(
             "(m.template_id LIKE ? ESCAPE '\\' OR m.template_name LIKE ? ESCAPE '\\' "
-            "OR m.learning_plan_id LIKE ? ESCAPE '\\' OR m.certification_code LIKE ? ESCAPE '\\')"
+            "OR m.learning_plan_id LIKE ? ESCAPE '\\' OR m.certification_code LIKE ? ESCAPE '\\')",
+            *[like_pattern(text)] * 4,
         )
-        params += [like] * 4
     if active is not None:
-        clauses.append("m.is_active = ?")
-        params.append(1 if active else 0)
+        where.add("m.is_active = ?", 1 if active else 0)
     if template_id:
-        clauses.append("m.template_id = ?")
-        params.append(template_id)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where.add("m.template_id = ?", template_id)
+    return where
 
 
 def query_mappings(
@@ -400,25 +391,21 @@ def query_mappings(
     Each row also carries `template_known` (the template is in the local table T)."""
     if sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort mappings by {sort!r}; expected one of {', '.join(SORT_COLUMNS)}")
-    where, params = _where(text, active, template_id)
     direction = "DESC" if descending else "ASC"
     collate = " COLLATE NOCASE" if sort in ("template_id", "template_name", "certification_code") else ""
     order = f"m.{sort}{collate} {direction}, m.id {direction}"
     if sort == "learning_plan_id":  # numeric ids: 9 before 10; blanks last
         order = f"m.learning_plan_id = '' ASC, CAST(m.learning_plan_id AS INTEGER) {direction}, m.id {direction}"
-    sql = (
-        f"SELECT {', '.join('m.' + c for c in MAPPING_COLUMNS)}, (t.template_id IS NOT NULL) AS template_known "
-        f"FROM mappings m LEFT JOIN badge_templates t ON t.template_id = m.template_id{where} ORDER BY {order}"
+    rows = store.page(
+        "mappings m LEFT JOIN badge_templates t ON t.template_id = m.template_id", _where(text, active, template_id),
+        order=order, limit=limit, offset=offset,
+        columns=f"{', '.join('m.' + c for c in MAPPING_COLUMNS)}, (t.template_id IS NOT NULL) AS template_known",
     )
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params += [int(limit), int(offset)]
-    return [_mapping_row(r) for r in store.db.query(sql, params)]
+    return [_mapping_row(r) for r in rows]
 
 
 def count_mappings(store: Store, *, text: str = "", active: bool | None = None, template_id: str | None = None) -> int:
-    where, params = _where(text, active, template_id)
-    return store.db.execute(f"SELECT count(*) FROM mappings m{where}", params).fetchone()[0]
+    return store.count("mappings m", _where(text, active, template_id))
 
 
 # -- CSV (M4) ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from services.store import Store, utcnow
+from services.store import Store, Where, utcnow
 
 KINDS = ("error", "deletion_notice", "digest", "config", "webhook_rejected")
 MAIL_STATUSES = ("pending", "sent", "failed", "in_digest", "not_mailed")
@@ -202,22 +202,19 @@ def deletion_notice(
 # -- console queries -----------------------------------------------------------------------------
 
 
-def _where(unread_only: bool, kind: str | None, run_id: int | None, text: str, include_digested: bool) -> tuple[str, list]:
-    clauses, params = [], []
+def _where(unread_only: bool, kind: str | None, run_id: int | None, text: str, include_digested: bool) -> Where:
+    where = Where()
     if unread_only:
-        clauses.append("read_at IS NULL")
+        where.add("read_at IS NULL")
     if kind:
-        clauses.append("kind = ?")
-        params.append(kind)
+        where.add("kind = ?", kind)
     if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
+        where.add("run_id = ?", run_id)
     if text:
-        clauses.append("(title LIKE ? OR body LIKE ? OR object LIKE ?)")
-        params += [f"%{text}%"] * 3
+        where.add("(title LIKE ? OR body LIKE ? OR object LIKE ?)", *[f"%{text}%"] * 3)
     if not include_digested:
-        clauses.append("kind != 'digest'")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where.add("kind != 'digest'")
+    return where
 
 
 def list_notifications(
@@ -232,12 +229,8 @@ def list_notifications(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """A page of notifications, newest first."""
-    where, params = _where(unread_only, kind, run_id, text, include_digests)
-    return list(
-        store.db.query(
-            f"SELECT * FROM notifications{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-    )
+    where = _where(unread_only, kind, run_id, text, include_digests)
+    return store.page("notifications", where, order="id DESC", limit=limit, offset=offset)
 
 
 def count_notifications(
@@ -249,8 +242,7 @@ def count_notifications(
     text: str = "",
     include_digests: bool = True,
 ) -> int:
-    where, params = _where(unread_only, kind, run_id, text, include_digests)
-    return store.db.execute(f"SELECT COUNT(*) FROM notifications{where}", params).fetchone()[0]
+    return store.count("notifications", _where(unread_only, kind, run_id, text, include_digests))
 
 
 def unread_count(store: Store) -> int:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from services.store import Store, utcnow
+from services.store import Store, Where, utcnow
 
 COUNT_KEYS: tuple[str, ...] = (
     "examined",
@@ -472,20 +472,17 @@ class RunRecorder:
 # -- queries for the console ---------------------------------------------------------------------
 
 
-def _run_where(flow: str | None, status: str | None, parent_run_id: int | None | bool) -> tuple[str, list]:
-    clauses, params = [], []
+def _run_where(flow: str | None, status: str | None, parent_run_id: int | None | bool) -> Where:
+    where = Where()
     if flow:
-        clauses.append("flow = ?")
-        params.append(flow)
+        where.add("flow = ?", flow)
     if status:
-        clauses.append("status = ?")
-        params.append(status)
+        where.add("status = ?", status)
     if parent_run_id is False:
-        clauses.append("parent_run_id IS NULL")
+        where.add("parent_run_id IS NULL")
     elif parent_run_id is not None and parent_run_id is not True:
-        clauses.append("parent_run_id = ?")
-        params.append(parent_run_id)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where.add("parent_run_id = ?", parent_run_id)
+    return where
 
 
 def query_runs(
@@ -500,19 +497,13 @@ def query_runs(
     """Runs, newest first. `parent_run_id=False` lists top-level runs only; an int lists the
     children of that 'all' run."""
     reap_interrupted(store)
-    where, params = _run_where(flow, status, parent_run_id)
-    return list(
-        store.db.query(
-            f"SELECT * FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-    )
+    return store.page("runs", _run_where(flow, status, parent_run_id), order="id DESC", limit=limit, offset=offset)
 
 
 def count_runs(
     store: Store, *, flow: str | None = None, status: str | None = None, parent_run_id: int | None | bool = None
 ) -> int:
-    where, params = _run_where(flow, status, parent_run_id)
-    return store.db.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0]
+    return store.count("runs", _run_where(flow, status, parent_run_id))
 
 
 def get_run(store: Store, run_id: int) -> dict[str, Any] | None:
@@ -532,19 +523,18 @@ def last_run(store: Store, flow: str, *, dry_run: bool | None = None) -> dict[st
     return rows[0] if rows else None
 
 
-def _log_where(run_id: int, failures_only: bool, level: str | None, actions_only: bool, text: str) -> tuple[str, list]:
-    clauses, params = ["run_id = ?"], [run_id]
+def _log_where(run_id: int, failures_only: bool, level: str | None, actions_only: bool, text: str) -> Where:
+    where = Where()
+    where.add("run_id = ?", run_id)
     if failures_only:
-        clauses.append("level = 'error'")
+        where.add("level = 'error'")
     elif level:
-        clauses.append("level = ?")
-        params.append(level)
+        where.add("level = ?", level)
     if actions_only:
-        clauses.append("action != ''")
+        where.add("action != ''")
     if text:
-        clauses.append("(message LIKE ? OR object LIKE ?)")
-        params += [f"%{text}%", f"%{text}%"]
-    return " WHERE " + " AND ".join(clauses), params
+        where.add("(message LIKE ? OR object LIKE ?)", f"%{text}%", f"%{text}%")
+    return where
 
 
 def query_run_log(
@@ -559,12 +549,8 @@ def query_run_log(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """A page of a run's log lines in the order written. `failures_only` keeps `error` lines."""
-    where, params = _log_where(run_id, failures_only, level, actions_only, text)
-    return list(
-        store.db.query(
-            f"SELECT * FROM run_log{where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-    )
+    where = _log_where(run_id, failures_only, level, actions_only, text)
+    return store.page("run_log", where, order="id", limit=limit, offset=offset)
 
 
 def count_run_log(
@@ -576,8 +562,7 @@ def count_run_log(
     actions_only: bool = False,
     text: str = "",
 ) -> int:
-    where, params = _log_where(run_id, failures_only, level, actions_only, text)
-    return store.db.execute(f"SELECT COUNT(*) FROM run_log{where}", params).fetchone()[0]
+    return store.count("run_log", _log_where(run_id, failures_only, level, actions_only, text))
 
 
 def run_actions(store: Store, run_id: int) -> list[dict[str, str]]:

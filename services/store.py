@@ -17,7 +17,7 @@ Conventions every module follows:
   when nested). sqlite-utils' own write methods (`insert`, `upsert`, `update`) nest correctly
   inside it. Reads use `store.db.query(...)` or `store.db.execute(...)`.
 * Big tables are filtered, sorted and paged in SQL (`LIMIT/OFFSET` over an index), never in
-  Python lists.
+  Python lists: a `Where` built clause by clause, then `store.page(...)` and `store.count(...)`.
 * Schema changes are new entries appended to `MIGRATIONS`; an applied migration is never
   edited. `PRAGMA user_version` records how many have run.
 """
@@ -25,10 +25,12 @@ Conventions every module follows:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -264,6 +266,29 @@ def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % _ and \\ taken literally (use with
+    `ESCAPE '\\'`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclasses.dataclass
+class Where:
+    """The WHERE clause of a listing, built one condition at a time with its parameters."""
+
+    clauses: list[str] = dataclasses.field(default_factory=list)
+    params: list[Any] = dataclasses.field(default_factory=list)
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    @property
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+
 class Store:
     """An open store. One per thread; close it (or use it as a context manager) when done."""
 
@@ -338,6 +363,30 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    # -- listings (the console's paged tables, the CLI's lists) ------------------------------
+    def page(
+        self,
+        source: str,
+        where: Where,
+        *,
+        order: str,
+        limit: int | None,
+        offset: int = 0,
+        columns: str = "*",
+    ) -> list[dict[str, Any]]:
+        """One page of rows of `source` (a table, or a table with its joins) matching `where`,
+        in `order`; `limit=None` returns every row."""
+        sql = f"SELECT {columns} FROM {source}{where.sql} ORDER BY {order}"
+        params = list(where.params)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [int(limit), int(offset)]
+        return list(self.db.query(sql, params))
+
+    def count(self, source: str, where: Where) -> int:
+        """How many rows of `source` match `where`."""
+        return self.db.execute(f"SELECT COUNT(*) FROM {source}{where.sql}", where.params).fetchone()[0]
 
     # -- small helpers used everywhere -----------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

@@ -12,7 +12,7 @@ Listing, filtering and paging happen in SQL (DESIGN.md "Services").
 
 from __future__ import annotations
 
-from services.store import Store, utcnow
+from services.store import Store, Where, like_pattern, utcnow
 
 TEMPLATE_COLUMNS = (
     "template_id", "name", "is_active", "dropdown_element_id", "credly_state", "admin_deactivated",
@@ -24,22 +24,14 @@ class TemplateError(ValueError):
     """A refused template edit (unknown id, archived template)."""
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _where(text: str, active: bool | None) -> tuple[str, list]:
-    clauses: list[str] = []
-    params: list = []
+def _where(text: str, active: bool | None) -> Where:
+    where = Where()
     text = text.strip()
     if text:
-        clauses.append("(name LIKE ? ESCAPE '\\' OR template_id LIKE ? ESCAPE '\\')")
-        params += [_like(text), _like(text)]
+        where.add("(name LIKE ? ESCAPE '\\' OR template_id LIKE ? ESCAPE '\\')", like_pattern(text), like_pattern(text))
     if active is not None:
-        clauses.append("is_active = ?")
-        params.append(1 if active else 0)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        where.add("is_active = ?", 1 if active else 0)
+    return where
 
 
 def _row(row: dict) -> dict:
@@ -54,17 +46,13 @@ def query_templates(
 ) -> list[dict]:
     """A page of templates ordered by name. `text` matches name or id (case-insensitive
     substring); `active` filters on `is_active`; `limit=None` returns every row."""
-    where, params = _where(text, active)
-    sql = f"SELECT {', '.join(TEMPLATE_COLUMNS)} FROM badge_templates{where} ORDER BY name COLLATE NOCASE, template_id"
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params += [int(limit), int(offset)]
-    return [_row(r) for r in store.db.query(sql, params)]
+    rows = store.page("badge_templates", _where(text, active), order="name COLLATE NOCASE, template_id",
+                      limit=limit, offset=offset, columns=", ".join(TEMPLATE_COLUMNS))
+    return [_row(r) for r in rows]
 
 
 def count_templates(store: Store, *, text: str = "", active: bool | None = None) -> int:
-    where, params = _where(text, active)
-    return store.db.execute(f"SELECT count(*) FROM badge_templates{where}", params).fetchone()[0]
+    return store.count("badge_templates", _where(text, active))
 
 
 def get_template(store: Store, template_id: str) -> dict | None:

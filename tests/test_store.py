@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from services.store import MIGRATIONS, SETTING_KEYS, Store, StoreError
+from services.store import MIGRATIONS, SETTING_KEYS, Store, StoreError, Where, like_pattern
 
 
 def test_new_store_has_every_setting_key_empty(store):
@@ -60,3 +60,19 @@ def test_ledger_allows_one_live_object_per_subject_and_target(store):
         store.db["ledger"].insert(row)
     store.db.execute("UPDATE ledger SET status = 'revoked'")
     store.db["ledger"].insert(row)  # a revoked badge may be issued again later
+
+
+def test_page_and_count_filter_order_and_page_in_sql(store):
+    with store.write():
+        for key in ("a", "b_c", "bxc", "d"):
+            store.set_meta(f"k.{key}", key.upper())
+    where = Where()
+    where.add("key LIKE ? ESCAPE '\\'", like_pattern("b_"))  # "_" literally: b_c only, not bxc
+    assert store.count("meta", where) == 1
+    assert [r["value"] for r in store.page("meta", where, order="key", limit=None)] == ["B_C"]
+    everything = Where()
+    everything.add("key LIKE ?", "k.%")
+    assert store.count("meta", everything) == 4
+    assert [r["key"] for r in store.page("meta", everything, order="key DESC", limit=2, offset=1)] == ["k.bxc", "k.b_c"]
+    assert store.page("meta", everything, order="key", limit=None, columns="value")[0] == {"value": "A"}
+    assert Where().sql == "" and store.count("meta", Where()) >= 4
