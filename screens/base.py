@@ -26,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, TextArea
+from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.section_bar import SectionBar
@@ -241,3 +243,35 @@ class ConsoleModal(BackgroundMixin, ModalScreen[T]):
 
     def on_mount(self) -> None:
         quiet_cursors(self)
+
+
+class CsvFileDialog(ConsoleModal[T]):
+    """A dialog about one CSV file (mappings import and export): its path in `#csv-path`, the
+    outcome in `#csv-result`. Enter in the path runs `submit()`; closing dismisses with None."""
+
+    EMPTY_PATH = "enter a file path"  # the refusal of an empty path
+
+    def __init__(self, ctx: AppContext, path: str = "") -> None:
+        super().__init__(ctx)
+        self.initial_path = path
+
+    def csv_path(self) -> str | None:
+        """The path entered (`~` expanded), or None after saying that one is needed."""
+        text = self.query_one("#csv-path", Input).value.strip()
+        if not text:
+            self.show_result(Text(f"✘ {self.EMPTY_PATH}", style="bold red"))
+            return None
+        return str(Path(text).expanduser())
+
+    def show_result(self, text: Text | str) -> None:
+        self.query_one("#csv-result", Static).update(text)
+
+    def submit(self) -> None:  # pragma: no cover - every dialog defines it
+        raise NotImplementedError
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -3,29 +3,26 @@ written atomically in a worker. Dismisses with (path, count) or None."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from screens.base import ConsoleModal
+from screens.base import CsvFileDialog
 from services.mappings import export_csv
 from services.store import Store
 
 
-class CsvExportScreen(ConsoleModal[tuple[str, int] | None]):
+class CsvExportScreen(CsvFileDialog[tuple[str, int] | None]):
     BINDINGS = [
         Binding("ctrl+s", "export", "Export", id="csv_export.apply", priority=True),
         Binding("escape", "close", "Close", id="csv_export.close"),
     ]
 
     def __init__(self, ctx: Any, path: str = "mappings.csv") -> None:
-        super().__init__(ctx)
-        self.initial_path = path
+        super().__init__(ctx, path)
 
     def compose(self) -> ComposeResult:
         yield Footer()  # the dialog's own keys (the screen's below would mislead)
@@ -42,19 +39,16 @@ class CsvExportScreen(ConsoleModal[tuple[str, int] | None]):
         self.query_one("#csv-path", Input).focus()
 
     def action_export(self) -> None:
-        text = self.query_one("#csv-path", Input).value.strip()
-        if not text:
-            self.query_one("#csv-result", Static).update(Text("✘ enter a file path", style="bold red"))
+        path = self.csv_path()
+        if path is None:
             return
-        path = str(Path(text).expanduser())
 
         def job(store: Store) -> tuple[str, int]:
             return path, export_csv(store, path)
 
         self.background(job, self.dismiss, group="csv-export", description="Exporting mappings")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def submit(self) -> None:
         self.action_export()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -62,6 +56,3 @@ class CsvExportScreen(ConsoleModal[tuple[str, int] | None]):
             self.action_export()
         else:
             self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

@@ -11,7 +11,6 @@ the store happen in a worker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static, Switch
 
-from screens.base import ConsoleModal
+from screens.base import CsvFileDialog
 from services.mappings import ImportResult, MappingError, import_mappings_csv
 from services.store import Store
 
@@ -36,7 +35,7 @@ def describe_result(result: ImportResult) -> str:
     return ", ".join(parts)
 
 
-class CsvImportScreen(ConsoleModal[ImportResult | None]):
+class CsvImportScreen(CsvFileDialog[ImportResult | None]):
     """Dismisses with the applied ImportResult, or None when closed without importing."""
 
     BINDINGS = [
@@ -44,9 +43,7 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         Binding("escape", "close", "Close", id="csv_import.close"),
     ]
 
-    def __init__(self, ctx: Any, path: str = "") -> None:
-        super().__init__(ctx)
-        self.initial_path = path
+    EMPTY_PATH = "enter the path of a CSV file"
 
     def compose(self) -> ComposeResult:
         yield Footer()  # the dialog's own keys (the screen's below would mislead)
@@ -76,18 +73,8 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         table.add_column("Problem", key="message")
         self.query_one("#csv-path", Input).focus()
 
-    def _path(self) -> str | None:
-        text = self.query_one("#csv-path", Input).value.strip()
-        if not text:
-            self._result(Text("✘ enter the path of a CSV file", style="bold red"))
-            return None
-        return str(Path(text).expanduser())
-
-    def _result(self, text: Text | str) -> None:
-        self.query_one("#csv-result", Static).update(text)
-
     def _run(self, dry_run: bool) -> None:
-        path = self._path()
+        path = self.csv_path()
         if path is None:
             return
         replace = self.query_one("#replace", Switch).value
@@ -106,7 +93,7 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         table.clear()
         if error is not None:
             summary = error.summary or "the file was not imported (nothing changed)"
-            self._result(Text(f"✘ {summary}", style="bold red"))
+            self.show_result(Text(f"✘ {summary}", style="bold red"))
             for e in error.errors[:ERRORS_SHOWN]:
                 table.add_row(Text(str(getattr(e, "row", ""))), Text(getattr(e, "field", "") or "—"),
                               Text(getattr(e, "message", str(e))))
@@ -117,7 +104,7 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         assert result is not None
         table.display = False
         if result.dry_run:
-            self._result(Text(f"✔ the file is valid: {describe_result(result)}. Press Import to apply.",
+            self.show_result(Text(f"✔ the file is valid: {describe_result(result)}. Press Import to apply.",
                               style="green"))
             return
         self.dismiss(result)
@@ -130,12 +117,8 @@ class CsvImportScreen(ConsoleModal[ImportResult | None]):
         else:
             self.dismiss(None)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def submit(self) -> None:
         self._run(dry_run=True)
 
     def action_apply(self) -> None:
         self._run(dry_run=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

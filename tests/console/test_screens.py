@@ -368,6 +368,10 @@ async def test_export_mappings_to_csv(seeded_ctx, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("x")
+        app.screen.query_one("#csv-path", Input).value = "  "
+        await pilot.press("enter")  # no path: said so, nothing written, the dialog stays
+        await settle(pilot)
+        assert "enter a file path" in str(app.screen.query_one("#csv-result").render())
         app.screen.query_one("#csv-path", Input).value = str(target)
         await pilot.press("enter")
         await settle(pilot)
