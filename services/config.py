@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 
 import platformdirs
 import tomli_w
+
+from services.files import write_atomically
 
 APP_NAME = "credly-console"
 CONFIG_ENV = "CREDLY_CONSOLE_CONFIG"
@@ -347,19 +348,5 @@ def load_config(path: Path | str | None = None) -> AppConfig:
 def save_config(cfg: AppConfig, path: Path | str | None = None) -> Path:
     """Write `cfg` atomically (temp file in the same directory, then rename). Returns the path."""
     file = Path(path) if path is not None else config_path()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    text = tomli_w.dumps(cfg.to_dict())
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml.tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(file, tomli_w.dumps(cfg.to_dict()))
     return file

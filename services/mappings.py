@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.files import write_atomically
 from services.store import Store, Where, like_pattern, utcnow
 
 CSV_HEADER: tuple[str, ...] = (
@@ -608,17 +607,5 @@ def _csv_text(store: Store) -> tuple[str, int]:
 def export_csv(store: Store, path: str | Path) -> int:
     """Write the table to `path` as CSV (UTF-8, atomically). Returns the number of mappings."""
     text, count = _csv_text(store)
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".mappings-", suffix=".csv.tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(Path(path), text, newline="")
     return count
