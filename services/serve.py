@@ -120,7 +120,8 @@ def _daemon_call(func: Callable[[], Any]) -> asyncio.Future:
         try:
             result = func()
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(exc))
+            # bound now: `exc` is unset when this block ends, before the loop runs the callback
+            loop.call_soon_threadsafe(lambda error=exc: future.done() or future.set_exception(error))
         else:
             loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
 

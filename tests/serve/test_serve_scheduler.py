@@ -201,5 +201,18 @@ async def test_a_failing_job_is_recorded_and_the_scheduler_goes_on(store):
     assert s.tick() == ["dropdown"]
 
 
+async def test_a_scheduled_flow_that_raises_in_its_thread_fails_its_job_instead_of_hanging():
+    """serve runs each scheduled flow in a thread of its own (services.serve._daemon_call): an
+    error there reaches the awaiting job, so the job ends and the scheduler can run it again."""
+    from services.serve import _daemon_call
+
+    def flow():
+        raise RuntimeError("the Docebo connection is not configured")
+
+    with pytest.raises(RuntimeError, match="not configured"):
+        await asyncio.wait_for(_daemon_call(flow), 5)
+    assert await asyncio.wait_for(_daemon_call(lambda: 42), 5) == 42
+
+
 def test_job_descriptions_cover_every_job():
     assert set(scheduler.JOBS) == {"templates", "dropdown", "docebo_to_credly", "credly_to_docebo"}
