@@ -53,7 +53,7 @@ from typing import Any
 from services import ledger
 from services.errors import ApiError
 from services.flows import incremental, rules
-from services.flows.base import FlowFailed, Job, collect
+from services.flows.base import FlowFailed, Job
 from services.flows.lookups import (
     HELD_STATES,
     PER_LEARNER_MAX,

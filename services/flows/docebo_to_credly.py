@@ -46,7 +46,7 @@ import datetime as dt
 from typing import Any
 
 from services import ledger
-from services.errors import ApiError, NotFoundError
+from services.errors import ApiError
 from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job, collect
 from services.flows.dropdown import FIELD_ID_META, find_course_field
