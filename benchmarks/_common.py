@@ -352,7 +352,7 @@ def run_product_flow(flow: str, db_path: Path, info: dict[str, Any], *, tracemal
                      full: bool = False) -> dict[str, Any]:
     """Run one batch flow of the product in a child process (`_flow_worker.py`) and return its
     report: mode (full | incremental), wall time of `run_flow` alone, status, counts, the clients'
-    CallCounter snapshots, peak RSS (ru_maxrss) and, with `tracemalloc`, Python's peak
+    CallCounter snapshots, peak RSS (the worker's own VmHWM) and, with `tracemalloc`, Python's peak
     allocation during the run. `full` forces a full F7/F6 run (`sync --full`)."""
     args = [WORKER, flow, str(db_path), json.dumps(info)] + (["--tracemalloc"] if tracemalloc else []) \
         + (["--full"] if full else [])

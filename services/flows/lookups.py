@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.flows.base import Job, collect
@@ -120,8 +121,24 @@ def badge_template_name(badge: dict[str, Any]) -> str:
     return str(tpl.get("name") or "") if isinstance(tpl, dict) else ""
 
 
+# What the decisions read of a held badge (F3c, the ledger's recovery and replacement, F4's dates
+# and L1 marker, revocation). Credly's badge carries much more (template, issuer, image, evidence:
+# kilobytes each); a full F7 holds tens of thousands of badges, so only these are kept.
+HELD_FIELDS = ("id", "state", "recipient_email", "issuer_earner_id", "issued_at", "expires_at", "replaces_badge_id")
+
+
+def held_record(badge: dict[str, Any]) -> dict[str, Any]:
+    """The part of a held badge the decisions use: HELD_FIELDS and `badge_template_id` (lower
+    case); the values that repeat across badges are shared, not copied."""
+    record = {k: badge.get(k) for k in HELD_FIELDS}
+    record["state"] = sys.intern(str(record["state"] or ""))
+    record["badge_template_id"] = sys.intern(badge_template_id(badge))
+    return record
+
+
 class HeldBadges:
-    """Pending/accepted badges (F3c "already holds") by (lower-case e-mail, template id)."""
+    """Pending/accepted badges (F3c "already holds") by (lower-case e-mail, template id), each
+    kept as its `held_record`."""
 
     def __init__(self, badges: Iterable[dict[str, Any]] = ()) -> None:
         self._by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -131,8 +148,9 @@ class HeldBadges:
     def add(self, badge: dict[str, Any]) -> None:
         if str(badge.get("state") or "") not in HELD_STATES:
             return
-        key = (str(badge.get("recipient_email") or "").strip().lower(), badge_template_id(badge))
-        self._by_key.setdefault(key, []).append(badge)
+        record = held_record(badge)
+        key = (str(record["recipient_email"] or "").strip().lower(), record["badge_template_id"])
+        self._by_key.setdefault(key, []).append(record)
 
     def all(self, email: str, template_id: str) -> list[dict[str, Any]]:
         return self._by_key.get((email.strip().lower(), template_id.lower()), [])
@@ -185,6 +203,38 @@ def scan_per_template(counts: dict[str, int] | None, template_ids: Iterable[str]
     return per <= PER_TEMPLATE_SLACK * org
 
 
+async def each_badge(
+    job: Job,
+    template_ids: Iterable[str],
+    *,
+    states: tuple[str, ...] | None,
+    counts: dict[str, int] | None = None,
+    take: Callable[[dict[str, Any]], None],
+) -> None:
+    """Hand `take` every badge (in `states`, or all) of these templates as the pages arrive,
+    read in bulk: one paged scan per template (concurrently) or one organisation-wide scan,
+    whichever is cheaper. Nothing is kept here."""
+    wanted = set(template_ids)
+    if not wanted:
+        return
+    credly = job.credly
+    filt = list(states) if states else None
+    if scan_per_template(counts, wanted):
+        sem = asyncio.Semaphore(job.concurrency(credly))
+
+        async def one(tid: str) -> None:
+            async with sem:
+                async for b in credly.iter_badges(badge_template_id=tid, states=filt):
+                    if badge_template_id(b) in wanted:
+                        take(b)
+
+        await asyncio.gather(*(one(t) for t in sorted(wanted)))
+    else:
+        async for b in credly.iter_badges(states=filt):
+            if badge_template_id(b) in wanted:
+                take(b)
+
+
 async def scan_badges(
     job: Job,
     template_ids: Iterable[str],
@@ -193,41 +243,25 @@ async def scan_badges(
     counts: dict[str, int] | None = None,
     on_badge=None,
 ) -> list[dict[str, Any]]:
-    """Every badge (in `states`, or all) of these templates, read in bulk: one paged scan per
-    template (concurrently) or one organisation-wide scan, whichever is cheaper. `on_badge` is
-    called for each badge as it arrives."""
-    tids = sorted(set(template_ids))
+    """Every badge (in `states`, or all) of these templates, whole (see `each_badge`).
+    `on_badge` is called for each badge as it arrives."""
     out: list[dict[str, Any]] = []
-    if not tids:
-        return out
-    credly = job.credly
-    filt = list(states) if states else None
 
     def take(b: dict[str, Any]) -> None:
-        if badge_template_id(b) in wanted:
-            out.append(b)
-            if on_badge is not None:
-                on_badge(b)
+        out.append(b)
+        if on_badge is not None:
+            on_badge(b)
 
-    wanted = set(tids)
-    if scan_per_template(counts, tids):
-        sem = asyncio.Semaphore(job.concurrency(credly))
-
-        async def one(tid: str) -> None:
-            async with sem:
-                async for b in credly.iter_badges(badge_template_id=tid, states=filt):
-                    take(b)
-
-        await asyncio.gather(*(one(t) for t in tids))
-    else:
-        async for b in credly.iter_badges(states=filt):
-            take(b)
+    await each_badge(job, template_ids, states=states, counts=counts, take=take)
     return out
 
 
 async def held_badges_of_templates(job: Job, template_ids: Iterable[str], counts: dict[str, int] | None = None) -> HeldBadges:
-    """Every pending/accepted badge of these templates (see `scan_badges`)."""
-    return HeldBadges(await scan_badges(job, template_ids, states=HELD_STATES, counts=counts))
+    """Every pending/accepted badge of these templates (see `each_badge`), each reduced to its
+    `held_record` as it arrives: no page of whole badges outlives its own reading."""
+    held = HeldBadges()
+    await each_badge(job, template_ids, states=HELD_STATES, counts=counts, take=held.add)
+    return held
 
 
 class UserDirectory:
