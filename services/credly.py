@@ -177,8 +177,11 @@ class CredlyClient:
                                           "the response has no 'data' member")
         return body["data"]
 
-    async def _pages(self, route: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
-        """Every item of every page: the first page from `route`, then `next_page_url` verbatim."""
+    async def _pages(self, route: str, params: Mapping[str, Any] | None = None,
+                     metadata: dict[str, Any] | None = None) -> AsyncIterator[dict]:
+        """Every item of every page: the first page from `route`, then `next_page_url` verbatim.
+        `metadata`, when given, receives the first page's list metadata (§1.4: `total_count` of
+        the whole listing, `total_pages`, `per`) before the first item is yielded."""
         call = f"GET {route}"
         response = await self._session.request(
             "GET", route, path=self._path(), params={k: v for k, v in (params or {}).items() if v},
@@ -190,6 +193,8 @@ class CredlyClient:
             if not isinstance(data, list):
                 raise UnexpectedResponseError(SERVICE, call, response.status_code,
                                               "expected a list in 'data'")
+            if metadata is not None and not seen and isinstance(body.get("metadata"), dict):
+                metadata.update(body["metadata"])  # the first page (`seen` fills from the second)
             for item in data:
                 yield item
             metadata = body.get("metadata") or {}
@@ -242,9 +247,11 @@ class CredlyClient:
         sort: str | None = None,
         recipient_email_all: str | None = None,
         updated_at_min: dt.datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> AsyncIterator[dict]:
         """Issued badges matching the filters (all pages). `recipient_email_all` matches every
-        e-mail address of the Credly user owning that address.
+        e-mail address of the Credly user owning that address. `metadata`: filled with the
+        first page's list metadata (`total_count`: how many badges match) as soon as it arrives.
 
         `updated_at_min`: only badges updated at or after it. [INF] Credly documents
         `updated_at_min` (`YYYY-MM-DD`, inclusive) on the template list; the badge list taking it
@@ -266,7 +273,7 @@ class CredlyClient:
             ),
             "sort": sort,
         }
-        async for item in self._pages(R_BADGES, params):
+        async for item in self._pages(R_BADGES, params, metadata):
             yield item
 
     async def find_issued_badge(self, fields: Mapping[str, Any]) -> dict | None:

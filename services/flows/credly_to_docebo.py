@@ -64,7 +64,9 @@ from services.flows.lookups import (
     badge_template_name,
     UserDirectory,
     certifications_by_code,
+    credly_pages,
     scan_badges,
+    scan_calls,
     template_badge_counts,
     template_rows,
     template_usable,
@@ -564,17 +566,19 @@ async def batch_credly_to_docebo(job: Job) -> None:
     job.rec.info(f"{len(maps)} badge templates have an active mapping to Docebo" + (f"; badges issued on or after {start.isoformat()}" if start else ""))
     if not maps:
         return
+    counts: dict[str, int] = {}  # the templates' badge counts, once read (by either kind of run)
     if inc.incremental:
         try:
-            if await _incremental_f6(job, inc, maps):
+            if await _incremental_f6(job, inc, maps, counts):
                 return
         except incremental.FilterIgnored as exc:
             inc.fallback(exc)
-    await _full_f6(job, maps)
+    await _full_f6(job, maps, counts)
 
 
-async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]]) -> None:
-    """F6 over every badge of the mapped templates."""
+async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]], counts: dict[str, int]) -> None:
+    """F6 over every badge of the mapped templates. `counts`: the templates' badge counts if
+    already read (else read here when they choose between ways of reading)."""
     start = job.settings.batch_sync_start_date
     # 1. Concurrently: every badge of the mapped templates (per template or org-wide, whichever
     #    is cheaper), the awards of the mapped certifications, and — once more than a few
@@ -582,9 +586,11 @@ async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]]) -> None:
     side = DoceboSide()
     users = UserDirectory(job, by="email")
     try:
-        counts = await template_badge_counts(job) if len(maps) > 1 else None
+        if not counts and len(maps) > 1:
+            counts.update(await template_badge_counts(job))
         badges, _ = await asyncio.gather(
-            scan_badges(job, maps, states=None, counts=counts, on_badge=lambda b: users.want(str(b.get("recipient_email") or ""))),
+            scan_badges(job, maps, states=None, counts=counts or None,
+                        on_badge=lambda b: users.want(str(b.get("recipient_email") or ""))),
             _read_awards(job, side, maps),
         )
         job.check_cancel()
@@ -649,9 +655,12 @@ async def _apply_groups(job: Job, groups: dict[tuple[str, str], list[dict[str, A
     await job.for_each(items, work, limit=job.concurrency(job.docebo))
 
 
-async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str, list[dict[str, Any]]]) -> bool:
+async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str, list[dict[str, Any]]],
+                          counts: dict[str, int]) -> bool:
     """F6 over the badges changed in Credly since the watermark (incremental.py). Returns False
-    when the run should go on as a full run (too many learners touched).
+    when the run should go on as a full run: decided on the first page when the changed badges
+    alone are more pages than a full run reads (`_changes_outweigh_full`), else after the scan
+    when too many learners are touched.
 
     1. One scan of the organisation's badges updated since the bound (any template, any state).
     2. For each learner with a changed badge of a mapped template: all their badges of the
@@ -661,8 +670,16 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
     since = inc.since["credly"]
     pairs: set[tuple[str, str]] = set()
     emails: dict[str, str] = {}
-    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since), "credly", "badges", "updated_at",
-                               key=lambda b: b.get("id")):
+    listing: dict[str, Any] = {}  # the first page's metadata: `total_count` of the changed badges
+    first = True
+    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since, metadata=listing), "credly", "badges",
+                               "updated_at", key=lambda b: b.get("id")):
+        if first:
+            first = False
+            why = await _changes_outweigh_full(job, listing, maps, counts)
+            if why:
+                inc.to_full(why)
+                return False
         tid = badge_template_id(b)
         email = str(b.get("recipient_email") or "").strip()
         if tid in maps and email:
@@ -683,7 +700,7 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
         users.want(email)
     try:
         badges, learners = await incremental.gather(
-            badges_of_learners(job, emails.values(), maps, states=None), users.resolve()
+            badges_of_learners(job, emails.values(), maps, states=None, counts=counts or None), users.resolve()
         )
     finally:
         users.cancel()
@@ -700,6 +717,36 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
     job.check_cancel()
     await _apply_groups(job, groups, gone, learners, side, maps)
     return True
+
+
+async def _changes_outweigh_full(job: Job, listing: dict[str, Any], maps: dict[str, list[dict[str, Any]]],
+                                 counts: dict[str, int]) -> str:
+    """Why this incremental run should be a full run at once ('' when it should go on), from the
+    first page of the changed badges alone: Credly's `total_count` says how many there are, and
+    they come one page after another (`next_page_url`), whatever their templates. When they are
+    more pages than a full run reads of the mapped templates' badges (per template or
+    organisation-wide, `badges_count` estimates: one listing of the templates), the full run
+    reads less — right after a large F7, say. Up to MAX_TOUCHED changed badges are a few pages
+    and at most that many learners: no check and no extra call. A listing without `total_count`
+    leaves the decision to the scan (more than MAX_TOUCHED learners, after it).
+
+    Not weighed: the full run's bulk reads of Docebo (users, trainings, awards), which the
+    incremental run makes per learner instead — so a burst of changes on templates that are not
+    mapped can make a run full that would have stayed cheap; it is still correct, and the next
+    run is incremental again."""
+    try:
+        changed = int(listing["total_count"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if changed <= incremental.MAX_TOUCHED:
+        return ""
+    if not counts:
+        counts.update(await template_badge_counts(job))
+    chain, full = credly_pages(changed), scan_calls(counts, maps)
+    if chain <= full:
+        return ""
+    return (f"{changed:,} badges changed ({chain:,} pages, read one after the other): more than the "
+            f"{full:,} pages of every badge of the {len(maps)} mapped templates that a full run reads")
 
 
 def _representative(group: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:

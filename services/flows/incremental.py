@@ -43,7 +43,9 @@ order (no early stop).
 **Reads of an incremental run** stay proportional to the change: changed objects are found with
 one filtered scan per list; the learners they touch are then read by user / e-mail filters
 (chunked), never by a full scan, unless more than `MAX_TOUCHED` learners are touched — then a
-full run is cheaper and the run becomes one. Deletions leave nothing "changed" to find (a badge
+full run is cheaper and the run becomes one. F6 may know it from the first page of its changed
+badges (Credly's `total_count`: more pages to walk than a full run reads; see
+`credly_to_docebo._changes_outweigh_full`). Deletions leave nothing "changed" to find (a badge
 deleted in Credly, an award deleted in Docebo): the real-time webhooks handle them at once and
 the daily full run catches any that were missed.
 

@@ -192,15 +192,32 @@ async def template_badge_counts(job: Job) -> dict[str, int]:
     return counts
 
 
+def credly_pages(badges: int) -> int:
+    """Calls to list this many badges (a listing is at least one call)."""
+    return max(1, -(-badges // CREDLY_PAGE))
+
+
+def _scan_calls(counts: dict[str, int], tids: set[str]) -> tuple[int, int]:
+    """(one scan per template, one organisation-wide scan): calls each needs (`badges_count`)."""
+    return sum(credly_pages(counts.get(t, 0)) for t in tids), credly_pages(sum(counts.values()))
+
+
 def scan_per_template(counts: dict[str, int] | None, template_ids: Iterable[str]) -> bool:
     """Read the badges of these templates one scan per template (True) or in one scan of the
     organisation's badges (False), whichever needs fewer calls (`badges_count` estimates)."""
     tids = set(template_ids)
     if counts is None or not tids:
         return True
-    per = sum(max(1, -(-counts.get(t, 0) // CREDLY_PAGE)) for t in tids)
-    org = max(1, -(-sum(counts.values()) // CREDLY_PAGE))
+    per, org = _scan_calls(counts, tids)
     return per <= PER_TEMPLATE_SLACK * org
+
+
+def scan_calls(counts: dict[str, int], template_ids: Iterable[str]) -> int:
+    """Calls `each_badge` makes to read every badge of these templates (`badges_count`
+    estimates): what a full read of them costs."""
+    tids = set(template_ids)
+    per, org = _scan_calls(counts, tids)
+    return per if scan_per_template(counts, tids) else org
 
 
 async def each_badge(
@@ -315,21 +332,21 @@ PER_LEARNER_MAX = 25
 
 
 async def badges_of_learners(
-    job: Job, emails: Iterable[str], template_ids: Iterable[str], *, states: tuple[str, ...] | None
+    job: Job, emails: Iterable[str], template_ids: Iterable[str], *, states: tuple[str, ...] | None,
+    counts: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every badge (in `states`, or all) of these templates held by these e-mails, for an
     incremental batch: one `recipient_email` call per learner when that is cheaper, else the
-    bulk scan of the templates (`scan_badges`; `badges_count` decides)."""
+    bulk scan of the templates (`scan_badges`; `badges_count` decides — `counts`, when the
+    caller has read them already)."""
     wanted = sorted({e.strip() for e in emails if e and e.strip()}, key=str.lower)
     tids = set(template_ids)
     if not wanted or not tids:
         return []
     keys = {e.lower() for e in wanted}
     if len(wanted) > PER_LEARNER_MAX:
-        counts = await template_badge_counts(job)
-        per = sum(max(1, -(-counts.get(t, 0) // CREDLY_PAGE)) for t in tids)
-        org = max(1, -(-sum(counts.values()) // CREDLY_PAGE))
-        if min(per, org) < len(wanted):
+        counts = counts or await template_badge_counts(job)
+        if min(_scan_calls(counts, tids)) < len(wanted):
             found = await scan_badges(job, tids, states=states, counts=counts)
             return [b for b in found if str(b.get("recipient_email") or "").strip().lower() in keys]
     credly = job.credly

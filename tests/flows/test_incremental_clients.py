@@ -52,3 +52,18 @@ async def test_clients_send_the_filters_and_read_the_service_clock(make_world):
     got = [b async for b in w.credly.iter_badges(updated_at_min=b0)]
     assert [b["recipient_email"] for b in got] == ["bob@example.com"]
     assert w.credly.service_clock.at(time.monotonic()) is not None
+
+
+async def test_credly_listing_metadata_of_the_first_page_comes_before_its_first_item(make_world):
+    badges = [{"id": f"00000000-0000-4000-8000-{n:012d}", "badge_template_id": T_SAFETY,
+               "recipient_email": f"l{n}@example.com", "issued_to_first_name": "F", "issued_to_last_name": "L",
+               "issued_at": "2025-05-01T10:00:00.000Z", "expires_at": None, "state": "accepted", "issuer_earner_id": None}
+              for n in range(1, 121)]
+    w = make_world(base_data(badges=badges))
+    listing: dict = {}
+    seen_first: list = []
+    async for _ in w.credly.iter_badges(metadata=listing):
+        if not seen_first:
+            seen_first.append(dict(listing))
+    assert seen_first[0]["total_count"] == 120 and seen_first[0]["current_page"] == 1
+    assert listing["current_page"] == 1  # later pages do not overwrite it

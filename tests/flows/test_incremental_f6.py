@@ -164,3 +164,39 @@ async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
     lines = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=1000)]
     assert any("refused (422: Invalid filter)" in l and "falls back to full reads" in l for l in lines)
+
+
+async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(make_world, monkeypatch):
+    """Credly's total_count on the first page of the changed badges says they are more pages than
+    a full run reads (the mapped template holds 3 badges: one page): the run goes full at once,
+    says why, and reads the templates' counts once for both the decision and the full read."""
+    w = await full_world(make_world)
+    monkeypatch.setattr(incremental, "MAX_TOUCHED", 10)
+    for n in range(60):  # a burst on a template with no mapping: two pages of changes
+        issue(w, T_FIRE, f"walk-in{n}@example.com")
+    issue(w, T_IMPORT, "carol@example.com")
+    travel(w, 60)
+    before = calls(w)
+    s = await w.run(FLOW)
+    assert (s.status, s.mode, s.counts["created"], s.counts["failed"]) == ("succeeded", "full", 2, 0)
+    why = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=10) if l["message"].startswith("full run from here")]
+    assert why == ["full run from here: 61 badges changed (2 pages, read one after the other): more than "
+                   "the 1 pages of every badge of the 1 mapped templates that a full run reads"]
+    d = delta(before, calls(w))
+    assert d["credly GET /v1/organizations/{org}/badges"] == 2  # the first page of the changes, then the full read
+    assert d["credly GET /v1/organizations/{org}/badge_templates"] == 1
+    assert read_state(w.store, "credly_to_docebo")["full_run_id"] == s.run_id
+
+
+async def test_F6_changes_within_a_full_read_stay_incremental(make_world, monkeypatch):
+    """More changed badges than MAX_TOUCHED, but no more pages than a full run reads: the run
+    stays incremental (one listing of the templates to know it)."""
+    w = await full_world(make_world)
+    monkeypatch.setattr(incremental, "MAX_TOUCHED", 1)
+    issue(w, T_IMPORT, "carol@example.com")
+    issue(w, T_SAFETY, "carol@example.com")  # not mapped: two changed badges, one learner
+    travel(w, 60)
+    before = calls(w)
+    s = await w.run(FLOW)
+    assert (s.mode, s.counts["created"], s.counts["failed"]) == ("incremental", 2, 0)
+    assert delta(before, calls(w))["credly GET /v1/organizations/{org}/badge_templates"] == 1

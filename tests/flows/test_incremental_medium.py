@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import re
+
+from services import runs
 from services.mappings import MappingInput, add_mapping
 from services.sandbox.demo_data import generate
 from tests.flows.test_incremental_f7 import calls, delta, travel
@@ -52,8 +55,14 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         for flow in (F7, F6):
             await run(f"{flow} first", flow)
         travel(w)
-        for flow in (F7, F6):
-            assert (await run(f"{flow} settle", flow))[0].mode == "incremental"
+        assert (await run(f"{F7} settle", F7))[0].mode == "incremental"
+        # F7 just issued more badges than F6's full read has pages: F6 sees it on the first page
+        # of the changes (Credly's total_count) and reads everything at once instead of them all
+        s6, d6 = await run(f"{F6} settle", F6)
+        why = [l["message"] for l in runs.query_run_log(store, s6.run_id, limit=5) if l["message"].startswith("full run from here")]
+        assert s6.mode == "full" and len(why) == 1, why
+        chain, full = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) pages", why[0]))
+        assert chain > full and d6["credly GET /v1/organizations/{org}/badges"] == 1 + full
         travel(w)
         full7, _ = await run("F7 full, nothing to do", F7, full=True)
         full6, _ = await run("F6 full, nothing to do", F6, full=True)
