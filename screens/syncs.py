@@ -4,9 +4,12 @@ Launching (SPEC §2, §5): pick a flow on the left (F1 templates, F2 dropdown, F
 F6 Credly → Docebo, or all four) and press `d` (or Enter): it first runs as a dry run, whose plan
 opens for review (`PlanReviewScreen`); Apply starts the real run. While a run goes the panel
 shows a progress bar, the counts and a live log; `c` cancels it between items (it ends
-`cancelled`; what was done stays done). Below, the history of runs (every trigger: console, CLI,
-scheduler, webhook), refreshed on a timer, and the log of the highlighted run, paged in SQL,
-`f` narrowing it to failures. F7 and F6 run incremental (only what changed since their last
+`cancelled`; what was done stays done). Below, the history of runs, refreshed on a timer: the
+batch and manual runs (console, CLI), `w` adding those that start on their own (one per webhook
+event, the scheduler's) — without them a busy receiver would push the runs an admin started off
+the page. The history keeps the selected run in view (after Apply: the run just applied,
+whatever page it is on). Beside it the log of the selected run, paged in SQL, `f` narrowing it
+to failures. F7 and F6 run incremental (only what changed since their last
 good run) unless the `Full run` box is ticked (`u`): then the dry run and the run applied after
 it read everything (services/flows/incremental.py).
 
@@ -44,6 +47,7 @@ from screens.base import ConsoleScreen, flow_context, flows_available
 from screens.paged_table import PagedTable, plain
 from screens.plan_review import PlanReviewScreen, counts_text
 from screens.section_bar import SectionBar
+from services.runs import AUTOMATIC_TRIGGERS
 from services.store import Store
 
 FLOWS: tuple[tuple[str, str], ...] = (
@@ -110,6 +114,8 @@ class SyncsScreen(ConsoleScreen):
         Binding("h", "focus_history", "History", show=False, id="syncs.history", tooltip="Go to the history of runs"),
         Binding("l", "focus_flows", "Flows", show=False, id="syncs.flows", tooltip="Go to the list of flows"),
         Binding("r", "reload", "Reload", show=False, id="syncs.reload", tooltip="Read the history again"),
+        Binding("w", "toggle_triggers", "Webhook runs", show=False, id="syncs.triggers",
+                tooltip="History: also show the runs of webhook events and of the scheduler, or hide them again"),
     ]
 
     def __init__(self, ctx: Any) -> None:
@@ -118,6 +124,7 @@ class SyncsScreen(ConsoleScreen):
         self._cancel = threading.Event()
         self._pending_lines: deque[Any] = deque()
         self.failures_only = False
+        self.all_triggers = False  # history: also the webhook and scheduler runs
         self.selected_run: int | None = None
         self.last_summary: Any = None
         self._run_full = False  # the run going (or just reviewed) was asked to be full
@@ -136,7 +143,7 @@ class SyncsScreen(ConsoleScreen):
                 yield Log(max_lines=LIVE_LOG_LINES, id="live-log", auto_scroll=True)
         with Horizontal(id="syncs-bottom"):
             with Vertical(id="history-panel", classes="panel"):
-                yield Label("History", classes="section-title")
+                yield Label(self._history_title(), id="history-title", classes="section-title")
                 yield PagedTable(id="runs-table", page_size=100)
                 yield Static("", id="runs-status", classes="status-line")
             with Vertical(id="run-log-panel", classes="panel"):
@@ -172,20 +179,39 @@ class SyncsScreen(ConsoleScreen):
 
     def _refresh_history(self) -> None:
         if self._visible():
-            self.load_runs(self.query_one("#runs-table", PagedTable).page_offset)
+            self.action_reload()
 
     def action_reload(self) -> None:
-        self.load_runs(self.query_one("#runs-table", PagedTable).page_offset)
+        self.load_runs(self.query_one("#runs-table", PagedTable).page_offset, follow=self.selected_run)
 
-    def load_runs(self, offset: int, cursor: Any = "keep") -> None:
+    def _history_title(self) -> str:
+        if self.all_triggers:
+            return "History — every run (w: batch and manual only)"
+        return "History — batch and manual runs (w: also webhook and scheduler)"
+
+    def action_toggle_triggers(self) -> None:
+        self.all_triggers = not self.all_triggers
+        self.query_one("#history-title", Label).update(self._history_title())
+        selected = self.selected_run
+        self.load_runs(0, str(selected) if selected is not None else "first", follow=selected)
+
+    def load_runs(self, offset: int, cursor: Any = "keep", *, follow: int | None = None) -> None:
+        """Show the page of the history at `offset` — or, with `follow`, the page holding that
+        run (when the filter shows it). `cursor`: "keep", "first" or the key of a row to select
+        (PagedTable.show_page)."""
         size = self.query_one("#runs-table", PagedTable).page_size
+        hidden = () if self.all_triggers else AUTOMATIC_TRIGGERS
 
         def job(store: Store) -> tuple[list[dict], int, int]:
-            from services.runs import count_runs, query_runs
+            from services.runs import count_runs, query_runs, run_position
 
-            total = count_runs(store)
-            start = min(offset, max(0, (total - 1) // size * size)) if total else 0
-            return query_runs(store, limit=size, offset=start), total, start
+            total = count_runs(store, exclude_triggers=hidden)
+            start = offset
+            position = run_position(store, follow, exclude_triggers=hidden) if follow is not None else None
+            if position is not None:
+                start = position // size * size
+            start = min(start, max(0, (total - 1) // size * size)) if total else 0
+            return query_runs(store, exclude_triggers=hidden, limit=size, offset=start), total, start
 
         def show(result: tuple[list[dict], int, int]) -> None:
             rows, total, start = result
@@ -369,7 +395,7 @@ class SyncsScreen(ConsoleScreen):
         style = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(summary.status, "bold")
         self.query_one("#run-title", Static).update(Text(title, style=style))
         self.query_one("#run-counts", Static).update(Text(counts_text(counts, verb=verb)))
-        self.load_runs(0, str(summary.run_id))
+        self.load_runs(0, str(summary.run_id), follow=summary.run_id)
         if summary.dry_run and summary.status in ("succeeded", "failed"):
             flow = next((name for name, _ in FLOWS if name.replace("-", "_") == summary.flow), summary.flow)
 

@@ -35,7 +35,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -472,7 +472,13 @@ class RunRecorder:
 # -- queries for the console ---------------------------------------------------------------------
 
 
-def _run_where(flow: str | None, status: str | None, parent_run_id: int | None | bool) -> Where:
+# Runs that start on their own, not from an admin's command: webhook handlers (one per event) and
+# the scheduler's batches. The console's history hides them unless asked.
+AUTOMATIC_TRIGGERS = ("webhook", "schedule")
+
+
+def _run_where(flow: str | None, status: str | None, parent_run_id: int | None | bool,
+               exclude_triggers: Iterable[str] = ()) -> Where:
     where = Where()
     if flow:
         where.add("flow = ?", flow)
@@ -482,6 +488,9 @@ def _run_where(flow: str | None, status: str | None, parent_run_id: int | None |
         where.add("parent_run_id IS NULL")
     elif parent_run_id is not None and parent_run_id is not True:
         where.add("parent_run_id = ?", parent_run_id)
+    hidden = list(exclude_triggers)
+    if hidden:
+        where.add(f"trigger NOT IN ({', '.join('?' * len(hidden))})", *hidden)
     return where
 
 
@@ -491,19 +500,38 @@ def query_runs(
     flow: str | None = None,
     status: str | None = None,
     parent_run_id: int | None | bool = None,
+    exclude_triggers: Iterable[str] = (),
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Runs, newest first. `parent_run_id=False` lists top-level runs only; an int lists the
-    children of that 'all' run."""
+    children of that 'all' run. `exclude_triggers` leaves out runs of those triggers (e.g.
+    AUTOMATIC_TRIGGERS)."""
     reap_interrupted(store)
-    return store.page("runs", _run_where(flow, status, parent_run_id), order="id DESC", limit=limit, offset=offset)
+    where = _run_where(flow, status, parent_run_id, exclude_triggers)
+    return store.page("runs", where, order="id DESC", limit=limit, offset=offset)
 
 
 def count_runs(
-    store: Store, *, flow: str | None = None, status: str | None = None, parent_run_id: int | None | bool = None
+    store: Store, *, flow: str | None = None, status: str | None = None, parent_run_id: int | None | bool = None,
+    exclude_triggers: Iterable[str] = (),
 ) -> int:
-    return store.count("runs", _run_where(flow, status, parent_run_id))
+    return store.count("runs", _run_where(flow, status, parent_run_id, exclude_triggers))
+
+
+def run_position(
+    store: Store, run_id: int, *, flow: str | None = None, status: str | None = None,
+    parent_run_id: int | None | bool = None, exclude_triggers: Iterable[str] = (),
+) -> int | None:
+    """Where run `run_id` stands (0 = first) in `query_runs` with the same filters, so a caller
+    can open the page that holds it; None when the filters leave it out (or it does not exist)."""
+    where = _run_where(flow, status, parent_run_id, exclude_triggers)
+    itself = Where(list(where.clauses), list(where.params))
+    itself.add("id = ?", run_id)
+    if not store.count("runs", itself):
+        return None
+    where.add("id > ?", run_id)
+    return store.count("runs", where)
 
 
 def get_run(store: Store, run_id: int) -> dict[str, Any] | None:

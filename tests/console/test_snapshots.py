@@ -104,6 +104,14 @@ def test_syncs(snap_compare, seeded_ctx):
     assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
 
 
+def test_syncs_every_run(snap_compare, seeded_ctx):
+    """`w`: the scheduler's run 3 joins the history; the newest is selected with its log."""
+    async def steps(pilot):
+        await pilot.press("w", "h", "g")
+
+    assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
+
+
 def test_plan_review(snap_compare, seeded_ctx):
     summary = SimpleNamespace(
         run_id=7, flow="docebo_to_credly", status="succeeded", reason="", dry_run=True,

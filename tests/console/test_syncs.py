@@ -82,7 +82,15 @@ async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         runs = app.screen.query_one("#runs-table", PagedTable)
+        # by default the runs an admin started; run 3 is the scheduler's
+        assert [runs.get_row_at(i)[0].plain for i in range(runs.row_count)] == ["2", "1"]
+        assert "batch and manual runs" in screen_text(app)
+        await pilot.press("w")
+        await settle(pilot)
         assert [runs.get_row_at(i)[0].plain for i in range(runs.row_count)] == ["3", "2", "1"]
+        assert "every run" in screen_text(app)
+        await pilot.press("h", "g")  # the newest: the scheduler's run 3
+        await settle(pilot)
         log = app.screen.query_one("#run-log-table", PagedTable)
         assert app.screen.selected_run == 3 and log.row_count == 5
         await pilot.press("f")
@@ -102,12 +110,60 @@ async def test_new_runs_appear_in_the_history_without_a_key_press(seeded_ctx):
     app = make_app(seeded_ctx, "syncs")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        with Store(seeded_ctx.database_path) as store:  # e.g. the scheduler of `serve`
-            rec = RunRecorder.start(store, "dropdown", trigger="schedule")
+        with Store(seeded_ctx.database_path) as store:  # e.g. `credly-console sync` in a terminal
+            rec = RunRecorder.start(store, "dropdown", trigger="cli")
             rec.finish("succeeded")
         runs = app.screen.query_one("#runs-table", PagedTable)
         for _ in range(120):
             await pilot.pause(0.05)
-            if runs.page_total == 4:
+            if runs.page_total == 3:
                 break
-        assert runs.page_total == 4
+        assert runs.page_total == 3  # runs 1, 2 and the new one (run 3 is the scheduler's)
+
+
+async def test_after_apply_the_applied_run_is_selected_whatever_webhook_runs_came_meanwhile(world, monkeypatch):
+    """A busy receiver writes a run per webhook event while a batch runs. With every run shown
+    (`w`), 150 newer webhook runs push the applied run to the second page: after Apply it is
+    selected there. Hidden again (the default), the webhook runs are gone from the history and
+    the applied run stays selected."""
+    from screens.paged_table import PagedTable
+    from services.flows import docebo_to_credly
+    from services.runs import RunRecorder
+
+    await world.prepare()
+    original = docebo_to_credly.batch_docebo_to_credly
+
+    async def with_webhook_runs_meanwhile(job):
+        if not job.dry_run:
+            for _ in range(150):
+                RunRecorder.start(job.store, "badge_event", trigger="webhook").finish("succeeded")
+        await original(job)
+
+    monkeypatch.setattr(docebo_to_credly, "batch_docebo_to_credly", with_webhook_runs_meanwhile)
+    app = make_app(world.ctx, "syncs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await _choose_flow(pilot, F7_INDEX)
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, PlanReviewScreen)
+        await pilot.press("a")
+        await settle(pilot)
+        screen = app.screen
+        applied = query_runs(world.store, exclude_triggers=("webhook",), limit=1)[0]
+        assert applied["dry_run"] == 0 and applied["status"] == "succeeded"
+        assert query_runs(world.store, limit=1)[0]["trigger"] == "webhook"  # newer than the applied run
+        runs = screen.query_one("#runs-table", PagedTable)
+        assert runs.page_offset == 100 and runs.current_key == str(applied["id"])
+        assert screen.selected_run == applied["id"] and f"Log of run #{applied['id']}" in screen_text(app)
+        for _ in range(100):  # more events: a refresh keeps the selected run in view, a page further
+            RunRecorder.start(world.store, "badge_event", trigger="webhook").finish("succeeded")
+        await pilot.press("r")
+        await settle(pilot)
+        assert runs.page_offset == 200 and runs.current_key == str(applied["id"])
+        await pilot.press("w")  # batch and manual runs only
+        await settle(pilot)
+        shown = [runs.get_row_at(i)[2].plain for i in range(runs.row_count)]
+        assert runs.page_offset == 0 and runs.page_total == len(shown) and "webhook" not in shown
+        assert runs.current_key == str(applied["id"]) and screen.selected_run == applied["id"]

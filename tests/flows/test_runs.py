@@ -150,3 +150,17 @@ def test_paged_run_queries(store):
     assert runs.count_runs(store, flow="dropdown") == 3
     assert runs.count_runs(store, status="failed") == 1
     assert runs.last_run(store, "templates")["id"] == ids[3]
+
+
+def test_history_leaves_out_automatic_triggers_and_finds_a_runs_page(store):
+    ids = {}
+    for n, trigger in enumerate(["console", "webhook", "cli", "schedule", "webhook", "console"]):
+        ids[n] = RunRecorder.start(store, "dropdown", trigger=trigger).id
+    hidden = runs.AUTOMATIC_TRIGGERS
+    assert [r["id"] for r in runs.query_runs(store, exclude_triggers=hidden)] == [ids[5], ids[2], ids[0]]
+    assert runs.count_runs(store, exclude_triggers=hidden) == 3 and runs.count_runs(store) == 6
+    # newest first: run 0 is third of the filtered list, sixth of all; a hidden run has no place
+    assert runs.run_position(store, ids[0], exclude_triggers=hidden) == 2
+    assert runs.run_position(store, ids[0]) == 5
+    assert runs.run_position(store, ids[1], exclude_triggers=hidden) is None
+    assert runs.run_position(store, 10_000) is None
