@@ -61,7 +61,7 @@ class DashboardData:
 
 
 def limit_text(limiter: Any, *, brief: bool = False) -> str:
-    """ "20 calls available now (1000/hour, burst 20; all back by 14:05:00 UTC)" or "no
+    """ "20 calls available now (1,000/hour, burst 20; all back by 14:05:00 UTC)" or "no
     client-side limit". The limiter is a token bucket: `remaining()` calls may go at once now,
     and the bucket is full again at `window_reset_at()` (not said while it is full)."""
     if limiter is None:

@@ -211,12 +211,12 @@ class RateLimiter:
     @classmethod
     def per_hour(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
         return cls(calls / 3600.0, burst if burst is not None else max(1, min(calls, 60)),
-                   label=kw.pop("label", f"{calls}/hour"), **kw)
+                   label=kw.pop("label", f"{calls:,}/hour"), **kw)
 
     @classmethod
     def per_minute(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
         return cls(calls / 60.0, burst if burst is not None else max(1, calls),
-                   label=kw.pop("label", f"{calls}/minute"), **kw)
+                   label=kw.pop("label", f"{calls:,}/minute"), **kw)
 
     @classmethod
     def unlimited(cls, **kw: Any) -> RateLimiter:
@@ -227,9 +227,11 @@ class RateLimiter:
         return self.rate is not None
 
     def describe(self) -> str:
+        """E.g. "1,000/hour, burst 20" (numbers with thousands separators), or "no limit"."""
         if not self.limited:
             return "no limit"
-        return f"{self.label or f'{self.rate:g}/s'}, burst {self.burst}"
+        rate = self.label or f"{self.rate:,.2f}".rstrip("0").rstrip(".") + "/s"
+        return f"{rate}, burst {self.burst:,}"
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.describe()})"

@@ -562,7 +562,11 @@ async def test_unlimited_limiter_never_waits_but_honours_pauses():
 
 
 def test_limiter_constructors_describe_themselves():
-    assert RateLimiter.per_hour(1000, burst=20).describe() == "1000/hour, burst 20"
+    assert RateLimiter.per_hour(1000, burst=20).describe() == "1,000/hour, burst 20"
+    assert RateLimiter.per_hour(1_000_000).describe() == "1,000,000/hour, burst 60"
+    assert RateLimiter.per_minute(12_000).describe() == "12,000/minute, burst 12,000"
+    assert RateLimiter(2500.5, burst=3).describe() == "2,500.5/s, burst 3"
+    assert RateLimiter(1 / 3.0).describe() == "0.33/s, burst 1"
     assert RateLimiter.per_minute(120).burst == 120
     assert RateLimiter.unlimited().describe() == "no limit"
     with pytest.raises(ValueError):

@@ -424,3 +424,11 @@ async def test_the_mapping_form_fits_an_80x24_terminal(seeded_ctx):
         dialog = app.screen.query_one("#mapping-dialog")
         for widget in [*app.screen.query(Input), *app.screen.query(Switch), *app.screen.query(Button)]:
             assert dialog.content_region.contains_region(widget.region), (widget.id, widget.region)
+
+
+def test_limiter_text_of_dashboard_and_settings_writes_thousands_separators():
+    from screens.dashboard import limit_text
+    from services.http import RateLimiter
+
+    assert limit_text(RateLimiter.per_hour(1_000_000)) == "60 calls available now (1,000,000/hour, burst 60)"
+    assert limit_text(RateLimiter.per_minute(5_000), brief=True) == "5,000 calls available now"
