@@ -10,7 +10,7 @@
   benchmark world (deterministic from the demo data; the same for the product and the baseline).
 * `prepare_store(...)` — a configured product database: the settings, F1, F2, the course
   dropdown values and the mappings, exactly as an admin would leave it.
-* `product_clients(info)` — the product's own clients (`services.connections`) for a sandbox,
+* `product_clients(info)` — the product's own clients (`services.clients.factory`) for a sandbox,
   with Docebo's client-side 1,000 calls/hour limiter SWITCHED OFF (`rate_limit_per_hour = 0`):
   the benchmarks measure the product, and report the documented limit's effect separately.
 * `table(...)`, `emit(...)` — one aligned table, then ONE JSON line (the machine-readable result).
@@ -288,7 +288,7 @@ def plan_for(data: Any, *, course_every: int = 4, dropdown_templates: int = 40, 
 
 def bench_config(info: dict[str, Any]) -> Any:
     """The product configuration for a sandbox; Docebo's client-side limiter OFF (0)."""
-    from services.config import AppConfig, CredlyConfig, DoceboConfig
+    from services.core.config import AppConfig, CredlyConfig, DoceboConfig
 
     return AppConfig(
         credly=CredlyConfig(base_url=info["credly"]["base_url"], organization_id=info["credly"]["organization_id"]),
@@ -298,7 +298,7 @@ def bench_config(info: dict[str, Any]) -> Any:
 
 
 def bench_secrets(info: dict[str, Any]) -> Any:
-    from services.secrets import MemorySecrets
+    from services.core.secrets import MemorySecrets
 
     return MemorySecrets({"credly_token": info["credly"]["token"],
                           "docebo_client_secret": info["docebo"]["client_secret"]})
@@ -306,9 +306,9 @@ def bench_secrets(info: dict[str, Any]) -> Any:
 
 @contextlib.asynccontextmanager
 async def product_clients(info: dict[str, Any], **kw: Any):
-    """The product's clients for a sandbox, built by `services.connections` (shared policy and
+    """The product's clients for a sandbox, built by `services.clients.factory` (shared policy and
     limiters), Docebo's 1,000/h client-side limit switched off."""
-    from services.connections import build_credly, build_docebo
+    from services.clients.factory import build_credly, build_docebo
 
     config, secrets = bench_config(info), bench_secrets(info)
     credly, docebo = build_credly(config, secrets, **kw), build_docebo(config, secrets, **kw)
@@ -322,10 +322,10 @@ async def product_clients(info: dict[str, Any], **kw: Any):
 async def prepare_store(db_path: Path, sb: SandboxProcess, plan: BenchPlan) -> dict[str, Any]:
     """Configure a product database against the sandbox: settings, F1, F2, the course dropdown
     values (as the Docebo admin, through the control endpoint) and the mappings."""
-    from services import settings as settings_service
+    from services.store import settings as settings_service
     from services.flows import FlowContext, run_flow
-    from services.mappings import MappingInput, add_mapping
-    from services.store import Store
+    from services.store.mappings import MappingInput, add_mapping
+    from services.store.db import Store
 
     with Store(db_path) as store:
         settings_service.set_settings(store, BENCH_SETTINGS)

@@ -2,7 +2,7 @@
 
     python benchmarks/_flow_worker.py FLOW DB_PATH CONNECTION_JSON [--full] [--tracemalloc]
 
-Builds the product's clients with `services.connections` (Docebo's 1,000 calls/hour client-side
+Builds the product's clients with `services.clients.factory` (Docebo's 1,000 calls/hour client-side
 limit switched off: `rate_limit_per_hour = 0`), runs `run_flow(FLOW)` on the database and prints
 one JSON line: the run's mode (F7/F6: full or incremental; --full forces full), wall time of the run alone (not Python's start-up or imports), status, counts,
 the clients' CallCounter snapshots and retries, the peak resident set size of this process
@@ -48,7 +48,7 @@ async def main(flow: str, db_path: str, info: dict, trace: bool, full: bool) -> 
 
     logging.getLogger("services").setLevel(logging.ERROR)  # retries under faults are expected
     from services.flows import FlowContext, run_flow
-    from services.store import Store
+    from services.store.db import Store
 
     with Store(db_path) as store:
         async with product_clients(info) as (credly, docebo):
@@ -61,7 +61,7 @@ async def main(flow: str, db_path: str, info: dict, trace: bool, full: bool) -> 
             started = time.perf_counter()
             summary = await run_flow(flow, ctx, trigger="cli", full=full)
             wall = time.perf_counter() - started
-            from services.runs import query_run_log
+            from services.store.runs import query_run_log
 
             first = query_run_log(store, summary.run_id, limit=1)
             peak_traced = None

@@ -36,9 +36,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from services.docebo import DoceboClient
+from services.clients.docebo import DoceboClient
 from services.flows import rules
-from services.settings import read_settings
+from services.store.settings import read_settings
 
 HELD = ["pending", "accepted"]
 

@@ -90,7 +90,7 @@ HELD = ("pending", "accepted")
 def census(data, plan) -> dict:
     """Sizes of every list the batches must read, from the data itself (the same world the
     sandbox serves: `DoceboState` derives learning-plan completion exactly as the sandbox does)."""
-    from services.sandbox.docebo_state import DoceboState
+    from services.sandbox.docebo.state import DoceboState
 
     dstate = DoceboState.from_demo(data)
     completed = [e for e in data.enrollments if e["status"] == "completed"]
@@ -212,7 +212,7 @@ def _svc_totals(per_route: dict[str, dict[str, int]]) -> dict[str, int]:
 
 async def baseline_runs(sb: SandboxProcess, db: Path, every: int) -> dict:
     from baseline_per_item import baseline_f6, baseline_f7
-    from services.store import Store
+    from services.store.db import Store
 
     out = {}
     with Store(db) as store:

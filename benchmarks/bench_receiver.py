@@ -151,13 +151,13 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from services import inbox
-    from services.config import AppConfig
-    from services.receiver import ReceiverSettings
-    from services.secrets import MemorySecrets
-    from services.serve import ServeOptions, ServeRuntime
-    from services.store import Store
-    from services.worker import Outcome
+    from services.store import inbox
+    from services.core.config import AppConfig
+    from services.serve.receiver import ReceiverSettings
+    from services.core.secrets import MemorySecrets
+    from services.serve.service import ServeOptions, ServeRuntime
+    from services.store.db import Store
+    from services.serve.inbox_worker import Outcome
 
     processed: collections.Counter[str] = collections.Counter()
 

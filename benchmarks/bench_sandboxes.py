@@ -22,8 +22,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.sandbox.credly_app import create_credly_app  # noqa: E402
-from services.sandbox.credly_state import CredlyState  # noqa: E402
+from services.sandbox.credly.routes import create_credly_app  # noqa: E402
+from services.sandbox.credly.state import CredlyState  # noqa: E402
 from services.sandbox.demo_data import generate  # noqa: E402
 
 
@@ -71,7 +71,7 @@ async def main() -> None:
     credly_bytes = tracemalloc.get_traced_memory()[0]
     docebo_bytes = None
     try:
-        from services.sandbox.docebo_state import DoceboState
+        from services.sandbox.docebo.state import DoceboState
 
         before = tracemalloc.get_traced_memory()[0]
         started = time.perf_counter()

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from services.sandbox.demo_data import generate  # noqa: E402
-from services.sandbox.docebo_app import create_docebo_app  # noqa: E402
-from services.sandbox.docebo_state import DoceboState  # noqa: E402
+from services.sandbox.docebo.routes import create_docebo_app  # noqa: E402
+from services.sandbox.docebo.state import DoceboState  # noqa: E402
 
 
 async def latencies(state: DoceboState, data) -> dict[str, float]:

@@ -16,7 +16,7 @@ once, on first visit, and kept (its table position and filter survive switching 
 * Errors: every failed worker goes through `screens.base.report_worker_failure` (toast with
   `markup=False`, or the error modal for a bug).
 * Connection health at start: each configured connection whose last test is missing or older
-  than an hour (`services.health.stale_services`) is tested once, in a worker, so the dashboard
+  than an hour (`services.store.health.stale_services`) is tested once, in a worker, so the dashboard
   shows its health without the admin asking; a failing one is also said in a toast. One test per
   connection and start at most (Docebo: a token and one read), never more than one an hour.
 """
@@ -45,7 +45,7 @@ from screens.settings import SettingsScreen
 from screens.syncs import SyncsScreen
 from screens.templates import TemplatesScreen
 from services.appcontext import AppContext
-from services.health import API_SERVICES, check_connections, is_configured, stale_services
+from services.store.health import API_SERVICES, check_connections, is_configured, stale_services
 
 ASSETS = Path(assets.__file__).parent
 CONNECTION_CHECK = "connection-check"
@@ -207,7 +207,7 @@ class CredlyConsoleApp(App[None]):
 def _save_theme(path: Path, theme: str) -> None:
     """Write `[ui] theme` into the config file, keeping everything else in it (re-read first:
     the CLI may have changed the file since the console started)."""
-    from services.config import load_config, save_config
+    from services.core.config import load_config, save_config
 
     cfg = load_config(path)
     cfg.ui.theme = theme

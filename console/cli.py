@@ -30,8 +30,8 @@ def open_console() -> None:
     """Open the Textual console on this machine's config, keyring and database. Textual is
     imported here, not at module level, so `--help` and the other commands start without it."""
     from console.cli_common import EXIT_USAGE, fail
-    from services.config import ConfigError
-    from services.store import StoreError
+    from services.core.config import ConfigError
+    from services.store.db import StoreError
 
     try:
         from services.appcontext import AppContext
@@ -43,7 +43,7 @@ def open_console() -> None:
     try:
         # Open (and migrate) the database once before the UI starts, so a database this
         # program cannot use is a plain error on stderr, not a screen of failures.
-        from services.store import Store
+        from services.store.db import Store
 
         Store(context.database_path).close()
     except StoreError as exc:

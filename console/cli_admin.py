@@ -1,6 +1,6 @@
 """CLI for where things live and for secrets: `locate`, `config show`, `secrets status|set|delete`.
 
-Secrets are read from the environment first, then the OS keyring (services.secrets); `secrets set`
+Secrets are read from the environment first, then the OS keyring (services.core.secrets); `secrets set`
 stores one in the keyring with a hidden prompt, never echoing it, and on a machine without a
 keyring backend says so and names the environment variable to use instead.
 """
@@ -22,8 +22,8 @@ SECRET_CHOICE = click.Choice(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def locate(as_json: bool) -> None:
     """Print where the config file and the database are (and the keyring in use)."""
-    from services.config import CONFIG_ENV, DB_ENV, config_path, database_path
-    from services.secrets import keyring_backend_name, keyring_backend_problem
+    from services.core.config import CONFIG_ENV, DB_ENV, config_path, database_path
+    from services.core.secrets import keyring_backend_name, keyring_backend_problem
 
     cfg, db = config_path(), database_path()
     problem = keyring_backend_problem()
@@ -61,7 +61,7 @@ def config_show(as_json: bool) -> None:
     """
     import tomli_w
 
-    from services.config import config_path, load_config
+    from services.core.config import config_path, load_config
 
     cfg = load_config()
     if as_json:
@@ -90,7 +90,7 @@ def secrets_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def secrets_status(as_json: bool) -> None:
     """Show which secrets are set and where from (never their values)."""
-    from services.secrets import (
+    from services.core.secrets import (
         SECRET_DESCRIPTIONS, SECRET_ENV, KeyringSecrets, keyring_backend_name, keyring_backend_problem,
     )
 
@@ -120,7 +120,7 @@ def secrets_set(name: str) -> None:
     """
     import os
 
-    from services.secrets import SECRET_ENV, KeyringSecrets, NoKeyringError, keyring_backend_problem
+    from services.core.secrets import SECRET_ENV, KeyringSecrets, NoKeyringError, keyring_backend_problem
 
     problem = keyring_backend_problem()
     if problem is not None:  # say so before asking for the secret
@@ -141,7 +141,7 @@ def secrets_set(name: str) -> None:
 @handle_errors
 def secrets_delete(name: str) -> None:
     """Remove the secret NAME from the OS keyring (environment variables are not touched)."""
-    from services.secrets import KeyringSecrets
+    from services.core.secrets import KeyringSecrets
 
     KeyringSecrets().delete(name)
     click.echo(f"{name} removed from the OS keyring")

@@ -38,12 +38,12 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from services.config import ConfigError
-        from services.mappings import MappingError
-        from services.secrets import NoKeyringError, UnknownSecretError
-        from services.settings import SettingError
-        from services.store import StoreError
-        from services.templates import TemplateError
+        from services.core.config import ConfigError
+        from services.store.mappings import MappingError
+        from services.core.secrets import NoKeyringError, UnknownSecretError
+        from services.store.settings import SettingError
+        from services.store.db import StoreError
+        from services.store.templates import TemplateError
 
         try:
             return func(*args, **kwargs)
@@ -67,8 +67,8 @@ def handle_errors(func: F) -> F:
 
 def open_store():
     """The store at `database_path()` (opened, migrated). Use as a context manager."""
-    from services.config import database_path
-    from services.store import Store
+    from services.core.config import database_path
+    from services.store.db import Store
 
     return Store(database_path())
 

@@ -87,8 +87,8 @@ def demo(headless: bool, size: str, seed: int, interval: float, no_activity: boo
 
 
 def _status(env) -> str:
-    from services import inbox
-    from services.store import Store
+    from services.store import inbox
+    from services.store.db import Store
 
     with Store(env.db_path) as store:
         c = inbox.counts(store)
@@ -106,7 +106,7 @@ def demo_context(env):
     clients. The user's `[keymap]` and `[ui] theme` apply (read from their config file, if it
     reads); nothing is ever saved to that file (`config_path=None`)."""
     from services.appcontext import AppContext
-    from services.config import ConfigError, load_config
+    from services.core.config import ConfigError, load_config
 
     try:
         own = load_config()

@@ -30,7 +30,7 @@ def inbox_group() -> None:
 @handle_errors
 def inbox_list(status: str | None, source: str | None, search: str, limit: int, offset: int, as_json: bool) -> None:
     """Deliveries, newest first, and the counts per state."""
-    from services import inbox
+    from services.store import inbox
 
     with open_store() as store:
         rows = inbox.list_items(store, status=status, source=source, text=search, limit=limit, offset=offset)
@@ -58,7 +58,7 @@ def inbox_list(status: str | None, source: str | None, search: str, limit: int, 
 @handle_errors
 def inbox_show(item_id: int, as_json: bool) -> None:
     """One delivery with its payload, attempts and last error."""
-    from services import inbox
+    from services.store import inbox
 
     with open_store() as store:
         row = inbox.get_item(store, item_id)
@@ -85,7 +85,7 @@ def inbox_retry(item_id: int | None, all_failed: bool) -> None:
 
     A running `serve` processes it within a second or two.
     """
-    from services import inbox
+    from services.store import inbox
 
     if (item_id is None) == (not all_failed):
         fail("give an event ID or --all-failed (not both)", EXIT_USAGE)

@@ -25,7 +25,7 @@ def notifications_group() -> None:
 @handle_errors
 def notifications_list(unread: bool, kind: str | None, search: str, limit: int, offset: int, as_json: bool) -> None:
     """Notifications, newest first (* = unread)."""
-    from services import notifications
+    from services.store import notifications
 
     with open_store() as store:
         rows = notifications.list_notifications(store, unread_only=unread, kind=kind, text=search, limit=limit,
@@ -48,8 +48,8 @@ def notifications_list(unread: bool, kind: str | None, search: str, limit: int, 
 @handle_errors
 def notifications_show(notification_id: int, as_json: bool, keep_unread: bool) -> None:
     """One notification with its full context (flow, run, object, call, service message); marks it read."""
-    from services import notifications
-    from services.mailer import format_notification
+    from services.store import notifications
+    from services.serve.mailer import format_notification
 
     with open_store() as store:
         row = notifications.get_notification(store, notification_id)
@@ -71,7 +71,7 @@ def notifications_show(notification_id: int, as_json: bool, keep_unread: bool) -
 @handle_errors
 def notifications_mark_read(ids: tuple[int, ...], all_: bool) -> None:
     """Mark the given notifications (or --all) read."""
-    from services import notifications
+    from services.store import notifications
 
     if bool(ids) == all_:
         fail("give notification IDs or --all (not both)", EXIT_USAGE)
@@ -85,10 +85,10 @@ def notifications_mark_read(ids: tuple[int, ...], all_: bool) -> None:
 @handle_errors
 def notifications_test_mail(recipient: str | None) -> None:
     """Send a test mail through the [smtp] server now."""
-    from services.config import load_config
-    from services.mailer import Mailer
-    from services.secrets import KeyringSecrets
-    from services.settings import get_setting
+    from services.core.config import load_config
+    from services.serve.mailer import Mailer
+    from services.core.secrets import KeyringSecrets
+    from services.store.settings import get_setting
 
     config = load_config()
     mailer = Mailer(config.smtp, KeyringSecrets())

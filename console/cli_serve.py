@@ -46,10 +46,10 @@ def serve(host: str | None, port: int | None, public_url: str, workers: int, no_
     SIGTERM or Ctrl+C: requests in flight are answered, events in hand finish or go back to the
     queue, and nothing acknowledged is lost. The first log line says where it listens.
     """
-    from services.config import database_path, load_config
-    from services.receiver import ReceiverConfigError
-    from services.secrets import KeyringSecrets
-    from services.serve import ServeOptions, run_serve
+    from services.core.config import database_path, load_config
+    from services.serve.receiver import ReceiverConfigError
+    from services.core.secrets import KeyringSecrets
+    from services.serve.service import ServeOptions, run_serve
 
     setup_logging(log_level)
     config = load_config()
@@ -89,9 +89,9 @@ def webhooks(public_url: str, new_secret: bool, as_json: bool) -> None:
     """
     import secrets as pysecrets
 
-    from services.config import load_config
-    from services.receiver import ReceiverConfigError, ReceiverSettings, base_url, webhook_urls
-    from services.secrets import KeyringSecrets
+    from services.core.config import load_config
+    from services.serve.receiver import ReceiverConfigError, ReceiverSettings, base_url, webhook_urls
+    from services.core.secrets import KeyringSecrets
 
     config = load_config()
     store = KeyringSecrets()
@@ -138,7 +138,7 @@ def schedule_group() -> None:
 @handle_errors
 def schedule_list(as_json: bool) -> None:
     """Each job: on or off, its rule, its last run and when it runs next."""
-    from services.scheduler import list_jobs
+    from services.serve.scheduler import list_jobs
 
     with open_store() as store:
         rows = list_jobs(store)
@@ -154,7 +154,8 @@ def schedule_list(as_json: bool) -> None:
 
 
 def _set(job: str, enabled: bool) -> None:
-    from services.scheduler import job_name, set_enabled
+    from services.core.schedule import job_name
+    from services.serve.scheduler import set_enabled
 
     try:
         key = job_name(job)

@@ -130,9 +130,9 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     """
     import asyncio  # here, not at module level: `credly-console --help` stays light (~24 ms)
 
-    from services.config import ConfigError, load_config
-    from services.secrets import KeyringSecrets
-    from services.store import StoreError
+    from services.core.config import ConfigError, load_config
+    from services.core.secrets import KeyringSecrets
+    from services.store.db import StoreError
 
     try:
         config = load_config()
@@ -166,7 +166,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
     import signal
 
     from console.cli_common import open_store
-    from services.connections import build_credly, build_docebo
+    from services.clients.factory import build_credly, build_docebo
     from services.flows import Callbacks, FlowContext, run_flow
 
     cancel = {"asked": False}
@@ -217,11 +217,11 @@ def mappings_check(as_json: bool) -> None:
     import asyncio
 
     from console.cli_common import echo_table, open_store
-    from services.config import ConfigError, load_config
-    from services.connections import build_credly, build_docebo
-    from services.errors import ApiError
+    from services.core.config import ConfigError, load_config
+    from services.clients.factory import build_credly, build_docebo
+    from services.core.errors import ApiError
     from services.flows import FlowContext, check_mappings
-    from services.secrets import KeyringSecrets
+    from services.core.secrets import KeyringSecrets
 
     try:
         config = load_config()

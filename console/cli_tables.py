@@ -1,6 +1,6 @@
 """CLI for the three lookup tables: `settings`, `templates`, `mappings` (SPEC §1).
 
-Thin wrappers over services.settings / services.templates / services.mappings: every rule lives
+Thin wrappers over services.store.settings / services.store.templates / services.store.mappings: every rule lives
 in the service, the command only parses options and prints. Services are imported inside the
 command bodies so `credly-console --help` stays light.
 """
@@ -31,7 +31,7 @@ def settings_group() -> None:
 @handle_errors
 def settings_list(as_json: bool) -> None:
     """List every setting with its value and any configuration problem (S3)."""
-    from services.settings import list_settings
+    from services.store.settings import list_settings
 
     with open_store() as store:
         rows = list_settings(store)
@@ -55,7 +55,7 @@ def settings_list(as_json: bool) -> None:
 @handle_errors
 def settings_get(key: str) -> None:
     """Print the value of KEY (an empty line when blank)."""
-    from services.settings import get_setting
+    from services.store.settings import get_setting
 
     with open_store() as store:
         click.echo(get_setting(store, key))
@@ -76,7 +76,7 @@ def settings_set(key: str, value: str) -> None:
       credly-console settings set BATCH_SYNC_START_DATE 2024-01-31
       credly-console settings set CREDLY_INTEGRATION_MASTER ""
     """
-    from services.settings import set_setting
+    from services.store.settings import set_setting
 
     with open_store() as store:
         stored = set_setting(store, key, value)
@@ -105,7 +105,7 @@ def templates_group() -> None:
 @handle_errors
 def templates_list(text: str, active: bool | None, limit: int, offset: int, as_json: bool) -> None:
     """List badge templates, by name."""
-    from services.templates import count_templates, query_templates
+    from services.store.templates import count_templates, query_templates
 
     with open_store() as store:
         rows = query_templates(store, text=text, active=active, limit=limit, offset=offset)
@@ -120,7 +120,7 @@ def templates_list(text: str, active: bool | None, limit: int, offset: int, as_j
 
 
 def _set_template(template_id: str, active: bool) -> None:
-    from services.templates import set_template_active, template_usage
+    from services.store.templates import set_template_active, template_usage
 
     with open_store() as store:
         row = set_template_active(store, template_id, active)
@@ -201,7 +201,7 @@ def mappings_group() -> None:
 def mappings_list(text: str, active: bool | None, template_id: str | None, sort: str, descending: bool,
                   limit: int, offset: int, as_json: bool) -> None:
     """List mappings."""
-    from services.mappings import count_mappings, query_mappings
+    from services.store.mappings import count_mappings, query_mappings
 
     with open_store() as store:
         rows = query_mappings(store, text=text, active=active, template_id=template_id, sort=sort,
@@ -235,7 +235,7 @@ def mappings_add(template_id: str, learning_plan_id: str, external_training: boo
     Example:
       credly-console mappings add --template 0b1c...e9 --learning-plan 12 --external-training
     """
-    from services.mappings import MappingInput, add_mapping
+    from services.store.mappings import MappingInput, add_mapping
 
     data = MappingInput(template_id=template_id, learning_plan_id=learning_plan_id,
                         import_as_external_training=external_training, certification_code=certification_code,
@@ -260,7 +260,7 @@ def mappings_edit(mapping_id: int, template_id: str | None, learning_plan_id: st
                   external_training: bool | None, certification_code: str | None, active: bool | None,
                   template_name: str | None, as_json: bool) -> None:
     """Change mapping ID; options not given keep their value."""
-    from services.mappings import MappingInput, MappingNotFound, edit_mapping, get_mapping
+    from services.store.mappings import MappingInput, MappingNotFound, edit_mapping, get_mapping
 
     changes = dict(template_id=template_id, learning_plan_id=learning_plan_id,
                    import_as_external_training=external_training, certification_code=certification_code,
@@ -282,7 +282,7 @@ def mappings_edit(mapping_id: int, template_id: str | None, learning_plan_id: st
 @handle_errors
 def mappings_remove(mapping_id: int) -> None:
     """Delete mapping ID."""
-    from services.mappings import remove_mapping
+    from services.store.mappings import remove_mapping
 
     with open_store() as store:
         row = remove_mapping(store, mapping_id)
@@ -294,7 +294,7 @@ def mappings_remove(mapping_id: int) -> None:
 @handle_errors
 def mappings_activate(mapping_id: int) -> None:
     """Switch mapping ID on."""
-    from services.mappings import set_mapping_active
+    from services.store.mappings import set_mapping_active
 
     with open_store() as store:
         row = set_mapping_active(store, mapping_id, True)
@@ -306,7 +306,7 @@ def mappings_activate(mapping_id: int) -> None:
 @handle_errors
 def mappings_deactivate(mapping_id: int) -> None:
     """Switch mapping ID off."""
-    from services.mappings import set_mapping_active
+    from services.store.mappings import set_mapping_active
 
     with open_store() as store:
         row = set_mapping_active(store, mapping_id, False)
@@ -330,7 +330,7 @@ def mappings_import(file: str, replace: bool, dry_run: bool) -> None:
     """
     from pathlib import Path
 
-    from services.mappings import import_mappings_csv
+    from services.store.mappings import import_mappings_csv
 
     with open_store() as store:
         result = import_mappings_csv(store, Path(file), replace=replace, dry_run=dry_run)
@@ -344,7 +344,7 @@ def mappings_import(file: str, replace: bool, dry_run: bool) -> None:
 @handle_errors
 def mappings_export(file: str) -> None:
     """Write every mapping to a CSV FILE ("-" for stdout), in the import format."""
-    from services.mappings import export_csv, mappings_csv_text
+    from services.store.mappings import export_csv, mappings_csv_text
 
     with open_store() as store:
         if file == "-":

@@ -37,7 +37,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.section_bar import SectionBar
-from services.store import Store
+from services.store.db import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from services.appcontext import AppContext

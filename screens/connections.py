@@ -2,7 +2,7 @@
 
 States, in the order they are decided: the last test recorded (ok or failing, when, and the
 client's own sentence); no connection in this console (no client factory, e.g. tests); not
-configured yet (`services.health.is_configured`); configured but never tested.
+configured yet (`services.store.health.is_configured`); configured but never tested.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the table, the highlighted event in full: what it is, whose, from where and when
 attempts, the run that processed it (its log is in Syncs), the delivery id, the whole last error,
 and the payload pretty-printed beside it. `r` retries the highlighted failed (or skipped) event
 and `R` every failed one — they go back to the queue with their attempts reset, and the `serve`
-worker picks them up (`services.inbox.retry` / `retry_all_failed`); `y` copies the event and its
+worker picks them up (`services.store.inbox.retry` / `retry_all_failed`); `y` copies the event and its
 payload (for a ticket). `v` cycles the view (all, failed, backlog, done). The list refreshes on a
 timer, so new deliveries and their outcome appear without a key press.
 """
@@ -29,7 +29,7 @@ from textual.widgets import Static
 from screens.confirm import ConfirmScreen
 from screens.paged import PagedScreen, PageQuery
 from screens.paged_table import plain
-from services import inbox
+from services.store import inbox
 
 REFRESH_SECONDS = 2.0
 VIEWS: tuple[tuple[str, str | None], ...] = (("all", None), ("failed", "failed"), ("backlog", "backlog"),
@@ -43,7 +43,7 @@ def when(stamp: str | None) -> str:
 
 
 def learner_text(learner_key: str, payload: Any = None) -> str:
-    """Whose event it is, from the inbox's ordering key (services.inbox: `docebo-user:<id>`,
+    """Whose event it is, from the inbox's ordering key (services.store.inbox: `docebo-user:<id>`,
     `credly-email:<e-mail>`, `credly-template:<id>`, `?` = a Credly notice not read yet), with
     the Docebo username when the payload is at hand."""
     kind, _, value = (learner_key or "").partition(":")

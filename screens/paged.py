@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
 from screens.paged_table import DEFAULT_PAGE_SIZE, PagedTable
-from services.store import Store
+from services.store.db import Store
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ from screens.base import ConsoleScreen, flow_context, flows_available
 from screens.paged_table import PagedTable, plain
 from screens.plan_review import PlanReviewScreen, counts_text
 from screens.section_bar import SectionBar
-from services.runs import AUTOMATIC_TRIGGERS
-from services.store import Store
+from services.store.runs import AUTOMATIC_TRIGGERS
+from services.store.db import Store
 
 FLOWS: tuple[tuple[str, str], ...] = (
     ("templates", "F1  Credly templates → table T"),
@@ -203,7 +203,7 @@ class SyncsScreen(ConsoleScreen):
         hidden = () if self.all_triggers else AUTOMATIC_TRIGGERS
 
         def job(store: Store) -> tuple[list[dict], int, int]:
-            from services.runs import count_runs, query_runs, run_position
+            from services.store.runs import count_runs, query_runs, run_position
 
             total = count_runs(store, exclude_triggers=hidden)
             start = offset
@@ -254,7 +254,7 @@ class SyncsScreen(ConsoleScreen):
         title.update(f"Log of run #{run_id}" + (" — failures only" if failures else ""))
 
         def job(store: Store) -> tuple[list[dict], int, int]:
-            from services.runs import count_run_log, query_run_log
+            from services.store.runs import count_run_log, query_run_log
 
             total = count_run_log(store, run_id, failures_only=failures)
             start = min(offset, max(0, (total - 1) // size * size)) if total else 0
@@ -311,7 +311,7 @@ class SyncsScreen(ConsoleScreen):
             self.notify(f"{self.running} is still running; cancel it (c) or wait.", severity="warning",
                         markup=False)
             return
-        from services.runs import Callbacks
+        from services.store.runs import Callbacks
 
         ctx = self.ctx
         self._cancel = cancel = threading.Event()
@@ -334,7 +334,7 @@ class SyncsScreen(ConsoleScreen):
 
         async def job(store: Store) -> tuple[Any, dict | None]:
             from services.flows import run_flow
-            from services.runs import get_run
+            from services.store.runs import get_run
 
             async with flow_context(ctx, store) as fctx:
                 summary = await run_flow(flow, fctx, dry_run=dry_run, trigger="console", callbacks=callbacks,

@@ -24,8 +24,8 @@ from textual.widgets import Static
 from screens.base import client, flow_context, flows_available
 from screens.paged import PagedScreen, PageQuery
 from screens.paged_table import plain, yes_no
-from services.store import Store
-from services.templates import count_templates, get_template, query_templates, set_template_active, template_usage
+from services.store.db import Store
+from services.store.templates import count_templates, get_template, query_templates, set_template_active, template_usage
 
 # The store key under which F2 remembers the id of the Docebo course field (flows engineer's
 # `services.flows.dropdown.FIELD_ID_META`).

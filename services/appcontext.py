@@ -4,7 +4,7 @@ the factories that build the two API clients.
 The Textual app takes an `AppContext` instead of reading the environment itself, so tests and
 `credly-console demo` can inject sandbox-backed clients, an in-memory secret store and a separate
 database. `AppContext.from_environment()` builds the ordinary one: `load_config()`,
-`KeyringSecrets()`, `database_path()` and clients built by `services.connections` from the
+`KeyringSecrets()`, `database_path()` and clients built by `services.clients.factory` from the
 current configuration (so a URL edited in the settings screen is used by the next call).
 
 Headless on purpose (no Textual): the demo assembles a context without importing the console,
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.config import AppConfig
-from services.secrets import SecretStore
-from services.store import Store
+from services.core.config import AppConfig
+from services.core.secrets import SecretStore
+from services.store.db import Store
 
 ClientFactory = Callable[[], Any]
 
@@ -58,8 +58,8 @@ class AppContext:
     def from_environment(cls) -> AppContext:
         """The context of `credly-console` on this machine: config file, keyring, database, and
         clients built from the current configuration. Raises `ConfigError` on a bad file."""
-        from services.config import config_path, database_path, load_config
-        from services.secrets import KeyringSecrets
+        from services.core.config import config_path, database_path, load_config
+        from services.core.secrets import KeyringSecrets
 
         path = config_path()
         ctx = cls(config=load_config(path), secrets=KeyringSecrets(), database_path=database_path(),
@@ -69,12 +69,12 @@ class AppContext:
         return ctx
 
     def _build_credly(self) -> Any:
-        from services.connections import build_credly
+        from services.clients.factory import build_credly
 
         return build_credly(self.config, self.secrets)
 
     def _build_docebo(self) -> Any:
-        from services.connections import build_docebo
+        from services.clients.factory import build_docebo
 
         return build_docebo(self.config, self.secrets)
 

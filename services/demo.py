@@ -7,7 +7,7 @@
   port, against a SEPARATE database (a temp dir unless ``data_dir`` is given) and a
   ``MemorySecrets`` — the keyring and the user's database and config are never touched;
 * the sandboxes' webhooks pointed at that receiver, so events flow as in production;
-* one test of each connection (``services.health.check_connections``), recorded in the demo
+* one test of each connection (``services.store.health.check_connections``), recorded in the demo
   database, so the dashboard shows both connections' health from the start;
 * a learner-activity simulator (``activity=True``) that, every ``interval_s`` seconds, does
   something through the sandboxes' ``/_sandbox`` control endpoints: a learner completes a course,
@@ -105,12 +105,12 @@ class DemoEnvironment:
         return self.runtime.urls
 
     def credly_client(self, **kw: Any) -> Any:
-        from services.connections import build_credly
+        from services.clients.factory import build_credly
 
         return build_credly(self.config, self.secrets, **kw)
 
     def docebo_client(self, **kw: Any) -> Any:
-        from services.connections import build_docebo
+        from services.clients.factory import build_docebo
 
         return build_docebo(self.config, self.secrets, **kw)
 
@@ -138,11 +138,11 @@ class DemoEnvironment:
         return self
 
     def _start(self) -> None:
-        from services.config import AppConfig, CredlyConfig, DoceboConfig, ServerConfig, SmtpConfig
+        from services.core.config import AppConfig, CredlyConfig, DoceboConfig, ServerConfig, SmtpConfig
         from services.sandbox.runner import SandboxOptions, SandboxThread
-        from services.secrets import MemorySecrets
-        from services.serve import ServeOptions, ServeRuntime
-        from services.store import Store
+        from services.core.secrets import MemorySecrets
+        from services.serve.service import ServeOptions, ServeRuntime
+        from services.store.db import Store
 
         opts = self.options
         if opts.data_dir is None:
@@ -223,8 +223,8 @@ class DemoEnvironment:
     # -- set-up ----------------------------------------------------------------------------------
     def _seed_store(self, store: Any) -> None:
         """Settings of a configured tenant, and mappings over the demo data (F3b, F4, F5)."""
-        from services.mappings import MappingInput, add_mapping, count_mappings
-        from services.settings import set_settings
+        from services.store.mappings import MappingInput, add_mapping, count_mappings
+        from services.store.settings import set_settings
 
         set_settings(store, DEMO_SETTINGS)
         if count_mappings(store):
@@ -260,8 +260,8 @@ class DemoEnvironment:
     def _check_connections(self) -> None:
         """Test both connections once and record the outcome (in the background: the demo is up
         meanwhile)."""
-        from services.health import check_connections
-        from services.store import Store
+        from services.store.health import check_connections
+        from services.store.db import Store
 
         try:
             with Store(self.db_path) as store:
@@ -323,7 +323,7 @@ class _Simulator:
         self.archived = 0
 
     def _store(self) -> Any:
-        from services.store import Store
+        from services.store.db import Store
 
         return Store(self.env.db_path)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.store import Store
+from services.store.db import Store
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from services.config import config_path, database_path
-from services.settings import get_setting
-from services.store import Store
+from services.core.config import config_path, database_path
+from services.store.settings import get_setting
+from services.store.db import Store
 from tests.test_mappings import T1, T2, hundred_rows, to_csv
 from tests.test_templates import put_template
 
@@ -250,8 +250,8 @@ def test_with_credly_token_and_no_keyring_no_secret_reaches_config_or_database(r
     status = json.loads(run("secrets", "status", "--json", env=env).stdout)
     assert {s["name"]: s["source"] for s in status["secrets"]}["credly_token"] == "env"
     # ...and writing the config file does not copy the token into it.
-    from services.config import load_config, save_config
-    from services.secrets import KeyringSecrets
+    from services.core.config import load_config, save_config
+    from services.core.secrets import KeyringSecrets
 
     assert KeyringSecrets().get("credly_token") == token
     save_config(load_config())

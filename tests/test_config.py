@@ -1,4 +1,4 @@
-"""services/config.py: paths, defaults, checked values, atomic save (issue 2 "Config")."""
+"""services/core/config.py: paths, defaults, checked values, atomic save (issue 2 "Config")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.config import AppConfig, ConfigError, config_path, database_path, load_config, save_config
+from services.core.config import AppConfig, ConfigError, config_path, database_path, load_config, save_config
 
 
 def test_paths_follow_the_env_vars(tmp_path):
@@ -103,7 +103,7 @@ def test_save_then_load_round_trips_and_keeps_unknown_sections(tmp_path):
 def test_save_defaults_to_config_path_and_never_leaves_half_a_file(monkeypatch):
     save_config(AppConfig())
     original = config_path().read_bytes()
-    import services.config as config_module
+    import services.core.config as config_module
 
     def broken_dumps(doc):
         raise RuntimeError("disk full")

@@ -1,4 +1,4 @@
-"""services/files.py: a file is replaced whole or not at all (config save, mappings CSV export)."""
+"""services/core/files.py: a file is replaced whole or not at all (config save, mappings CSV export)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from services import files
+from services.core import files
 
 
 def test_write_atomically_creates_parents_and_replaces_whole(tmp_path):

@@ -18,7 +18,7 @@ def _service_modules() -> list[str]:
 
 
 def test_there_are_service_modules_to_check():
-    assert "services.store" in _service_modules()
+    assert "services.store.db" in _service_modules()
 
 
 def test_importing_every_service_module_imports_neither_textual_nor_rich():

@@ -1,4 +1,4 @@
-"""services/mappings.py: M1, M2, M3 recording, M4 CSV import/export."""
+"""services/store/mappings.py: M1, M2, M3 recording, M4 CSV import/export."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import io
 
 import pytest
 
-from services.mappings import (
+from services.store.mappings import (
     CSV_HEADER, MappingError, MappingInput, MappingNotFound, RowError, add_mapping, count_mappings,
     edit_mapping, export_csv, get_mapping, import_csv, import_mappings_csv, mappings_csv_text,
     query_mappings, record_check, refresh_template_names, remove_mapping, set_mapping_active,
 )
-from services.store import Store
+from services.store.db import Store
 from tests.test_templates import put_template
 
 T1 = "6b1c2d3e-0000-4000-8000-000000000001"

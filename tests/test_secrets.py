@@ -1,4 +1,4 @@
-"""services/secrets.py: env overrides, keyring detection, NoKeyringError naming the env var."""
+"""services/core/secrets.py: env overrides, keyring detection, NoKeyringError naming the env var."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 
-from services.secrets import (
+from services.core.secrets import (
     SECRET_ENV, KeyringSecrets, MemorySecrets, NoKeyringError, SecretStore, UnknownSecretError,
     keyring_backend_problem,
 )

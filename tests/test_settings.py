@@ -1,4 +1,4 @@
-"""services/settings.py: S1-S3."""
+"""services/store/settings.py: S1-S3."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from services.settings import (
+from services.store.settings import (
     REQUIRED_KEYS, SettingError, SettingErrors, configuration_problems, get_setting, read_settings,
     set_setting, set_settings, validate_setting,
 )
-from services.store import SETTING_KEYS
+from services.store.db import SETTING_KEYS
 
 GOOD = {
     "BATCH_SYNC_START_DATE": "2024-01-31",

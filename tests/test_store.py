@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from services.store import MIGRATIONS, SETTING_KEYS, Store, StoreError, Where, like_pattern
+from services.store.db import MIGRATIONS, SETTING_KEYS, Store, StoreError, Where, like_pattern
 
 
 def test_new_store_has_every_setting_key_empty(store):

@@ -1,12 +1,12 @@
-"""services/templates.py: T2 and SQL paging."""
+"""services/store/templates.py: T2 and SQL paging."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.mappings import MappingInput, add_mapping
-from services.store import utcnow
-from services.templates import (
+from services.store.mappings import MappingInput, add_mapping
+from services.store.db import utcnow
+from services.store.templates import (
     TemplateError, count_templates, get_template, query_templates, set_template_active, template_usage,
 )
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from services.flows import rules
 from services.flows.base import FlowContext, FlowFailed, Job, execute
-from services.runs import Callbacks, Cancelled, LogLine, RunSummary
+from services.store.runs import Callbacks, Cancelled, LogLine, RunSummary
 
 __all__ = [
     "Callbacks",

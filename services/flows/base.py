@@ -25,12 +25,12 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from services import notifications
-from services.errors import ApiError
+from services.store import notifications
+from services.core.errors import ApiError
 from services.flows import rules
-from services.runs import Callbacks, Cancelled, FlowBusyError, RunRecorder, RunSummary, acquire_lock, release_lock
-from services.settings import SettingsSnapshot, configuration_problems, read_settings
-from services.store import Store
+from services.store.runs import Callbacks, Cancelled, FlowBusyError, RunRecorder, RunSummary, acquire_lock, release_lock
+from services.store.settings import SettingsSnapshot, configuration_problems, read_settings
+from services.store.db import Store
 
 T = TypeVar("T")
 log = logging.getLogger("services.flows")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.flows.base import FlowContext, FlowFailed
-from services.mappings import record_check
+from services.store.mappings import record_check
 
 
 async def check_mappings(ctx: FlowContext) -> list[dict[str, Any]]:

@@ -50,8 +50,8 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from services import ledger
-from services.errors import ApiError
+from services.store import ledger
+from services.core.errors import ApiError
 from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job
 from services.flows.lookups import (
@@ -312,7 +312,7 @@ async def _delete_training_entry(job: Job, learner: Learner, entry: ledger.Ledge
         job.rec.count("deleted")
         job.action("delete_external_training", obj, message)
         return
-    from services.errors import NotFoundError
+    from services.core.errors import NotFoundError
 
     try:
         await job.docebo.delete_external_training(entry.object_id)
@@ -458,7 +458,7 @@ async def _remove_award(job: Job, learner: Learner, badge: dict[str, Any], code:
         job.rec.count("revoked")
         job.action("revoke_certification_award", obj, message)
         return
-    from services.errors import NotFoundError
+    from services.core.errors import NotFoundError
 
     try:
         await job.docebo.delete_certification_award(award_id)

@@ -1,7 +1,7 @@
 """Docebo → Credly: F3 course completion, F4 certification events, F7 the batch over both.
 
 Every badge the product issues goes through `ensure_badge`, which applies F3c and the ledger
-protocol (services/ledger.py):
+protocol (services/store/ledger.py):
 
 * the learner already holds the template in Credly (a pending or accepted badge for that template
   and e-mail) → nothing is issued (F3c);
@@ -45,8 +45,8 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from services import ledger
-from services.errors import ApiError
+from services.store import ledger
+from services.core.errors import ApiError
 from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job, collect
 from services.flows.dropdown import FIELD_ID_META, find_course_field
@@ -238,7 +238,7 @@ async def _issue(job: Job, learner: Learner, cand: Candidate, entry: ledger.Ledg
 
 async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]]) -> None:
     """Issue many badges through Credly's batch call (ISSUE_BATCH per call, chunks sent
-    concurrently), with the ledger protocol step by step (services/ledger.py): the intents of a
+    concurrently), with the ledger protocol step by step (services/store/ledger.py): the intents of a
     chunk are committed before its call, each result settles its own intent."""
     if not items:
         return

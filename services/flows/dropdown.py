@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.errors import NotFoundError
+from services.core.errors import NotFoundError
 from services.flows.base import FlowFailed, Job
 from services.flows.templates import ORPHAN_OPTIONS_META
-from services.store import utcnow
+from services.store.db import utcnow
 
 FIELD_ID_META = "docebo.course_field_id"
 

@@ -15,7 +15,7 @@ fingerprint differs from the last full run's is full.
 **The watermark** of a flow is kept per service in `meta` (`incremental.<flow>`), written only
 after a run ends `succeeded` with no failed item and only by a real run (a dry run reads it and
 plans exactly what the real run will do, never moves it). It is the service's OWN time at the
-start of that run — from the `Date` header of its responses (`services.http.ServiceClock`),
+start of that run — from the `Date` header of its responses (`services.clients.http.ServiceClock`),
 never this computer's clock — and the next run asks for changes since the watermark minus
 `OVERLAP` (writes in flight at the watermark, clocks of the service's own servers). What an
 incremental run processed inside that overlap (and at least `SKIP_MARGIN` before it started) is
@@ -64,7 +64,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-from services.errors import ValidationError
+from services.core.errors import ValidationError
 from services.flows import rules
 
 log = logging.getLogger("services.flows.incremental")
@@ -375,7 +375,7 @@ def begin(job: Any, flow: str, clients: dict[str, Any], components: dict[str, An
 
 def _daily_reconciliation(now: dt.datetime) -> dt.datetime | None:
     """The latest 02:00 America/Los_Angeles (F1's daily time) not after `now`."""
-    from services.scheduler import last_occurrence
+    from services.core.schedule import last_occurrence
 
     try:
         return last_occurrence("templates", now)

@@ -60,7 +60,7 @@ async def users_by_id(job: Job, user_ids: Iterable[str], *, per_user_max: int = 
         return out
     docebo = job.docebo
     if len(wanted) <= per_user_max:
-        from services.errors import NotFoundError
+        from services.core.errors import NotFoundError
 
         async def one(uid: str) -> None:
             try:

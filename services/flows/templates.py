@@ -28,10 +28,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services import mappings as mappings_service
-from services import notifications
+from services.store import mappings as mappings_service
+from services.store import notifications
 from services.flows.base import Job, collect
-from services.store import Store, utcnow
+from services.store.db import Store, utcnow
 
 ORPHAN_OPTIONS_META = "dropdown.orphan_option_ids"
 

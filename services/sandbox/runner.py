@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from services.listener import QuietServer, listening_socket
+from services.core.listener import QuietServer, listening_socket
 from services.sandbox.common import (
     DEFAULT_RETRY_DELAYS,
     FaultConfig,
@@ -182,8 +182,8 @@ class SandboxOptions:
 def _docebo_factory() -> tuple[Any, Any] | None:
     """``(DoceboState, create_docebo_app)`` once the Docebo sandbox exists, else None."""
     try:
-        from services.sandbox.docebo_app import create_docebo_app
-        from services.sandbox.docebo_state import DoceboState
+        from services.sandbox.docebo.routes import create_docebo_app
+        from services.sandbox.docebo.state import DoceboState
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("services.sandbox.docebo"):
             return None
@@ -201,8 +201,8 @@ def build_data(options: SandboxOptions) -> Any:
 
 def build_apps(options: SandboxOptions) -> tuple[Any, Any | None, Any]:
     """``(credly_app, docebo_app or None, data)`` — not yet served."""
-    from services.sandbox.credly_app import create_credly_app
-    from services.sandbox.credly_state import DEFAULT_TOKEN, CredlyState
+    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.state import DEFAULT_TOKEN, CredlyState
 
     data = build_data(options)
     credly_state = CredlyState.from_demo(data, token=options.credly_token or DEFAULT_TOKEN)

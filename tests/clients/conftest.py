@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from services.http import HttpPolicy
+from services.clients.http import HttpPolicy
 
 
 class SleepRecorder:
@@ -77,7 +77,7 @@ class RefusingTransport(httpx.AsyncBaseTransport):
 def all_logs(caplog):
     """Capture every record of every logger (ours, httpx, httpcore, uvicorn) at DEBUG."""
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "services", "services.http", "uvicorn", "uvicorn.error",
+    for name in ("httpx", "httpcore", "services", "services.clients.http", "uvicorn", "uvicorn.error",
                  "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     return caplog
@@ -129,8 +129,8 @@ def demo_small():
 def credly_world(demo_small):
     """(state, app) of a Credly sandbox holding the small demo organisation."""
     from services.sandbox.common import FaultConfig
-    from services.sandbox.credly_app import create_credly_app
-    from services.sandbox.credly_state import CredlyState
+    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.state import CredlyState
 
     state = CredlyState.from_demo(demo_small)
     app = create_credly_app(state, FaultConfig(seed=1))
@@ -139,7 +139,7 @@ def credly_world(demo_small):
 
 @pytest.fixture
 async def credly(credly_world, fast_policy):
-    from services.credly import CredlyClient
+    from services.clients.credly import CredlyClient
 
     state, app = credly_world
     client = CredlyClient(CREDLY_BASE, state.organization_id, state.token, policy=fast_policy,
@@ -158,8 +158,8 @@ DOCEBO_BASE = "http://docebo.sandbox.test"
 def docebo_world(demo_small):
     """(state, app) of a Docebo sandbox holding the small demo tenant."""
     from services.sandbox.common import FaultConfig
-    from services.sandbox.docebo_app import create_docebo_app
-    from services.sandbox.docebo_state import DoceboState
+    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.state import DoceboState
 
     state = DoceboState.from_demo(demo_small, client_secret="docebo-sandbox-secret-0001",
                                   admin_password="sandbox-admin-pass-0001")
@@ -169,7 +169,7 @@ def docebo_world(demo_small):
 
 @pytest.fixture
 async def docebo(docebo_world, fast_policy):
-    from services.docebo import DoceboClient
+    from services.clients.docebo import DoceboClient
 
     state, app = docebo_world
     client = DoceboClient(DOCEBO_BASE, state.client_id, state.client_secret, policy=fast_policy,

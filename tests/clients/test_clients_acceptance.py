@@ -21,10 +21,10 @@ import time
 import httpx
 import pytest
 
-from services.credly import AlreadyHolds, CredlyClient, Issued
-from services.docebo import DoceboClient
-from services.errors import AuthenticationError
-from services.http import HttpPolicy, RateLimiter, bounded_gather
+from services.clients.credly import AlreadyHolds, CredlyClient, Issued
+from services.clients.docebo import DoceboClient
+from services.core.errors import AuthenticationError
+from services.clients.http import HttpPolicy, RateLimiter, bounded_gather
 from services.sandbox.common import FaultConfig
 
 CREDLY_BASE = "http://credly.sandbox.test/v1"
@@ -89,16 +89,16 @@ def demo_medium():
 
 
 def credly_world(data, faults: FaultConfig | None = None):
-    from services.sandbox.credly_app import create_credly_app
-    from services.sandbox.credly_state import CredlyState
+    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.state import CredlyState
 
     state = CredlyState.from_demo(data, token="credly-acceptance-token-0001")
     return state, create_credly_app(state, faults or FaultConfig(seed=11))
 
 
 def docebo_world(data, faults: FaultConfig | None = None):
-    from services.sandbox.docebo_app import create_docebo_app
-    from services.sandbox.docebo_state import DoceboState
+    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.state import DoceboState
 
     state = DoceboState.from_demo(data, client_secret="docebo-acceptance-secret-0001",
                                   admin_password="docebo-acceptance-password")

@@ -1,18 +1,18 @@
-"""services/connections.py: clients built from AppConfig + SecretStore."""
+"""services/clients/factory.py: clients built from AppConfig + SecretStore."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from services.config import AppConfig, load_config, save_config
-from services.connections import (
+from services.core.config import AppConfig, load_config, save_config
+from services.clients.factory import (
     DEFAULT_DOCEBO_PER_HOUR,
     build_credly,
     build_docebo,
     reset_shared_limiters,
 )
-from services.secrets import KeyringSecrets, MemorySecrets
+from services.core.secrets import KeyringSecrets, MemorySecrets
 
 
 @pytest.fixture(autouse=True)

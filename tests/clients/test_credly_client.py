@@ -10,20 +10,20 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.credly import (
+from services.clients.credly import (
     AlreadyHolds,
     CredlyClient,
     Issued,
     badge_template_of,
     credly_filter,
 )
-from services.errors import (
+from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
 )
-from services.http import HttpPolicy
+from services.clients.http import HttpPolicy
 
 BADGES = "POST /v1/organizations/{org}/badges"
 BATCH = "POST /v1/organizations/{org}/badges/batch"

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.docebo import DoceboClient, field_name, option_label
-from services.docebo_routes import DOCUMENTED, ROUTES, TO_VERIFY, unverified_table_markdown
-from services.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from services.http import HttpPolicy
+from services.clients.docebo import DoceboClient, field_name, option_label
+from services.clients.routes import DOCUMENTED, ROUTES, TO_VERIFY, unverified_table_markdown
+from services.core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from services.clients.http import HttpPolicy
 
 BASE = "http://docebo.sandbox.test"
 

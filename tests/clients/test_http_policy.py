@@ -1,4 +1,4 @@
-"""The shared HTTP policy (services/http.py) against tiny purpose-built Starlette apps.
+"""The shared HTTP policy (services/clients/http.py) against tiny purpose-built Starlette apps.
 
 Retries, Retry-After, jitter bounds, the limiter's bound, ambiguous failures of non-idempotent
 calls, typed errors and redaction. Retry sleeps are injected (recorded, instant); only the
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.errors import (
+from services.core.errors import (
     ApiError,
     AuthenticationError,
     ConflictError,
@@ -34,7 +34,7 @@ from services.errors import (
     ValidationError,
     redact,
 )
-from services.http import (
+from services.clients.http import (
     ApiSession,
     CallCounter,
     HttpPolicy,

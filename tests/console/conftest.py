@@ -17,17 +17,17 @@ import pytest
 from textual.worker import WorkerState
 
 from services.appcontext import AppContext
-from services.config import AppConfig
-from services.credly import CredlyClient
-from services.docebo import DoceboClient
-from services.http import HttpPolicy
-from services.sandbox.credly_app import create_credly_app
-from services.sandbox.credly_state import CredlyState
+from services.core.config import AppConfig
+from services.clients.credly import CredlyClient
+from services.clients.docebo import DoceboClient
+from services.clients.http import HttpPolicy
+from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
-from services.sandbox.docebo_app import create_docebo_app
-from services.sandbox.docebo_state import DoceboState
-from services.secrets import MemorySecrets
-from services.store import Store
+from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.state import DoceboState
+from services.core.secrets import MemorySecrets
+from services.store.db import Store
 
 SIZE = (120, 36)
 ORG = "6d0f2f5e-0000-4000-8000-0000000000c0"
@@ -116,7 +116,7 @@ class ConsoleWorld:
                             policy=self.policy, transport=httpx.ASGITransport(app=self.docebo_app))
 
     def configure(self, **values: str) -> None:
-        from services.settings import set_settings
+        from services.store.settings import set_settings
 
         set_settings(self.store, {**SETTINGS, **values})
 
@@ -133,7 +133,7 @@ class ConsoleWorld:
     async def prepare(self) -> None:
         """F1 + F2 for real, course 101's badge field set to Safety Basics, LP 501 mapped to
         Fire Warden: a dry run of F7 then plans badges for every learner."""
-        from services.mappings import MappingInput, add_mapping
+        from services.store.mappings import MappingInput, add_mapping
 
         assert (await self.run("templates")).status == "succeeded"
         assert (await self.run("dropdown")).status == "succeeded"
@@ -208,7 +208,7 @@ T0 = "2025-06-01T09:00:00.000Z"
 def seed(store: Store) -> None:
     """A fixed store: settings, templates, mappings (one broken by M3), runs with logs,
     notifications, inbox rows and connection health, every timestamp fixed."""
-    from services.settings import set_settings
+    from services.store.settings import set_settings
 
     set_settings(store, {**SETTINGS, "BATCH_SYNC_START_DATE": "2025-01-01"})
     with store.write() as db:

@@ -16,8 +16,8 @@ from console.commands import palette_commands
 from screens.base import ConsoleScreen, is_expected_error, report_worker_failure
 from screens.error import ErrorScreen
 from screens.mappings import MappingsScreen
-from services.config import AppConfig, load_config, save_config
-from services.mappings import MappingError
+from services.core.config import AppConfig, load_config, save_config
+from services.store.mappings import MappingError
 from tests.console.conftest import SIZE, make_app, screen_text, settle
 
 
@@ -162,8 +162,8 @@ async def test_worker_failures_become_a_toast_or_the_error_modal(seeded_ctx):
 
 
 def test_expected_errors_are_those_of_the_services_and_the_environment():
-    from services.errors import NetworkError
-    from services.settings import SettingError
+    from services.core.errors import NetworkError
+    from services.store.settings import SettingError
 
     assert is_expected_error(SettingError("K", "v", "x"))
     assert is_expected_error(NetworkError("Credly", "GET /x", None, "down"))
@@ -213,7 +213,7 @@ async def test_configured_connections_are_tested_at_start_once_an_hour(world):
     a second start within the hour makes no call; an old result is tested again."""
     import datetime as dt
 
-    from services.health import read_health, record_health
+    from services.store.health import read_health, record_health
 
     _configure_connections(world.ctx)
     app = make_app(world.ctx, "dashboard")
@@ -244,8 +244,8 @@ async def test_configured_connections_are_tested_at_start_once_an_hour(world):
 async def test_a_failing_connection_at_start_is_said_in_a_toast(world):
     import httpx
 
-    from services.credly import CredlyClient
-    from services.health import read_health
+    from services.clients.credly import CredlyClient
+    from services.store.health import read_health
 
     _configure_connections(world.ctx)
 
@@ -264,7 +264,7 @@ async def test_a_failing_connection_at_start_is_said_in_a_toast(world):
 
 
 async def test_no_test_at_start_without_a_configured_connection(world):
-    from services.health import read_health
+    from services.store.health import read_health
 
     app = make_app(world.ctx, "dashboard")  # the world's config names no connection
     async with app.run_test(size=SIZE) as pilot:

@@ -11,7 +11,7 @@ from screens.csv_import import CsvImportScreen
 from screens.mapping_form import MappingForm
 from screens.mappings import MappingsScreen
 from screens.paged_table import PagedTable
-from services.mappings import MappingInput, add_mapping, get_mapping
+from services.store.mappings import MappingInput, add_mapping, get_mapping
 from tests.console.conftest import SIZE, T_FIRE, T_SAFETY, make_app, screen_text, settle
 
 
@@ -29,7 +29,7 @@ async def _open_edit(pilot) -> MappingForm:
 
 
 async def test_edit_with_invalid_learning_plan_shows_inline_error_and_saves_nothing_then_fix_saves(seeded_ctx):
-    from services.store import Store
+    from services.store.db import Store
 
     app = make_app(seeded_ctx, "mappings")
     async with app.run_test(size=SIZE) as pilot:
@@ -77,7 +77,7 @@ async def test_unknown_learning_plan_is_flagged_live_against_docebo(world):
 
 
 async def test_add_duplicate_is_refused_inline_M2(seeded_ctx):
-    from services.store import Store
+    from services.store.db import Store
 
     app = make_app(seeded_ctx, "mappings")
     async with app.run_test(size=SIZE) as pilot:
@@ -109,7 +109,7 @@ async def test_add_duplicate_is_refused_inline_M2(seeded_ctx):
 
 
 async def test_paging_and_filtering_happen_in_sql(seeded_ctx):
-    from services.store import Store
+    from services.store.db import Store
 
     with Store(seeded_ctx.database_path) as store, store.write() as db:
         for n in range(1000, 1450):
@@ -137,7 +137,7 @@ async def test_paging_and_filtering_happen_in_sql(seeded_ctx):
 
 
 async def test_csv_import_lists_row_errors_and_changes_nothing_then_imports(seeded_ctx, tmp_path):
-    from services.store import Store
+    from services.store.db import Store
 
     bad = tmp_path / "bad.csv"
     bad.write_text(f"template_id,learning_plan_id\n{T_SAFETY},42\n,43\n{T_SAFETY},4x\n", encoding="utf-8")
@@ -169,7 +169,7 @@ async def test_csv_import_lists_row_errors_and_changes_nothing_then_imports(seed
 
 
 async def test_delete_after_confirmation(seeded_ctx):
-    from services.store import Store
+    from services.store.db import Store
 
     app = make_app(seeded_ctx, "mappings")
     async with app.run_test(size=SIZE) as pilot:

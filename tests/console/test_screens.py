@@ -9,12 +9,12 @@ import threading
 from textual.widgets import Input
 
 from screens.paged_table import PagedTable
-from services import inbox
-from services.health import read_health
-from services.notifications import get_notification
-from services.settings import get_setting
-from services.store import Store
-from services.templates import get_template
+from services.store import inbox
+from services.store.health import read_health
+from services.store.notifications import get_notification
+from services.store.settings import get_setting
+from services.store.db import Store
+from services.store.templates import get_template
 from tests.console.conftest import SIZE, T_FIRE, T_SAFETY, make_app, screen_text, settle, tid
 
 
@@ -59,7 +59,7 @@ async def test_filter_templates_as_you_type(seeded_ctx):
 
 
 async def test_template_sync_now_and_courses_using_it(world):
-    from services.templates import count_templates
+    from services.store.templates import count_templates
 
     app = make_app(world.ctx, "templates")
     async with app.run_test(size=SIZE) as pilot:
@@ -110,7 +110,7 @@ def _run_inbox_worker_until(ctx_factory, db_path, item_id: int, done: threading.
     """What `credly-console serve` does beside the console: its inbox worker, in its own
     thread and event loop, on the same database, until the item is processed."""
     from services.flows import FlowContext
-    from services.worker import InboxWorker
+    from services.serve.inbox_worker import InboxWorker
 
     async def main() -> None:
         credly, docebo = ctx_factory()
@@ -255,7 +255,7 @@ async def test_settings_invalid_value_inline_error_nothing_saved_then_saved(seed
 
 
 async def test_connection_edit_is_validated_and_saved_to_the_config_file(seeded_ctx):
-    from services.config import load_config
+    from services.core.config import load_config
 
     app = make_app(seeded_ctx, "settings")
     async with app.run_test(size=SIZE) as pilot:
@@ -275,7 +275,7 @@ async def test_connection_edit_is_validated_and_saved_to_the_config_file(seeded_
 
 
 async def test_secret_without_keyring_names_the_env_var(seeded_ctx):
-    from services.secrets import KeyringSecrets
+    from services.core.secrets import KeyringSecrets
 
     seeded_ctx.secrets = KeyringSecrets()  # conftest makes the keyring the failing backend
     app = make_app(seeded_ctx, "settings")
@@ -312,7 +312,7 @@ async def test_test_connections_records_health_and_dashboard_shows_it(world):
 
 
 async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
-    from services.notifications import create_notification
+    from services.store.notifications import create_notification
 
     app = make_app(seeded_ctx, "dashboard")
     async with app.run_test(size=SIZE) as pilot:
@@ -337,7 +337,7 @@ async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
 async def test_dashboard_lists_every_configuration_problem_and_where_to_fix_them(bare_ctx):
     """S3 on a fresh install: all five required keys are missing; the tile shows each of them,
     none cut off, even on an 80x24 terminal, and says to fix them in Settings (2)."""
-    from services.settings import OPTIONAL_KEYS, SETTING_KEYS
+    from services.store.settings import OPTIONAL_KEYS, SETTING_KEYS
 
     with Store(bare_ctx.database_path):
         pass
@@ -428,7 +428,7 @@ async def test_the_mapping_form_fits_an_80x24_terminal(seeded_ctx):
 
 def test_limiter_text_of_dashboard_and_settings_writes_thousands_separators():
     from screens.dashboard import limit_text
-    from services.http import RateLimiter
+    from services.clients.http import RateLimiter
 
     assert limit_text(RateLimiter.per_hour(1_000_000)) == "60 calls available now (1,000,000/hour, burst 60)"
     assert limit_text(RateLimiter.per_minute(5_000), brief=True) == "5,000 calls available now"

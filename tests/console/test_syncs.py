@@ -6,7 +6,7 @@ from textual.widgets import Log, ProgressBar
 
 from screens.plan_review import PlanReviewScreen
 from screens.syncs import SyncsScreen
-from services.runs import get_run, query_runs
+from services.store.runs import get_run, query_runs
 from tests.console.conftest import SIZE, make_app, screen_text, settle
 
 F7_INDEX = 2  # position of docebo-to-credly in the flow list
@@ -104,8 +104,8 @@ async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
 
 async def test_new_runs_appear_in_the_history_without_a_key_press(seeded_ctx):
     from screens.paged_table import PagedTable
-    from services.runs import RunRecorder
-    from services.store import Store
+    from services.store.runs import RunRecorder
+    from services.store.db import Store
 
     app = make_app(seeded_ctx, "syncs")
     async with app.run_test(size=SIZE) as pilot:
@@ -128,7 +128,7 @@ async def test_after_apply_the_applied_run_is_selected_whatever_webhook_runs_cam
     the applied run stays selected."""
     from screens.paged_table import PagedTable
     from services.flows import docebo_to_credly
-    from services.runs import RunRecorder
+    from services.store.runs import RunRecorder
 
     await world.prepare()
     original = docebo_to_credly.batch_docebo_to_credly

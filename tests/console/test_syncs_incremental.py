@@ -7,7 +7,7 @@ from textual.widgets import Checkbox
 
 from screens.plan_review import PlanReviewScreen
 from screens.syncs import SyncsScreen
-from services.runs import query_runs
+from services.store.runs import query_runs
 from tests.console.conftest import SIZE, make_app, settle
 
 F7_INDEX = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services import ledger, runs
+from services.store import ledger, runs
 from services.flows import handle_badge_event
 from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed
 

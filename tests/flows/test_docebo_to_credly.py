@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services import ledger, runs
+from services.store import ledger, runs
 from services.flows import handle_certification_event, handle_course_completion
 from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
 

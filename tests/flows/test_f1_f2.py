@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from services import notifications, runs
-from services.templates import set_template_active
+from services.store import notifications, runs
+from services.store.templates import set_template_active
 from tests.flows.world import T_ARCHIVED, T_CERT, T_DRAFT, T_FIRE, T_SAFETY, base_data, tid
 
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from services import notifications, runs
+from services.store import notifications, runs
 from services.flows import Callbacks, check_mappings, handle_badge_event, handle_course_completion
-from services.runs import RunRecorder, acquire_lock, release_lock
+from services.store.runs import RunRecorder, acquire_lock, release_lock
 from services.sandbox.common import FaultConfig
 from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed, tid
 
@@ -101,7 +101,7 @@ async def test_ten_percent_5xx_or_dropped_connections_end_in_the_same_state_as_n
     assert s.status == "succeeded" and s.counts["failed"] == 0
     expected = _state(clean)
 
-    from services.store import Store
+    from services.store.db import Store
 
     other = Store(tmp_path / "faulty.db")
     from tests.flows.world import World

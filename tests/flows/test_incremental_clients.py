@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from services.docebo_routes import TO_VERIFY
-from services.http import ServiceClock
+from services.clients.routes import TO_VERIFY
+from services.clients.http import ServiceClock
 from tests.flows.world import T_SAFETY, base_data, completed
 
 UTC = dt.timezone.utc

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from services import runs
+from services.store import runs
 from services.flows import incremental
 from services.flows.incremental import read_state
 from tests.flows.test_incremental_f7 import calls, delta, first_line, travel
@@ -147,7 +147,7 @@ async def test_F6_incremental_dry_run_lists_what_the_real_run_does(make_world):
 
 
 async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make_world, monkeypatch):
-    from services.errors import ValidationError
+    from services.core.errors import ValidationError
 
     w = await full_world(make_world)
     issue(w, T_IMPORT, "carol@example.com")

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from services import runs
+from services.store import runs
 from services.flows import incremental
 from services.flows.incremental import read_state
-from services.templates import set_template_active
+from services.store.templates import set_template_active
 from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
 
 FLOW = "docebo-to-credly"

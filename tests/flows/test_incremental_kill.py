@@ -14,7 +14,7 @@ import pytest
 
 from services.flows.incremental import read_state
 from services.sandbox.runner import SandboxOptions, run_sandboxes
-from services.store import Store
+from services.store.db import Store
 from tests.flows.test_kill_and_cli import (
     N_LEARNERS,
     CredlyIssueKill,

@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
-from services import runs
-from services.config import AppConfig, CredlyConfig, DoceboConfig, save_config
+from services.store import runs
+from services.core.config import AppConfig, CredlyConfig, DoceboConfig, save_config
 from services.flows import FlowContext, run_flow
 from services.sandbox.runner import SandboxOptions, run_sandboxes
-from services.store import Store
+from services.store.db import Store
 from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data, completed
 
 pytestmark = pytest.mark.e2e
@@ -69,10 +69,10 @@ async def _cli(env, *args) -> tuple[int, str, str, asyncio.subprocess.Process]:
 
 async def _prepare(sb, store, mappings):
     """Settings, F1, F2 and the course's dropdown value, in-process against the real servers."""
-    from services import settings as settings_service
-    from services.credly import CredlyClient
-    from services.docebo import DoceboClient
-    from services.mappings import MappingInput, add_mapping
+    from services.store import settings as settings_service
+    from services.clients.credly import CredlyClient
+    from services.clients.docebo import DoceboClient
+    from services.store.mappings import MappingInput, add_mapping
 
     settings_service.set_settings(store, SETTINGS)
     credly = CredlyClient(sb.credly.base_url, sb.credly.organization_id, sb.credly.token)
@@ -97,7 +97,7 @@ async def _reference(store_path, data, mappings, flow):
     try:
         w.configure()
         await w.prepare_dropdown({101: "Safety Basics"})
-        from services.mappings import MappingInput, add_mapping
+        from services.store.mappings import MappingInput, add_mapping
 
         for m in mappings:
             add_mapping(store, MappingInput(**m))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services import errors, ledger, notifications
-from services.runs import RunRecorder
+from services.core import errors
+from services.store import ledger, notifications
+from services.store.runs import RunRecorder
 
 
 def _intent(store, run_id=None, subject="A@X.com", target="T1"):

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from services import notifications, runs
-from services.runs import Callbacks, FlowBusyError, RunRecorder
+from services.store import notifications, runs
+from services.store.runs import Callbacks, FlowBusyError, RunRecorder
 
 
 def test_run_lifecycle_writes_row_counts_and_end_status(store):

@@ -11,17 +11,17 @@ from typing import Any
 import httpx
 import pytest
 
-from services import settings as settings_service
-from services.credly import CredlyClient
-from services.docebo import DoceboClient
+from services.store import settings as settings_service
+from services.clients.credly import CredlyClient
+from services.clients.docebo import DoceboClient
 from services.flows import FlowContext, run_flow
-from services.http import HttpPolicy
+from services.clients.http import HttpPolicy
 from services.sandbox.common import FaultConfig
-from services.sandbox.credly_app import create_credly_app
-from services.sandbox.credly_state import CredlyState
+from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
-from services.sandbox.docebo_app import create_docebo_app
-from services.sandbox.docebo_state import DoceboState
+from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.state import DoceboState
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 ORG = "6d0f2f5e-0000-4000-8000-000000000001"
@@ -147,7 +147,7 @@ class World:
         return field_id
 
     def add_mapping(self, template_id: str, *, lp: str = "", et: bool = False, cert: str = "", active: bool = True) -> int:
-        from services.mappings import MappingInput, add_mapping
+        from services.store.mappings import MappingInput, add_mapping
 
         row = add_mapping(
             self.store,

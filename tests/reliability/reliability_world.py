@@ -48,7 +48,7 @@ def both_ways_data(n_learners: int = N_LEARNERS, n_imported: int = N_IMPORTED):
 
 async def prepare(world) -> None:
     """F1, F2, course 101 → "Safety Basics", and the mappings."""
-    from services.mappings import MappingInput, add_mapping
+    from services.store.mappings import MappingInput, add_mapping
 
     await world.prepare_dropdown({101: "Safety Basics"})
     for m in MAPPINGS:

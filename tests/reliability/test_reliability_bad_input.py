@@ -34,10 +34,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from console.cli import cli
-from services.config import database_path
-from services.mappings import CSV_HEADER
-from services.settings import SETTING_KEYS, SettingError, get_setting, set_settings, validate_setting
-from services.store import Store
+from services.core.config import database_path
+from services.store.mappings import CSV_HEADER
+from services.store.settings import SETTING_KEYS, SettingError, get_setting, set_settings, validate_setting
+from services.store.db import Store
 from tests.serve.test_serve_receiver import SECRET, completion_body, make_client, rows
 from tests.serve.test_serve_receiver import db_path, writer  # noqa: F401  (fixtures)
 from tests.test_mappings import T1, T2, table
@@ -86,7 +86,7 @@ def csv_files(draw) -> bytes:
 @pytest.fixture
 def seeded_db():
     """The CLI's database (CREDLY_CONSOLE_DB) with two templates and two mappings."""
-    from services.mappings import MappingInput, add_mapping
+    from services.store.mappings import MappingInput, add_mapping
 
     with Store(database_path()) as s:
         put_template(s, T1, "Python Basics")

@@ -61,7 +61,7 @@ async def _reference(store_factory, flow: str) -> tuple:
 
 @pytest.fixture
 def store_factory(tmp_path):
-    from services.store import Store
+    from services.store.db import Store
 
     return lambda name: Store(tmp_path / name)
 

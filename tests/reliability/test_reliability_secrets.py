@@ -28,9 +28,9 @@ import threading
 import pytest
 
 from tests.serve.serve_helpers import until
-from services.config import save_config
+from services.core.config import save_config
 from services.demo import DemoEnvironment, DemoOptions
-from services.store import Store
+from services.store.db import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ def _variants(secret: str) -> set[bytes]:
 
 async def test_no_secret_in_database_config_logs_or_notifications_after_a_demo_run(tmp_path, all_logs):
     from services.flows import FlowContext, run_flow
-    from services.mailer import compose, format_notification
+    from services.serve.mailer import compose, format_notification
 
     data_dir = tmp_path / "demo"
     async with DemoEnvironment(DemoOptions(interval_s=0.1, seed=5, data_dir=data_dir)) as env:

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 
 from services.sandbox.demo_data import DemoData, generate
-from services.sandbox.docebo_app import create_docebo_app
-from services.sandbox.docebo_state import DoceboState
+from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.state import DoceboState
 
 _SMALL: DemoData | None = None
 

@@ -20,7 +20,7 @@ from credly_helpers import (  # noqa: F401  (fixtures)
 )
 
 from services.sandbox.common import DroppedConnection, FaultConfig
-from services.sandbox.credly_app import create_credly_app
+from services.sandbox.credly.routes import create_credly_app
 
 CTL = "http://credly.test/_sandbox"
 ISSUE = "POST /v1/organizations/{org}/badges"

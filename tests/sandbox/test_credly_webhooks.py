@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.sandbox.common import WebhookSender, only_200
-from services.sandbox.credly_app import create_credly_app
+from services.sandbox.credly.routes import create_credly_app
 from services.sandbox.runner import serve_app
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import pytest
 
 from docebo_sandbox_fixtures import all_items, anon, api, app, demo, state  # noqa: F401
 from services.sandbox.demo_data import generate
-from services.sandbox.docebo_state import DoceboState
+from services.sandbox.docebo.state import DoceboState
 
 ENVELOPE_KEYS = {"items", "count", "has_more_data", "current_page", "current_page_size", "total_page_count", "cursor"}
 
@@ -71,7 +71,7 @@ async def test_default_page_sizes(api):
 
 async def test_page_size_is_capped_at_200(api):
     big = DoceboState.from_demo(generate("medium", 0))
-    from services.sandbox.docebo_app import create_docebo_app
+    from services.sandbox.docebo.routes import create_docebo_app
     import httpx
     from docebo_sandbox_fixtures import get_token
 
@@ -86,7 +86,7 @@ async def test_page_size_is_capped_at_200(api):
 async def test_paging_over_more_than_one_page_of_users():
     """> 200 users: walk every page with the default size; each user exactly once (§1.3)."""
     import httpx
-    from services.sandbox.docebo_app import create_docebo_app
+    from services.sandbox.docebo.routes import create_docebo_app
     from docebo_sandbox_fixtures import get_token
 
     world = DoceboState.from_demo(generate("medium", 0))

@@ -141,7 +141,7 @@ def serve_data(**overrides):
 
 
 def app_config(sb, *, port: int = 0, smtp_port: int | None = None, basic_user: str = ""):
-    from services.config import AppConfig, CredlyConfig, DoceboConfig, ServerConfig, SmtpConfig
+    from services.core.config import AppConfig, CredlyConfig, DoceboConfig, ServerConfig, SmtpConfig
 
     return AppConfig(
         credly=CredlyConfig(base_url=sb.credly.base_url, organization_id=sb.credly.organization_id),
@@ -154,7 +154,7 @@ def app_config(sb, *, port: int = 0, smtp_port: int | None = None, basic_user: s
 
 
 def secrets_for(sb):
-    from services.secrets import MemorySecrets
+    from services.core.secrets import MemorySecrets
 
     return MemorySecrets({"credly_token": sb.credly.token, "docebo_client_secret": sb.docebo.client_secret,
                           "webhook_secret": SECRET})
@@ -163,12 +163,12 @@ def secrets_for(sb):
 async def prepare(sb, db_path, *, dropdown: dict[int, str] | None = None, import_templates=(T_IMPORT,)) -> None:
     """Settings, F1 and F2 against the real sandboxes, the courses' dropdown values and the
     external-training mappings (F5)."""
-    from services import settings as settings_service
-    from services.credly import CredlyClient
-    from services.docebo import DoceboClient
+    from services.store import settings as settings_service
+    from services.clients.credly import CredlyClient
+    from services.clients.docebo import DoceboClient
     from services.flows import FlowContext, run_flow
-    from services.mappings import MappingInput, add_mapping
-    from services.store import Store
+    from services.store.mappings import MappingInput, add_mapping
+    from services.store.db import Store
 
     with Store(db_path) as store:
         settings_service.set_settings(store, SETTINGS)
@@ -227,7 +227,7 @@ def trainings(sb) -> list[tuple[int, str]]:
 
 
 def inbox_rows(db_path) -> list[dict]:
-    from services.store import Store
+    from services.store.db import Store
 
     with Store(db_path) as store:
         return list(store.db.query("SELECT * FROM inbox ORDER BY id"))

@@ -12,8 +12,8 @@ import pytest
 
 from serve_helpers import until
 from services.demo import DemoEnvironment, DemoOptions
-from services.secrets import MemorySecrets
-from services.store import Store
+from services.core.secrets import MemorySecrets
+from services.store.db import Store
 
 pytestmark = pytest.mark.e2e
 

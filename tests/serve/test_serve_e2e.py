@@ -24,10 +24,10 @@ from serve_helpers import (
     trainings,
     until,
 )
-from services import runs
+from services.store import runs
 from services.sandbox.runner import SandboxOptions, run_sandboxes
-from services.serve import ServeOptions, ServeRuntime
-from services.store import Store
+from services.serve.service import ServeOptions, ServeRuntime
+from services.store.db import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -161,7 +161,7 @@ def completed(course_id: int, user_id: int) -> dict:
 
 
 async def test_a_scheduled_batch_with_errors_mails_one_digest_with_the_errors(tmp_path, smtp_server):
-    from services.scheduler import set_enabled
+    from services.serve.scheduler import set_enabled
 
     db_path = tmp_path / "serve.db"
     data = serve_data(enrollments=[completed(101, u) for u in (1, 2, 3)])

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from services import inbox
-from services.inbox import DeliveryError, NewItem, RetryPolicy
+from services.store import inbox
+from services.store.inbox import DeliveryError, NewItem, RetryPolicy
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
 ORG = "11111111-2222-3333-4444-555555555555"

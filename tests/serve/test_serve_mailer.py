@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services import notifications
-from services.config import SmtpConfig
-from services.mailer import Mailer
-from services.runs import RunRecorder
-from services.secrets import MemorySecrets
-from services.settings import set_setting
+from services.store import notifications
+from services.core.config import SmtpConfig
+from services.serve.mailer import Mailer
+from services.store.runs import RunRecorder
+from services.core.secrets import MemorySecrets
+from services.store.settings import set_setting
 
 from serve_helpers import free_port
 

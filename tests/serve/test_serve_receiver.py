@@ -9,9 +9,9 @@ import base64
 import httpx
 import pytest
 
-from services import inbox
-from services.receiver import InboxWriter, ReceiverSettings, base_url, create_receiver_app, webhook_urls
-from services.store import Store
+from services.store import inbox
+from services.serve.receiver import InboxWriter, ReceiverSettings, base_url, create_receiver_app, webhook_urls
+from services.store.db import Store
 
 SECRET = "s3cr3t-For-Tests_0123456789"
 ORG = "11111111-2222-3333-4444-555555555555"
@@ -201,9 +201,9 @@ async def test_get_and_unknown_paths(writer):
 
 
 def test_receiver_settings_need_a_secret():
-    from services.config import AppConfig
-    from services.receiver import ReceiverConfigError
-    from services.secrets import MemorySecrets
+    from services.core.config import AppConfig
+    from services.serve.receiver import ReceiverConfigError
+    from services.core.secrets import MemorySecrets
 
     with pytest.raises(ReceiverConfigError, match="CREDLY_CONSOLE_WEBHOOK_SECRET"):
         ReceiverSettings.from_config(AppConfig(), MemorySecrets())

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from services import scheduler
-from services.scheduler import LOS_ANGELES, Scheduler, is_due, list_jobs, next_occurrence, set_enabled
+from services.core import schedule
+from services.core.schedule import LOS_ANGELES, is_due, next_occurrence
+from services.serve.scheduler import Scheduler, list_jobs, set_enabled
 
 UTC = dt.timezone.utc
 
@@ -202,9 +203,9 @@ async def test_a_failing_job_is_recorded_and_the_scheduler_goes_on(store):
 
 
 async def test_a_scheduled_flow_that_raises_in_its_thread_fails_its_job_instead_of_hanging():
-    """serve runs each scheduled flow in a thread of its own (services.serve._daemon_call): an
+    """serve runs each scheduled flow in a thread of its own (services.serve.service._daemon_call): an
     error there reaches the awaiting job, so the job ends and the scheduler can run it again."""
-    from services.serve import _daemon_call
+    from services.serve.service import _daemon_call
 
     def flow():
         raise RuntimeError("the Docebo connection is not configured")
@@ -215,4 +216,4 @@ async def test_a_scheduled_flow_that_raises_in_its_thread_fails_its_job_instead_
 
 
 def test_job_descriptions_cover_every_job():
-    assert set(scheduler.JOBS) == {"templates", "dropdown", "docebo_to_credly", "credly_to_docebo"}
+    assert set(schedule.JOBS) == {"templates", "dropdown", "docebo_to_credly", "credly_to_docebo"}

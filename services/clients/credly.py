@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from dateutil import parser as dateparser
 
-from services.errors import (
+from services.core.errors import (
     ApiError,
     AuthenticationError,
     NetworkError,
@@ -36,7 +36,7 @@ from services.errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from services.http import (
+from services.clients.http import (
     ApiSession,
     ConnectionReport,
     HttpPolicy,
@@ -46,7 +46,7 @@ from services.http import (
     service_message,
 )
 
-log = logging.getLogger("services.credly")
+log = logging.getLogger("services.clients.credly")
 
 SERVICE = "Credly"
 BATCH_SIZE = 50  # badges per /badges/batch call (what Credly's batch integrations send)

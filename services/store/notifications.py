@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from services.store import Store, Where, utcnow
+from services.store.db import Store, Where, utcnow
 
 KINDS = ("error", "deletion_notice", "digest", "config", "webhook_rejected")
 MAIL_STATUSES = ("pending", "sent", "failed", "in_digest", "not_mailed")

@@ -40,8 +40,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.files import write_atomically
-from services.store import Store, Where, like_pattern, utcnow
+from services.core.files import write_atomically
+from services.store.db import Store, Where, like_pattern, utcnow
 
 CSV_HEADER: tuple[str, ...] = (
     "template_id",

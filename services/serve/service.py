@@ -32,16 +32,16 @@ from typing import Any
 
 import uvicorn
 
-from services import inbox
-from services.listener import QuietServer, listening_socket
-from services.receiver import (
+from services.store import inbox
+from services.core.listener import QuietServer, listening_socket
+from services.serve.receiver import (
     InboxWriter,
     ReceiverSettings,
     base_url,
     create_receiver_app,
     webhook_urls,
 )
-from services.store import Store
+from services.store.db import Store
 
 log = logging.getLogger("credly_console.serve")
 
@@ -78,7 +78,7 @@ def default_clients(config: Any, secrets: Any) -> ClientFactory:
     service that is not configured)."""
 
     def build() -> tuple[Any, Any]:
-        from services.connections import build_credly, build_docebo
+        from services.clients.factory import build_credly, build_docebo
 
         credly = build_credly(config, secrets) if config.credly.organization_id else None
         docebo = build_docebo(config, secrets) if config.docebo.base_url else None
@@ -153,7 +153,7 @@ class Engine:
             self.worker.wake()
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
-        from services.worker import EventCache, InboxWorker
+        from services.serve.inbox_worker import EventCache, InboxWorker
 
         opts = self.options
         store = Store(self.db_path)
@@ -178,12 +178,12 @@ class Engine:
             )
             tasks = [asyncio.create_task(self.worker.run(stop), name="inbox-worker")]
             if opts.scheduler:
-                from services.scheduler import Scheduler
+                from services.serve.scheduler import Scheduler
 
                 self.scheduler = Scheduler(store, opts.run_job or self._run_job, clock=opts.clock)
                 tasks.append(asyncio.create_task(self.scheduler.run(stop), name="scheduler"))
             if opts.mail:
-                from services.mailer import Mailer
+                from services.serve.mailer import Mailer
 
                 self.mailer = Mailer(self.config.smtp, self.secrets, clock=opts.clock)
                 tasks.append(asyncio.create_task(self._mail_loop(stop), name="mail"))
@@ -203,7 +203,7 @@ class Engine:
     # -- scheduled flows ------------------------------------------------------------------
     async def _run_job(self, job: str) -> Any:
         """Run a scheduled job's flow in its own thread, store and clients (W4)."""
-        from services.scheduler import JOBS
+        from services.core.schedule import JOBS
 
         flow = JOBS[job].flow
         future = _daemon_call(lambda: asyncio.run(self._run_flow(flow)))
@@ -311,7 +311,7 @@ class EngineThread:
 
 # -- serving the receiver ------------------------------------------------------------------------
 
-# Listen backlog of the receiver's socket (bound before the server starts, services/listener.py):
+# Listen backlog of the receiver's socket (bound before the server starts, services/core/listener.py):
 # deep, so a burst of deliveries waits instead of being refused.
 BACKLOG = 2048
 

@@ -50,8 +50,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services import inbox
-from services.store import Store, utcnow
+from services.store import inbox
+from services.store.db import Store, utcnow
 
 log = logging.getLogger("credly_console.receiver")
 
@@ -265,7 +265,7 @@ class InboxWriter:
 
     # -- rate-limited refusal notifications (W2, N1) --------------------------------------
     def _record_rejection(self, store: Store, m: _Reject) -> None:
-        from services import notifications
+        from services.store import notifications
 
         now, at = m.when, m.at
         window = self._windows.get(m.key)

@@ -7,7 +7,7 @@ every ``interval`` seconds (and the CLI can call once).
 * One mail per sending round: a single pending notification goes out on its own (subject = its
   title); several go out together as one digest listing each with its context (flow, run,
   object, API call, the service's own message). Errors of a batch run arrive already folded into
-  the run's own digest notification (``services.notifications.close_digest``), so a batch sends
+  the run's own digest notification (``services.store.notifications.close_digest``), so a batch sends
   one digest. At most one mail per round means a storm of errors cannot become a storm of mails.
 * A mail that cannot be sent (server down, refused, TLS or login failure) stays ``pending``; its
   rows record the attempt, the error and when to try again (backoff 1, 5, 15, 60 minutes, then
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
-from services.store import Store
+from services.store.db import Store
 
 log = logging.getLogger("credly_console.mailer")
 
@@ -129,7 +129,7 @@ class Mailer:
 
     def send_pending(self, store: Store) -> MailResult:
         """One sending round: mail every due pending notification (one mail), record the result."""
-        from services.settings import get_setting
+        from services.store.settings import get_setting
 
         now = self.clock()
         rows = list(

@@ -1,7 +1,7 @@
 """The Docebo sandbox: a Starlette app serving `DoceboState` as Docebo Learn's REST API (issue 3).
 
 Base URL = the server root (`http://127.0.0.1:<port>`); routes as api/docebo.md §8 and the
-team's [I] route decisions (common.md, mirrored in services/docebo_routes.py).
+team's [I] route decisions (common.md, mirrored in services/clients/routes.py).
 
 API behaviour, by api/docebo.md section:
 - §1.2 `POST /oauth2/token`: grants `client_credentials`, `password`, `refresh_token`; body as
@@ -104,7 +104,7 @@ from services.sandbox.common import (
     any_2xx_3xx,
     reset_parts,
 )
-from services.sandbox.docebo_state import (
+from services.sandbox.docebo.state import (
     CERTIFICATION_EVENTS,
     COMPLETION_EVENT,
     DoceboError,

@@ -31,103 +31,15 @@ what is due at the clock's now; ``next_wakeup()`` says when the next occurrence 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dateutil import rrule, tz
-
-from services.store import Store
+from services.core.schedule import JOBS, UTC, parse_stamp, format_stamp, is_due, job_name, next_occurrence
+from services.store.db import Store
 
 log = logging.getLogger("credly_console.scheduler")
-
-LOS_ANGELES = tz.gettz("America/Los_Angeles")
-UTC = dt.timezone.utc
-
-
-@dataclasses.dataclass(frozen=True)
-class JobSpec:
-    job: str  # schedule.job
-    flow: str  # run_flow name
-    rule: str  # "daily-02:00-la" | "every-5-minutes"
-    description: str
-    after: str = ""  # a job that must not be running when this one starts (F2 reads what F1 writes)
-
-
-JOBS: dict[str, JobSpec] = {
-    "templates": JobSpec("templates", "templates", "daily-02:00-la", "F1 badge templates, daily at 02:00 America/Los_Angeles"),
-    "dropdown": JobSpec("dropdown", "dropdown", "every-5-minutes", "F2 course dropdown, every 5 minutes", after="templates"),
-    "docebo_to_credly": JobSpec("docebo_to_credly", "docebo-to-credly", "every-5-minutes",
-                                "F7 batch Docebo → Credly, every 5 minutes when enabled"),
-    "credly_to_docebo": JobSpec("credly_to_docebo", "credly-to-docebo", "every-5-minutes",
-                                "F6 batch Credly → Docebo, every 5 minutes when enabled"),
-}
-
-
-def job_name(name: str) -> str:
-    """Normalise a job name (``docebo-to-credly`` or ``docebo_to_credly``); ValueError if unknown."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in JOBS:
-        raise ValueError(f"unknown job {name!r}; expected one of {', '.join(JOBS)}")
-    return key
-
-
-def _rule(spec: JobSpec, around: dt.datetime) -> rrule.rrule:
-    """The job's rrule, started a little before ``around`` (rrules iterate from their start)."""
-    if spec.rule == "daily-02:00-la":
-        local = around.astimezone(LOS_ANGELES)
-        start = dt.datetime(local.year, local.month, local.day, 2, 0, tzinfo=LOS_ANGELES) - dt.timedelta(days=2)
-        start = start.replace(hour=2, minute=0, second=0, microsecond=0)
-        return rrule.rrule(rrule.DAILY, dtstart=start, byhour=2, byminute=0, bysecond=0)
-    if spec.rule == "every-5-minutes":
-        utc = around.astimezone(UTC)
-        start = dt.datetime(utc.year, utc.month, utc.day, tzinfo=UTC) - dt.timedelta(days=1)
-        return rrule.rrule(rrule.MINUTELY, interval=5, dtstart=start)
-    raise ValueError(f"unknown rule {spec.rule!r}")
-
-
-def _real(moment: dt.datetime) -> dt.datetime:
-    """A wall time that falls in a DST gap moves to the first instant after it; result in UTC."""
-    return tz.resolve_imaginary(moment).astimezone(UTC)
-
-
-def next_occurrence(job: str, after: dt.datetime) -> dt.datetime:
-    """The first occurrence of ``job``'s rule strictly after ``after`` (aware), in UTC."""
-    spec = JOBS[job_name(job)]
-    rule = _rule(spec, after)
-    candidate = rule.after(after.astimezone(rule._dtstart.tzinfo), inc=False)  # type: ignore[attr-defined]
-    while candidate is not None and _real(candidate) <= after:
-        candidate = rule.after(candidate, inc=False)
-    assert candidate is not None
-    return _real(candidate)
-
-
-def last_occurrence(job: str, at_or_before: dt.datetime) -> dt.datetime | None:
-    """The latest occurrence not after ``at_or_before``, in UTC."""
-    spec = JOBS[job_name(job)]
-    rule = _rule(spec, at_or_before)
-    candidate = rule.before(at_or_before.astimezone(rule._dtstart.tzinfo), inc=True)  # type: ignore[attr-defined]
-    return _real(candidate) if candidate is not None else None
-
-
-def _parse(stamp: str | None) -> dt.datetime | None:
-    if not stamp:
-        return None
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def is_due(job: str, last_started: dt.datetime | None, now: dt.datetime) -> bool:
-    """W4: never ran → due; else due when an occurrence falls in (last start, now]."""
-    if last_started is None:
-        return True
-    return next_occurrence(job, last_started) <= now
-
 
 # -- the schedule table --------------------------------------------------------------------------
 
@@ -142,13 +54,13 @@ def list_jobs(store: Store, *, now: dt.datetime | None = None) -> list[dict[str,
         row = rows.get(job, {"job": job, "enabled": 0, "last_started_at": None, "last_finished_at": None,
                              "last_run_id": None})
         enabled = bool(row["enabled"])
-        last = _parse(row["last_started_at"])
+        last = parse_stamp(row["last_started_at"])
         if not enabled:
             nxt = ""
         elif is_due(job, last, now):
-            nxt = _stamp(now)
+            nxt = format_stamp(now)
         else:
-            nxt = _stamp(next_occurrence(job, last))  # type: ignore[arg-type]
+            nxt = format_stamp(next_occurrence(job, last))  # type: ignore[arg-type]
         out.append({**row, "enabled": enabled, "flow": spec.flow, "rule": spec.description, "next_run_at": nxt,
                     "due_now": bool(enabled and is_due(job, last, now))})
     return out
@@ -195,7 +107,7 @@ class Scheduler:
         for row in self.store.db.query("SELECT job, enabled, last_started_at FROM schedule ORDER BY rowid"):
             if row["job"] not in JOBS or not row["enabled"]:
                 continue
-            if is_due(row["job"], _parse(row["last_started_at"]), now):
+            if is_due(row["job"], parse_stamp(row["last_started_at"]), now):
                 out.append(row["job"])
         return out
 
@@ -211,7 +123,7 @@ class Scheduler:
             if first and (first in started or (self.running.get(first) and not self.running[first].done())):
                 continue  # F2 waits for a running F1, then sees its templates (it stays due meanwhile)
             with self.store.write():
-                self.store.conn.execute("UPDATE schedule SET last_started_at = ? WHERE job = ?", (_stamp(now), job))
+                self.store.conn.execute("UPDATE schedule SET last_started_at = ? WHERE job = ?", (format_stamp(now), job))
             self.started.append((job, now))
             self.running[job] = asyncio.get_running_loop().create_task(self._run(job), name=f"schedule:{job}")
             started.append(job)
@@ -234,7 +146,7 @@ class Scheduler:
                 with self.store.write():
                     self.store.conn.execute(
                         "UPDATE schedule SET last_finished_at = ?, last_run_id = COALESCE(?, last_run_id) WHERE job = ?",
-                        (_stamp(self.clock()), run_id, job),
+                        (format_stamp(self.clock()), run_id, job),
                     )
             except Exception:
                 log.exception("could not record the end of the scheduled run of %s", job)
@@ -254,7 +166,7 @@ class Scheduler:
             first = self.running.get(JOBS[row["job"]].after)
             if first is not None and not first.done():
                 continue  # waits for that job, whose end wakes the loop
-            last = _parse(row["last_started_at"])
+            last = parse_stamp(row["last_started_at"])
             times.append(now if last is None else max(now, next_occurrence(row["job"], last)))
         return min(times) if times else None
 

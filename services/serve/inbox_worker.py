@@ -1,7 +1,7 @@
 """Inbox workers (W2, W3): drain the webhook inbox through the flows' real-time handlers.
 
 ``InboxWorker.run(stop)`` runs ``concurrency`` tasks in the calling event loop. Each task leases
-one row at a time (``services.inbox.claim``: in order per learner, crash-safe leases), runs it
+one row at a time (``services.store.inbox.claim``: in order per learner, crash-safe leases), runs it
 through the handler of its kind and records the outcome:
 
 =====================  ======================================================  ====================
@@ -39,8 +39,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services import inbox
-from services.store import Store
+from services.store import inbox
+from services.store.db import Store
 
 log = logging.getLogger("credly_console.worker")
 
@@ -350,7 +350,7 @@ class InboxWorker:
         self._notify_failed(row, outcome)
 
     def _notify_failed(self, row: dict[str, Any], outcome: Outcome) -> None:
-        from services import notifications
+        from services.store import notifications
 
         lines = []
         if outcome.run_id is not None:

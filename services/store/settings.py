@@ -25,7 +25,7 @@ from typing import Literal
 
 from dateutil import parser as date_parser
 
-from services.store import INTEGRATION, SETTING_KEYS, Store, utcnow
+from services.store.db import INTEGRATION, SETTING_KEYS, Store, utcnow
 
 OPTIONAL_KEYS: frozenset[str] = frozenset(
     {"BATCH_SYNC_START_DATE", "CREDLY_DEFAULT_EXPIRATION_DAYS", "CREDLY_INTEGRATION_MASTER"}

@@ -10,7 +10,7 @@ What every call goes through, in this order:
 5. the response: 2xx is returned; 429 and 5xx and network failures are retried with exponential
    back-off and jitter, honouring `Retry-After` (seconds or an HTTP date; a Retry-After also
    pauses the limiter, so the other concurrent calls to that API wait too); any other status
-   becomes a typed `ApiError` (services/errors.py) naming the service, the call, the status and
+   becomes a typed `ApiError` (services/core/errors.py) naming the service, the call, the status and
    the service's own message, with every secret redacted.
 
 Non-idempotent calls (issue a badge, create an external training / certification award /
@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import httpx
 
-from services.errors import (
+from services.core.errors import (
     ApiError,
     NetworkError,
     RateLimitedError,
@@ -54,7 +54,7 @@ from services.errors import (
     redact,
 )
 
-log = logging.getLogger("services.http")
+log = logging.getLogger("services.clients.http")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # 501 Not Implemented and 505 HTTP Version Not Supported will not change on a retry.

@@ -1,6 +1,6 @@
 """Build the Credly and Docebo clients from the configuration and the secret store.
 
-Config keys used (services/config.py, `config.toml`):
+Config keys used (services/core/config.py, `config.toml`):
 
 * `[credly]` `base_url`, `organization_id`, `rate_limit_per_minute` (empty = no client-side
   limit; Credly publishes none, it answers 429 when it wants us slower);
@@ -22,13 +22,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from services.credly import CredlyClient
-from services.docebo import DoceboClient
-from services.http import RateLimiter
+from services.clients.credly import CredlyClient
+from services.clients.docebo import DoceboClient
+from services.clients.http import RateLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
-    from services.config import AppConfig
-    from services.secrets import SecretStore
+    from services.core.config import AppConfig
+    from services.core.secrets import SecretStore
 
 DEFAULT_DOCEBO_PER_HOUR = 1000
 DEFAULT_DOCEBO_BURST = 50

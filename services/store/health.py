@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from services.store import Store, utcnow
+from services.store.db import Store, utcnow
 
 HEALTH_SERVICES: tuple[str, ...] = ("credly", "docebo", "smtp")
 API_SERVICES: tuple[str, ...] = ("credly", "docebo")

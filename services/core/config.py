@@ -9,7 +9,7 @@ Where things live:
 
 The file holds connection settings only. Secrets (tokens, client secret, passwords, the webhook
 secret) never go here: they live in the OS keyring or in environment variables
-(`services.secrets`). A secret-looking key in the file is refused with a message that says where
+(`services.core.secrets`). A secret-looking key in the file is refused with a message that says where
 the secret belongs, so that nobody "temporarily" pastes a token into a file that gets copied
 around.
 
@@ -35,7 +35,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from services.files import write_atomically
+from services.core.files import write_atomically
 
 APP_NAME = "credly-console"
 CONFIG_ENV = "CREDLY_CONSOLE_CONFIG"

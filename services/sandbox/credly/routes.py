@@ -89,7 +89,7 @@ from services.sandbox.common import (
     only_200,
     reset_parts,
 )
-from services.sandbox.credly_state import CredlyError, CredlyState, iso, parse_filter, parse_sort
+from services.sandbox.credly.state import CredlyError, CredlyState, iso, parse_filter, parse_sort
 
 PER_PAGE = 50
 ORG = "/v1/organizations/{org}"

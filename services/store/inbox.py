@@ -1,6 +1,6 @@
 """The webhook inbox (W2, W3): durable storage of every delivery, leasing for workers, retries.
 
-Life of an inbox row (table ``inbox``, services/store.py)::
+Life of an inbox row (table ``inbox``, services/store/db.py)::
 
     receiver                 worker                                         admin
     --------                 ------                                         -----
@@ -51,7 +51,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from services.store import Store, Where
+from services.store.db import Store, Where
 
 # -- what the receiver accepts -------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from services.errors import ApiError
-from services.store import Store, utcnow
+from services.core.errors import ApiError
+from services.store.db import Store, utcnow
 
 T = TypeVar("T")
 
@@ -325,7 +325,7 @@ def intent_is_orphaned(store: Store, entry: LedgerEntry, current_run_id: int | N
         return False
     if entry.run_id is None or entry.run_id == current_run_id:
         return True
-    from services.runs import reap_interrupted
+    from services.store.runs import reap_interrupted
 
     row = store.db.execute("SELECT status FROM runs WHERE id = ?", (entry.run_id,)).fetchone()
     if row is None or row[0] != "running":

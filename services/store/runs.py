@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from services.store import Store, Where, utcnow
+from services.store.db import Store, Where, utcnow
 
 COUNT_KEYS: tuple[str, ...] = (
     "examined",
@@ -185,7 +185,7 @@ def reap_interrupted(store: Store) -> list[int]:
                 (now, run_id),
             )
             store.db.execute("DELETE FROM flow_locks WHERE run_id = ?", (run_id,))
-    from services import notifications  # local: notifications imports nothing from here at import
+    from services.store import notifications  # local: notifications imports nothing from here at import
 
     for run_id in dead:
         notifications.close_digest(store, run_id)

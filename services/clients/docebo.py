@@ -7,10 +7,10 @@
 * Paging: `page`/`page_size` until `data.has_more_data` is false (§1.3).
 * Array parameters in PHP style (`course_id[]=1&course_id[]=2`); many ids per call, in chunks of
   `ID_CHUNK` so URLs stay reasonable.
-* Every path comes from services/docebo_routes.py; the unconfirmed ones ([I]) are in its
+* Every path comes from services/clients/routes.py; the unconfirmed ones ([I]) are in its
   `TO_VERIFY` table.
 * Creations (external training, certification award, dropdown field, new dropdown options) are
-  never sent twice after an ambiguous failure: the object is looked up first (services/http.py).
+  never sent twice after an ambiguous failure: the object is looked up first (services/clients/http.py).
 
 Items are returned as Docebo's own dicts.
 """
@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 from dateutil import parser as dateparser
 
-from services.docebo_routes import Route, route
-from services.errors import (
+from services.clients.routes import Route, route
+from services.core.errors import (
     ApiError,
     AuthenticationError,
     NetworkError,
@@ -38,7 +38,7 @@ from services.errors import (
     Secret,
     UnexpectedResponseError,
 )
-from services.http import (
+from services.clients.http import (
     ApiSession,
     ConnectionReport,
     HttpPolicy,
@@ -49,7 +49,7 @@ from services.http import (
     service_message,
 )
 
-log = logging.getLogger("services.docebo")
+log = logging.getLogger("services.clients.docebo")
 
 SERVICE = "Docebo"
 PAGE_SIZE = 200  # the largest page every client of the real API uses (§1.3)

@@ -2,7 +2,7 @@
 
 `DoceboState` holds users, courses, course additional fields, enrollments, learning plans,
 external trainings, certifications and awards, plus the OAuth2 clients and the tokens they hold.
-It knows nothing about HTTP: `services/sandbox/docebo_app.py` serves it. Domain errors are raised
+It knows nothing about HTTP: `services/sandbox/docebo/routes.py` serves it. Domain errors are raised
 as `DoceboError(status, message)`; the app turns them into Docebo's error body.
 
 Scale (the large demo set: 20,000 users, ~100,000 enrollments): every record lives once, in a

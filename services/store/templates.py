@@ -12,7 +12,7 @@ Listing, filtering and paging happen in SQL (DESIGN.md "Services").
 
 from __future__ import annotations
 
-from services.store import Store, Where, like_pattern, utcnow
+from services.store.db import Store, Where, like_pattern, utcnow
 
 TEMPLATE_COLUMNS = (
     "template_id", "name", "is_active", "dropdown_element_id", "credly_state", "admin_deactivated",
@@ -88,7 +88,7 @@ def set_template_active(store: Store, template_id: str, active: bool) -> dict:
 
 def template_usage(store: Store, template_id: str) -> list[dict]:
     """The mappings that name this template (ordered by id)."""
-    from services.mappings import MAPPING_COLUMNS, _mapping_row
+    from services.store.mappings import MAPPING_COLUMNS, _mapping_row
 
     return [
         _mapping_row(r)
