@@ -322,10 +322,10 @@ async def product_clients(info: dict[str, Any], **kw: Any):
 async def prepare_store(db_path: Path, sb: SandboxProcess, plan: BenchPlan) -> dict[str, Any]:
     """Configure a product database against the sandbox: settings, F1, F2, the course dropdown
     values (as the Docebo admin, through the control endpoint) and the mappings."""
-    from services.store import settings as settings_service
     from services.flows import FlowContext, run_flow
-    from services.store.mappings import MappingInput, add_mapping
+    from services.store import settings as settings_service
     from services.store.db import Store
+    from services.store.mappings import MappingInput, add_mapping
 
     with Store(db_path) as store:
         settings_service.set_settings(store, BENCH_SETTINGS)

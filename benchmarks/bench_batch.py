@@ -63,9 +63,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    CREDLY_PAGE,
     DOCEBO_LIMIT_PER_HOUR,
     DOCEBO_PAGE,
-    CREDLY_PAGE,
     ISSUE_BATCH,
     SandboxProcess,
     chunked_pages,
@@ -212,6 +212,7 @@ def _svc_totals(per_route: dict[str, dict[str, int]]) -> dict[str, int]:
 
 async def baseline_runs(sb: SandboxProcess, db: Path, every: int) -> dict:
     from baseline_per_item import baseline_f6, baseline_f7
+
     from services.store.db import Store
 
     out = {}

@@ -151,13 +151,13 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from services.store import inbox
     from services.core.config import AppConfig
-    from services.serve.receiver import ReceiverSettings
     from services.core.secrets import MemorySecrets
-    from services.serve.service import ServeOptions, ServeRuntime
-    from services.store.db import Store
     from services.serve.inbox_worker import Outcome
+    from services.serve.receiver import ReceiverSettings
+    from services.serve.service import ServeOptions, ServeRuntime
+    from services.store import inbox
+    from services.store.db import Store
 
     processed: collections.Counter[str] = collections.Counter()
 

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from services.appcontext import AppContext  # noqa: E402
 from services.core.config import AppConfig  # noqa: E402
-from services.store.mappings import count_mappings, query_mappings  # noqa: E402
 from services.core.secrets import MemorySecrets  # noqa: E402
 from services.store.db import Store  # noqa: E402
+from services.store.mappings import count_mappings, query_mappings  # noqa: E402
 
 T0 = "2025-06-01T09:00:00.000Z"
 

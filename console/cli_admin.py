@@ -91,7 +91,11 @@ def secrets_group() -> None:
 def secrets_status(as_json: bool) -> None:
     """Show which secrets are set and where from (never their values)."""
     from services.core.secrets import (
-        SECRET_DESCRIPTIONS, SECRET_ENV, KeyringSecrets, keyring_backend_name, keyring_backend_problem,
+        SECRET_DESCRIPTIONS,
+        SECRET_ENV,
+        KeyringSecrets,
+        keyring_backend_name,
+        keyring_backend_problem,
     )
 
     store = KeyringSecrets()

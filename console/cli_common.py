@@ -39,10 +39,10 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from services.core.config import ConfigError
-        from services.store.mappings import MappingError
         from services.core.secrets import NoKeyringError, UnknownSecretError
-        from services.store.settings import SettingError
         from services.store.db import StoreError
+        from services.store.mappings import MappingError
+        from services.store.settings import SettingError
         from services.store.templates import TemplateError
 
         try:

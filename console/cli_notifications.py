@@ -48,8 +48,8 @@ def notifications_list(unread: bool, kind: str | None, search: str, limit: int, 
 @handle_errors
 def notifications_show(notification_id: int, as_json: bool, keep_unread: bool) -> None:
     """One notification with its full context (flow, run, object, call, service message); marks it read."""
-    from services.store import notifications
     from services.serve.mailer import format_notification
+    from services.store import notifications
 
     with open_store() as store:
         row = notifications.get_notification(store, notification_id)
@@ -86,8 +86,8 @@ def notifications_mark_read(ids: tuple[int, ...], all_: bool) -> None:
 def notifications_test_mail(recipient: str | None) -> None:
     """Send a test mail through the [smtp] server now."""
     from services.core.config import load_config
-    from services.serve.mailer import Mailer
     from services.core.secrets import KeyringSecrets
+    from services.serve.mailer import Mailer
     from services.store.settings import get_setting
 
     config = load_config()

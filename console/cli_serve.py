@@ -47,8 +47,8 @@ def serve(host: str | None, port: int | None, public_url: str, workers: int, no_
     queue, and nothing acknowledged is lost. The first log line says where it listens.
     """
     from services.core.config import database_path, load_config
-    from services.serve.receiver import ReceiverConfigError
     from services.core.secrets import KeyringSecrets
+    from services.serve.receiver import ReceiverConfigError
     from services.serve.service import ServeOptions, run_serve
 
     setup_logging(log_level)
@@ -90,8 +90,8 @@ def webhooks(public_url: str, new_secret: bool, as_json: bool) -> None:
     import secrets as pysecrets
 
     from services.core.config import load_config
-    from services.serve.receiver import ReceiverConfigError, ReceiverSettings, base_url, webhook_urls
     from services.core.secrets import KeyringSecrets
+    from services.serve.receiver import ReceiverConfigError, ReceiverSettings, base_url, webhook_urls
 
     config = load_config()
     store = KeyringSecrets()

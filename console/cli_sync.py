@@ -217,11 +217,11 @@ def mappings_check(as_json: bool) -> None:
     import asyncio
 
     from console.cli_common import echo_table, open_store
-    from services.core.config import ConfigError, load_config
     from services.clients.factory import build_credly, build_docebo
+    from services.core.config import ConfigError, load_config
     from services.core.errors import ApiError
-    from services.flows import FlowContext, check_mappings
     from services.core.secrets import KeyringSecrets
+    from services.flows import FlowContext, check_mappings
 
     try:
         config = load_config()

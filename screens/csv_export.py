@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from screens.base import CsvFileDialog
-from services.store.mappings import export_csv
 from services.store.db import Store
+from services.store.mappings import export_csv
 
 
 class CsvExportScreen(CsvFileDialog[tuple[str, int] | None]):

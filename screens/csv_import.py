@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static, Switch
 
 from screens.base import CsvFileDialog
-from services.store.mappings import ImportResult, MappingError, import_mappings_csv
 from services.store.db import Store
+from services.store.mappings import ImportResult, MappingError, import_mappings_csv
 
 ERRORS_SHOWN = 500
 

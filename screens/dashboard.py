@@ -28,10 +28,10 @@ from screens.base import ConsoleScreen, client
 from screens.connections import health_text
 from screens.plan_review import counts_text
 from services.store import inbox
+from services.store.db import Store
 from services.store.health import API_SERVICES, is_configured, read_health
 from services.store.notifications import list_notifications, unread_count
 from services.store.settings import configuration_problems
-from services.store.db import Store
 
 REFRESH_SECONDS = 2.0
 FLOWS_SHOWN: tuple[tuple[str, str], ...] = (

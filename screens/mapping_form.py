@@ -33,8 +33,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Input, Label, Static, Switch
 
 from screens.base import ConsoleModal, client
-from services.store.mappings import MappingError, MappingInput
 from services.store.db import Store
+from services.store.mappings import MappingError, MappingInput
 
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 FIELDS = ("template_id", "learning_plan_id", "certification_code")

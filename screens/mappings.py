@@ -29,6 +29,7 @@ from screens.csv_import import CsvImportScreen, describe_result
 from screens.mapping_form import MappingForm
 from screens.paged import PagedScreen, PageQuery
 from screens.paged_table import plain, yes_no
+from services.store.db import Store
 from services.store.mappings import (
     MappingInput,
     add_mapping,
@@ -39,7 +40,6 @@ from services.store.mappings import (
     remove_mapping,
     set_mapping_active,
 )
-from services.store.db import Store
 
 # Column key → (heading, width, sort column).
 COLUMNS: tuple[tuple[str, str, int, str], ...] = (

@@ -21,8 +21,8 @@ from textual.widgets import Static
 
 from screens.paged import PagedScreen, PageQuery
 from screens.paged_table import plain
-from services.store.notifications import count_notifications, get_notification, list_notifications, mark_read, mark_unread
 from services.store.db import Store
+from services.store.notifications import count_notifications, get_notification, list_notifications, mark_read, mark_unread
 
 KIND_LABEL = {"error": "error", "deletion_notice": "deletion", "digest": "digest", "config": "config",
               "webhook_rejected": "webhook"}

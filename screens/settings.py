@@ -39,8 +39,9 @@ from screens.base import ConsoleScreen
 from screens.connections import SERVICE_TITLES, health_text
 from screens.paged_table import cursor_row_key as _row_key
 from services.core.config import AppConfig, ConfigError, load_config, save_config
-from services.store.health import API_SERVICES, check_connections, is_configured, read_health
 from services.core.secrets import SECRET_DESCRIPTIONS, SECRET_ENV, NoKeyringError, keyring_backend_problem
+from services.store.db import Store
+from services.store.health import API_SERVICES, check_connections, is_configured, read_health
 from services.store.settings import (
     DESCRIPTIONS,
     EXPECTED,
@@ -50,7 +51,6 @@ from services.store.settings import (
     set_setting,
     validate_setting,
 )
-from services.store.db import Store
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ from screens.base import ConsoleScreen, flow_context, flows_available
 from screens.paged_table import PagedTable, plain
 from screens.plan_review import PlanReviewScreen, counts_text
 from screens.section_bar import SectionBar
-from services.store.runs import AUTOMATIC_TRIGGERS
 from services.store.db import Store
+from services.store.runs import AUTOMATIC_TRIGGERS
 
 FLOWS: tuple[tuple[str, str], ...] = (
     ("templates", "F1  Credly templates → table T"),

@@ -119,7 +119,7 @@ class DemoEnvironment:
         self._listeners.append(callback)
 
     def _note(self, kind: str, text: str) -> None:
-        line = ActivityLine(dt.datetime.now(dt.timezone.utc), kind, text)
+        line = ActivityLine(dt.datetime.now(dt.UTC), kind, text)
         self.activity.append(line)
         self.actions[kind] += 1
         for callback in list(self._listeners):
@@ -139,8 +139,8 @@ class DemoEnvironment:
 
     def _start(self) -> None:
         from services.core.config import AppConfig, CredlyConfig, DoceboConfig, ServerConfig, SmtpConfig
-        from services.sandbox.runner import SandboxOptions, SandboxThread
         from services.core.secrets import MemorySecrets
+        from services.sandbox.runner import SandboxOptions, SandboxThread
         from services.serve.service import ServeOptions, ServeRuntime
         from services.store.db import Store
 
@@ -260,8 +260,8 @@ class DemoEnvironment:
     def _check_connections(self) -> None:
         """Test both connections once and record the outcome (in the background: the demo is up
         meanwhile)."""
-        from services.store.health import check_connections
         from services.store.db import Store
+        from services.store.health import check_connections
 
         try:
             with Store(self.db_path) as store:

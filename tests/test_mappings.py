@@ -7,12 +7,27 @@ import io
 
 import pytest
 
-from services.store.mappings import (
-    CSV_HEADER, MappingError, MappingInput, MappingNotFound, RowError, add_mapping, count_mappings,
-    edit_mapping, export_csv, get_mapping, import_csv, import_mappings_csv, mappings_csv_text,
-    query_mappings, record_check, refresh_template_names, remove_mapping, set_mapping_active,
-)
 from services.store.db import Store
+from services.store.mappings import (
+    CSV_HEADER,
+    MappingError,
+    MappingInput,
+    MappingNotFound,
+    RowError,
+    add_mapping,
+    count_mappings,
+    edit_mapping,
+    export_csv,
+    get_mapping,
+    import_csv,
+    import_mappings_csv,
+    mappings_csv_text,
+    query_mappings,
+    record_check,
+    refresh_template_names,
+    remove_mapping,
+    set_mapping_active,
+)
 from tests.test_templates import put_template
 
 T1 = "6b1c2d3e-0000-4000-8000-000000000001"

@@ -8,7 +8,12 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 
 from services.core.secrets import (
-    SECRET_ENV, KeyringSecrets, MemorySecrets, NoKeyringError, SecretStore, UnknownSecretError,
+    SECRET_ENV,
+    KeyringSecrets,
+    MemorySecrets,
+    NoKeyringError,
+    SecretStore,
+    UnknownSecretError,
     keyring_backend_problem,
 )
 

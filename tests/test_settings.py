@@ -6,11 +6,18 @@ import datetime as dt
 
 import pytest
 
-from services.store.settings import (
-    REQUIRED_KEYS, SettingError, SettingErrors, configuration_problems, get_setting, read_settings,
-    set_setting, set_settings, validate_setting,
-)
 from services.store.db import SETTING_KEYS
+from services.store.settings import (
+    REQUIRED_KEYS,
+    SettingError,
+    SettingErrors,
+    configuration_problems,
+    get_setting,
+    read_settings,
+    set_setting,
+    set_settings,
+    validate_setting,
+)
 
 GOOD = {
     "BATCH_SYNC_START_DATE": "2024-01-31",

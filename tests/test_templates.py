@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.store.mappings import MappingInput, add_mapping
 from services.store.db import utcnow
+from services.store.mappings import MappingInput, add_mapping
 from services.store.templates import (
-    TemplateError, count_templates, get_template, query_templates, set_template_active, template_usage,
+    TemplateError,
+    count_templates,
+    get_template,
+    query_templates,
+    set_template_active,
+    template_usage,
 )
 
 

@@ -25,6 +25,15 @@ from typing import Any
 import httpx
 from dateutil import parser as dateparser
 
+from services.clients.http import (
+    ApiSession,
+    ConnectionReport,
+    HttpPolicy,
+    RateLimiter,
+    Recovered,
+    json_body,
+    service_message,
+)
 from services.core.errors import (
     ApiError,
     AuthenticationError,
@@ -35,15 +44,6 @@ from services.core.errors import (
     ServerError,
     UnexpectedResponseError,
     ValidationError,
-)
-from services.clients.http import (
-    ApiSession,
-    ConnectionReport,
-    HttpPolicy,
-    RateLimiter,
-    Recovered,
-    json_body,
-    service_message,
 )
 
 log = logging.getLogger("services.clients.credly")
@@ -259,8 +259,8 @@ class CredlyClient:
         (`2026-01-01T10:00:00Z`): an API comparing whole days returns a superset, and callers
         filter by `updated_at` themselves."""
         if isinstance(updated_at_min, dt.datetime):
-            moment = updated_at_min if updated_at_min.tzinfo else updated_at_min.replace(tzinfo=dt.timezone.utc)
-            updated_at_min = moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            moment = updated_at_min if updated_at_min.tzinfo else updated_at_min.replace(tzinfo=dt.UTC)
+            updated_at_min = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         params = {
             "filter": credly_filter(
                 badge_template_id=badge_template_id,
@@ -526,8 +526,8 @@ def _parse_instant(value: Any) -> dt.datetime | None:
     except (ValueError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _same_instant(a: Any, b: Any) -> bool:

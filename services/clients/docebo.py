@@ -28,16 +28,6 @@ from typing import Any
 import httpx
 from dateutil import parser as dateparser
 
-from services.clients.routes import Route, route
-from services.core.errors import (
-    ApiError,
-    AuthenticationError,
-    NetworkError,
-    NotFoundError,
-    PermissionDeniedError,
-    Secret,
-    UnexpectedResponseError,
-)
 from services.clients.http import (
     ApiSession,
     ConnectionReport,
@@ -47,6 +37,16 @@ from services.clients.http import (
     json_body,
     php_params,
     service_message,
+)
+from services.clients.routes import Route, route
+from services.core.errors import (
+    ApiError,
+    AuthenticationError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    Secret,
+    UnexpectedResponseError,
 )
 
 log = logging.getLogger("services.clients.docebo")
@@ -304,8 +304,8 @@ class DoceboClient:
             return route(plain), {}
         r = route(filtered)
         if isinstance(value, dt.datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-            value = moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            value = moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         return r, {r.param: value}
 
     @staticmethod
@@ -669,5 +669,5 @@ def _parse(value: Any) -> dt.datetime | None:
     except (ValueError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)

@@ -155,8 +155,8 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -299,7 +299,7 @@ class RateLimiter:
             now = self._clock()
             full_at = max(self._tat, self._paused_until)
             wall = self._wall()
-        return dt.datetime.fromtimestamp(wall + max(0.0, full_at - now), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(wall + max(0.0, full_at - now), dt.UTC)
 
     def paused_until(self) -> dt.datetime | None:
         """End of the current Retry-After pause (UTC), or None."""
@@ -307,7 +307,7 @@ class RateLimiter:
             now = self._clock()
             if now >= self._paused_until:
                 return None
-            return dt.datetime.fromtimestamp(self._wall() + self._paused_until - now, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(self._wall() + self._paused_until - now, dt.UTC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,9 +339,9 @@ class ServiceClock:
         if moment is None:
             return
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
+            moment = moment.replace(tzinfo=dt.UTC)
         with self._lock:
-            self._sample = (moment.astimezone(dt.timezone.utc), time.monotonic() if mono is None else mono)
+            self._sample = (moment.astimezone(dt.UTC), time.monotonic() if mono is None else mono)
 
     def at(self, mono: float) -> dt.datetime | None:
         """The service's time (lower bound) at local monotonic instant `mono`; None until a

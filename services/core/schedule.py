@@ -14,7 +14,7 @@ import datetime as dt
 from dateutil import rrule, tz
 
 LOS_ANGELES = tz.gettz("America/Los_Angeles")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,12 +25,12 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from services.store import notifications
 from services.core.errors import ApiError
 from services.flows import rules
+from services.store import notifications
+from services.store.db import Store
 from services.store.runs import Callbacks, Cancelled, FlowBusyError, RunRecorder, RunSummary, acquire_lock, release_lock
 from services.store.settings import SettingsSnapshot, configuration_problems, read_settings
-from services.store.db import Store
 
 T = TypeVar("T")
 log = logging.getLogger("services.flows")
@@ -48,7 +48,7 @@ class FlowContext:
     store: Store
     credly: Any = None
     docebo: Any = None
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
 
 class FlowFailed(Exception):

@@ -50,19 +50,18 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from services.store import ledger
 from services.core.errors import ApiError
 from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job
 from services.flows.lookups import (
     HELD_STATES,
     PER_LEARNER_MAX,
-    badges_of_learners,
     Learner,
+    UserDirectory,
     active_mappings,
     badge_template_id,
     badge_template_name,
-    UserDirectory,
+    badges_of_learners,
     certifications_by_code,
     credly_pages,
     scan_badges,
@@ -72,6 +71,7 @@ from services.flows.lookups import (
     template_usable,
     users_by_email,
 )
+from services.store import ledger
 
 # Above this many learners, external trainings are read without a user filter (one scan).
 UNFILTERED_TRAININGS_USERS = 400

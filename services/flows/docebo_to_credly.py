@@ -45,7 +45,6 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from services.store import ledger
 from services.core.errors import ApiError
 from services.flows import incremental, rules
 from services.flows.base import FlowFailed, Job, collect
@@ -54,18 +53,19 @@ from services.flows.lookups import (
     HELD_STATES,
     PER_LEARNER_MAX,
     HeldBadges,
-    badges_of_learners,
     Learner,
     UserDirectory,
-    template_badge_counts,
     active_mappings,
+    badges_of_learners,
     certifications_by_code,
     held_badges_of_learner,
     held_badges_of_templates,
+    template_badge_counts,
     template_rows,
     template_usable,
     users_by_id,
 )
+from services.store import ledger
 
 # Badges per issue call in the batch (Credly's /badges/batch takes 50).
 ISSUE_BATCH = 50

@@ -105,11 +105,11 @@ def fingerprint(components: dict[str, Any]) -> dict[str, str]:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _iso_precise(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse(text: Any) -> dt.datetime | None:
@@ -189,7 +189,7 @@ class Incremental:
         and (real runs) register the watermark's commit for when the run ends well."""
         inc = cls(job, flow, clients, fingerprint(components))
         inc.started_mono = time.monotonic()
-        inc.started_wall = dt.datetime.now(dt.timezone.utc)
+        inc.started_wall = dt.datetime.now(dt.UTC)
         inc._decide()
         if inc.incremental:
             bounds = ", ".join(
@@ -245,7 +245,7 @@ class Incremental:
 
     def _ignored(self) -> str:
         marks = ignored_services(self.job.store)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         for service, client in self.clients.items():
             mark = marks.get(service)
             if not isinstance(mark, dict):
@@ -314,7 +314,7 @@ class Incremental:
                 "source": exc.source,
                 "detail": exc.detail,
                 "run_id": job.run_id,
-                "at": _iso(dt.datetime.now(dt.timezone.utc)),
+                "at": _iso(dt.datetime.now(dt.UTC)),
                 "base_url": str(getattr(self.clients.get(exc.service), "base_url", "") or ""),
             }
             with job.store.write():

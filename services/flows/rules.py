@@ -109,9 +109,9 @@ def parse_datetime(value: Any) -> dt.datetime | None:
     if value is None or value is False:
         return None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     text = str(value).strip()
     if not text or text.startswith("0000-00-00"):
         return None
@@ -123,20 +123,20 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         except (ValueError, OverflowError):
             return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def credly_time(moment: dt.datetime) -> str:
     """A datetime as Credly's request format 'YYYY-MM-DD HH:MM:SS +0000' (UTC)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
 
 
 def docebo_time(moment: dt.datetime | None) -> str | None:
     """A datetime as Docebo's 'YYYY-MM-DD HH:MM:SS' (UTC); None stays None."""
     if moment is None:
         return None
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def same_day(a: Any, b: Any) -> bool:

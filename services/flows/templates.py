@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services.flows.base import Job, collect
 from services.store import mappings as mappings_service
 from services.store import notifications
-from services.flows.base import Job, collect
 from services.store.db import Store, utcnow
 
 ORPHAN_OPTIONS_META = "dropdown.orphan_option_ids"

@@ -55,14 +55,14 @@ import random
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from faker import Faker
 
 Size = Literal["small", "medium", "large"]
 
-REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=timezone.utc)
+REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 _WINDOW_START = REFERENCE_TIME - timedelta(days=3 * 365)
 _WINDOW_SECONDS = int((REFERENCE_TIME - _WINDOW_START).total_seconds())
 _DAY = 86_400
@@ -376,7 +376,7 @@ def _learning_plans(rng, plan: _Plan, users, courses, enrollments) -> tuple[list
                 if existing is None:
                     enrollments[key] = _enrollment(rng, uid, by_id[cid], "completed")
                 elif existing["status"] != "completed":
-                    enrolled = datetime.strptime(existing["enrolled_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+                    enrolled = datetime.strptime(existing["enrolled_at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
                     _complete(rng, existing, by_id[cid], enrolled)
             elif existing is None:
                 enrollments[key] = _enrollment(rng, uid, by_id[cid], rng.choice(["completed", "in_progress", "not_started"]))

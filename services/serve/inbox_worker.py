@@ -201,7 +201,7 @@ class InboxWorker:
         self.poll_s = poll_s
         self.grace_s = grace_s
         self.owner = owner or inbox.owner_id("worker")
-        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.in_hand: dict[int, asyncio.Task] = {}
         self.processed = 0
         self._wake: asyncio.Event | None = None
@@ -275,7 +275,7 @@ class InboxWorker:
             return
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._wake.clear()
 
@@ -285,7 +285,7 @@ class InboxWorker:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 inbox.extend_lease(self.store, list(self.in_hand), self.owner, lease_s=self.lease_s, now=self.clock())

@@ -54,7 +54,7 @@ class MailResult:
 
 
 def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_notification(row: dict[str, Any]) -> str:
@@ -115,7 +115,7 @@ class Mailer:
     ) -> None:
         self.smtp = smtp
         self.secrets = secrets
-        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.timeout = timeout
         self.backoff_s = backoff_s
         self.ssl_context = ssl_context

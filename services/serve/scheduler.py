@@ -36,7 +36,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.core.schedule import JOBS, UTC, parse_stamp, format_stamp, is_due, job_name, next_occurrence
+from services.core.schedule import JOBS, UTC, format_stamp, is_due, job_name, next_occurrence, parse_stamp
 from services.store.db import Store
 
 log = logging.getLogger("credly_console.scheduler")

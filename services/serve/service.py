@@ -32,7 +32,6 @@ from typing import Any
 
 import uvicorn
 
-from services.store import inbox
 from services.core.listener import QuietServer, listening_socket
 from services.serve.receiver import (
     InboxWriter,
@@ -41,6 +40,7 @@ from services.serve.receiver import (
     create_receiver_app,
     webhook_urls,
 )
+from services.store import inbox
 from services.store.db import Store
 
 log = logging.getLogger("credly_console.serve")

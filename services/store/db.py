@@ -263,7 +263,7 @@ class StoreError(Exception):
 
 def utcnow() -> str:
     """Now, as the store writes timestamps: ISO-8601 UTC with milliseconds and a Z."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def like_pattern(text: str) -> str:

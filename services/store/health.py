@@ -67,13 +67,13 @@ def _parse(stamp: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def stale_services(store: Store, services: Iterable[str], *, max_age: dt.timedelta = STALE_AFTER,
                    now: dt.datetime | None = None) -> list[str]:
     """Those of `services` never tested, or last tested more than `max_age` ago."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     health = read_health(store)
     out = []
     for service in services:

@@ -203,13 +203,13 @@ def parse_credly_notice(body: Any, organization_id: str) -> NewItem:
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
-    return now if now is not None else dt.datetime.now(dt.timezone.utc)
+    return now if now is not None else dt.datetime.now(dt.UTC)
 
 
 def stamp(moment: dt.datetime) -> str:
     """A datetime as the store writes timestamps (ISO UTC, milliseconds, Z), so SQL compares
     them as strings."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- writing -------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ notification, not one per tick (the run log still records every blocked run).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from services.store.db import Store, Where, utcnow
 

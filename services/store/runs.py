@@ -35,9 +35,9 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from services.store.db import Store, Where, utcnow
 
@@ -107,7 +107,7 @@ class RunSummary:
     # True when the run failed for a reason that may go away by itself (a call that still failed
     # after the client's retries: network, 5xx, 429). The webhook worker retries those (W3).
     retryable: bool = False
-    children: list["RunSummary"] = dataclasses.field(default_factory=list)
+    children: list[RunSummary] = dataclasses.field(default_factory=list)
     # F6/F7: "full" or "incremental" (services/flows/incremental.py; also the run's first log
     # line); "" for the other flows.
     mode: str = ""

@@ -138,7 +138,7 @@ def _date(key: str, value: str) -> str:
     except (ValueError, OverflowError):
         raise SettingError(key, value, EXPECTED[key]) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
+        moment = moment.astimezone(dt.UTC)
     return moment.date().isoformat()
 
 

@@ -23,8 +23,8 @@ import pytest
 
 from services.clients.credly import AlreadyHolds, CredlyClient, Issued
 from services.clients.docebo import DoceboClient
-from services.core.errors import AuthenticationError
 from services.clients.http import HttpPolicy, RateLimiter, bounded_gather
+from services.core.errors import AuthenticationError
 from services.sandbox.common import FaultConfig
 
 CREDLY_BASE = "http://credly.sandbox.test/v1"

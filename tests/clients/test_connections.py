@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.core.config import AppConfig, load_config, save_config
 from services.clients.factory import (
     DEFAULT_DOCEBO_PER_HOUR,
     build_credly,
     build_docebo,
     reset_shared_limiters,
 )
+from services.core.config import AppConfig, load_config, save_config
 from services.core.secrets import KeyringSecrets, MemorySecrets
 
 

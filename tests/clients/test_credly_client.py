@@ -17,13 +17,13 @@ from services.clients.credly import (
     badge_template_of,
     credly_filter,
 )
+from services.clients.http import HttpPolicy
 from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
 )
-from services.clients.http import HttpPolicy
 
 BADGES = "POST /v1/organizations/{org}/badges"
 BATCH = "POST /v1/organizations/{org}/badges/batch"

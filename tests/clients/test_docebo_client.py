@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.clients.docebo import DoceboClient, field_name, option_label
+from services.clients.http import HttpPolicy
 from services.clients.routes import DOCUMENTED, ROUTES, TO_VERIFY, unverified_table_markdown
 from services.core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from services.clients.http import HttpPolicy
 
 BASE = "http://docebo.sandbox.test"
 

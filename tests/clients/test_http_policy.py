@@ -20,6 +20,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.clients.http import (
+    ApiSession,
+    CallCounter,
+    HttpPolicy,
+    RateLimiter,
+    Recovered,
+    bounded_gather,
+    parse_retry_after,
+    php_params,
+    service_message,
+)
 from services.core.errors import (
     ApiError,
     AuthenticationError,
@@ -33,17 +44,6 @@ from services.core.errors import (
     UnexpectedResponseError,
     ValidationError,
     redact,
-)
-from services.clients.http import (
-    ApiSession,
-    CallCounter,
-    HttpPolicy,
-    RateLimiter,
-    Recovered,
-    bounded_gather,
-    parse_retry_after,
-    php_params,
-    service_message,
 )
 
 BASE = "http://api.test/v1"
@@ -104,7 +104,7 @@ def err(message: str) -> dict:
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
-    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
     assert parse_retry_after("7", now=now) == 7.0
     assert parse_retry_after(" 1.5 ", now=now) == 1.5
     later = email.utils.format_datetime(now + dt.timedelta(seconds=42), usegmt=True)
@@ -178,7 +178,7 @@ async def test_gives_up_after_max_retries_with_a_typed_error_naming_everything(s
 
 async def test_429_honours_retry_after_seconds_and_http_date(script, sleeps):
     soon = email.utils.format_datetime(
-        dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30), usegmt=True)
+        dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
     script.push("/v1/items", (429, {"Retry-After": "3"}, err("slow down")),
                 (429, {"Retry-After": soon}, err("slow down")))
     policy = HttpPolicy(sleep=sleeps, backoff_base=1.0, jitter=0.5, max_retries=0)
@@ -531,10 +531,10 @@ async def test_limiter_allows_a_burst_then_one_per_interval():
     assert starts == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5, 2.0]
     assert limiter.remaining() == 0
     reset = limiter.window_reset_at()
-    assert reset == dt.datetime.fromtimestamp(t.wall_clock() + 1.5, dt.timezone.utc)
+    assert reset == dt.datetime.fromtimestamp(t.wall_clock() + 1.5, dt.UTC)
     t.now += 10
     assert limiter.remaining() == 3
-    assert limiter.window_reset_at() <= dt.datetime.fromtimestamp(t.wall_clock(), dt.timezone.utc)
+    assert limiter.window_reset_at() <= dt.datetime.fromtimestamp(t.wall_clock(), dt.UTC)
 
 
 async def test_limiter_pause_holds_calls_and_then_resumes_without_a_burst():

@@ -17,16 +17,16 @@ import pytest
 from textual.worker import WorkerState
 
 from services.appcontext import AppContext
-from services.core.config import AppConfig
 from services.clients.credly import CredlyClient
 from services.clients.docebo import DoceboClient
 from services.clients.http import HttpPolicy
+from services.core.config import AppConfig
+from services.core.secrets import MemorySecrets
 from services.sandbox.credly.routes import create_credly_app
 from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
 from services.sandbox.docebo.routes import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
-from services.core.secrets import MemorySecrets
 from services.store.db import Store
 
 SIZE = (120, 36)

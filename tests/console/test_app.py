@@ -231,7 +231,7 @@ async def test_configured_connections_are_tested_at_start_once_an_hour(world):
         await settle(pilot)
     assert read_health(world.store) == first  # tested less than an hour ago: no call
 
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     record_health(world.store, "docebo", True, "an old result", at=old)
     app = make_app(world.ctx, "settings")
     async with app.run_test(size=SIZE) as pilot:

@@ -7,8 +7,8 @@ import asyncio
 
 from console.cli_demo import demo_context
 from services.demo import DemoEnvironment, DemoOptions
-from services.store.health import read_health
 from services.store.db import Store
+from services.store.health import read_health
 from tests.console.conftest import SIZE, make_app, screen_text, settle
 
 

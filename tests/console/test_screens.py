@@ -10,10 +10,10 @@ from textual.widgets import Input
 
 from screens.paged_table import PagedTable
 from services.store import inbox
+from services.store.db import Store
 from services.store.health import read_health
 from services.store.notifications import get_notification
 from services.store.settings import get_setting
-from services.store.db import Store
 from services.store.templates import get_template
 from tests.console.conftest import SIZE, T_FIRE, T_SAFETY, make_app, screen_text, settle, tid
 

@@ -104,8 +104,8 @@ async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
 
 async def test_new_runs_appear_in_the_history_without_a_key_press(seeded_ctx):
     from screens.paged_table import PagedTable
-    from services.store.runs import RunRecorder
     from services.store.db import Store
+    from services.store.runs import RunRecorder
 
     app = make_app(seeded_ctx, "syncs")
     async with app.run_test(size=SIZE) as pilot:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from services.store import ledger, runs
 from services.flows import handle_badge_event
-from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed
+from services.store import ledger, runs
+from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data, completed
 
 
 def _issue(w, template, email, issued="2025-02-01 09:00:00", expires=None, accept=False):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
-from services.store import ledger, runs
 from services.flows import handle_certification_event, handle_course_completion
+from services.store import ledger, runs
 from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
 
 
@@ -25,7 +24,7 @@ async def test_F3a_course_dropdown_names_a_template_one_badge_then_nothing_new(m
     b = badges[0]
     # what an issued badge carries (SPEC §2)
     assert (b.first_name, b.last_name, b.issuer_earner_id) == ("Alice", "Archer", "1")
-    assert b.issued_at == dt.datetime(2025, 3, 1, 10, tzinfo=dt.timezone.utc)
+    assert b.issued_at == dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC)
     assert b.expires_at is None  # E1: blank default → no expiry
     ev = b.evidence[0]
     assert ev["title"] == "Docebo achievement" and "F3a" in ev["description"] and "course 101" in ev["description"]
@@ -106,8 +105,8 @@ async def test_E1_expiry_cases(make_world):
     await w.prepare_dropdown({101: "Safety Basics"})
     await w.run("docebo-to-credly")
     exp = {b.recipient_email: b.expires_at for b in w.badges()}
-    assert exp["alice@example.com"] == dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)
-    assert exp["bob@example.com"] == dt.datetime(2025, 3, 31, 10, tzinfo=dt.timezone.utc)  # N > 0: issue date + N days
+    assert exp["alice@example.com"] == dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
+    assert exp["bob@example.com"] == dt.datetime(2025, 3, 31, 10, tzinfo=dt.UTC)  # N > 0: issue date + N days
 
 
 async def test_E1_zero_means_template_default_and_blank_means_never(make_world):
@@ -116,7 +115,7 @@ async def test_E1_zero_means_template_default_and_blank_means_never(make_world):
     await w.prepare_dropdown({101: "Certified Operator", 102: "Safety Basics"})  # T_CERT: template default 365 days
     await w.run("docebo-to-credly")
     exp = {b.template_id: b.expires_at for b in w.badges()}
-    assert exp[T_CERT] == dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)  # expires_at null → template default
+    assert exp[T_CERT] == dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)  # expires_at null → template default
     assert exp[T_SAFETY] is None  # template without a default: no expiry
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 from services.store import notifications, runs
 from services.store.templates import set_template_active
-from tests.flows.world import T_ARCHIVED, T_CERT, T_DRAFT, T_FIRE, T_SAFETY, base_data, tid
+from tests.flows.world import T_ARCHIVED, T_DRAFT, T_FIRE, T_SAFETY, base_data, tid
 
 
 def _rows(store):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from services.clients.routes import TO_VERIFY
 from services.clients.http import ServiceClock
+from services.clients.routes import TO_VERIFY
 from tests.flows.world import T_SAFETY, base_data, completed
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_service_clock_projects_the_date_header_back_as_a_lower_bound():

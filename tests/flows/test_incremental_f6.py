@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from services.store import runs
 from services.flows import incremental
 from services.flows.incremental import read_state
+from services.store import runs
 from tests.flows.test_incremental_f7 import calls, delta, first_line, travel
 from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data
 

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from services.store import runs
 from services.flows import incremental
 from services.flows.incremental import read_state
+from services.store import runs
 from services.store.templates import set_template_active
 from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
 
@@ -189,7 +189,7 @@ async def test_F7_full_on_request_for_all_and_incremental_for_the_scheduler(make
 async def test_F7_daily_full_reconciliation_after_two_in_los_angeles(make_world):
     w, _ = await full_world(make_world)  # the world's clock: 2026-01-01 00:00 UTC (16:00 in LA)
     assert (await w.run(FLOW)).mode == "incremental"
-    w.ctx.now = lambda: dt.datetime(2026, 1, 1, 10, 30, tzinfo=dt.timezone.utc)  # 02:30 in LA
+    w.ctx.now = lambda: dt.datetime(2026, 1, 1, 10, 30, tzinfo=dt.UTC)  # 02:30 in LA
     s = await w.run(FLOW)
     assert s.mode == "full" and "daily full reconciliation" in first_line(w, s)
     assert (await w.run(FLOW)).mode == "incremental"  # once a day

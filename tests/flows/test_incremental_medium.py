@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
+from services.sandbox.demo_data import generate
 from services.store import runs
 from services.store.mappings import MappingInput, add_mapping
-from services.sandbox.demo_data import generate
 from tests.flows.test_incremental_f7 import calls, delta, travel
 from tests.flows.world import World
 

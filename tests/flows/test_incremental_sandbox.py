@@ -83,7 +83,7 @@ async def test_docebo_date_header_follows_time_travel_and_filter_can_be_ignored(
     state, http = docebo
     r = await http.get("/learn/v1/courses")
     before = parsedate_to_datetime(r.headers["date"])
-    assert abs((before - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5
+    assert abs((before - dt.datetime.now(dt.UTC)).total_seconds()) < 5
     r = await http.put("/_sandbox/clock", json={"advance_s": 3600})
     assert r.json()["offset_s"] == 3600
     after = parsedate_to_datetime((await http.get("/learn/v1/courses")).headers["date"])

@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from services.store import runs
 from services.core.config import AppConfig, CredlyConfig, DoceboConfig, save_config
 from services.flows import FlowContext, run_flow
 from services.sandbox.runner import SandboxOptions, run_sandboxes
+from services.store import runs
 from services.store.db import Store
 from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data, completed
 
@@ -69,9 +69,9 @@ async def _cli(env, *args) -> tuple[int, str, str, asyncio.subprocess.Process]:
 
 async def _prepare(sb, store, mappings):
     """Settings, F1, F2 and the course's dropdown value, in-process against the real servers."""
-    from services.store import settings as settings_service
     from services.clients.credly import CredlyClient
     from services.clients.docebo import DoceboClient
+    from services.store import settings as settings_service
     from services.store.mappings import MappingInput, add_mapping
 
     settings_service.set_settings(store, SETTINGS)

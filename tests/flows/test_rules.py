@@ -8,7 +8,7 @@ import pytest
 
 from services.flows import rules
 
-T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

@@ -35,11 +35,10 @@ from hypothesis import strategies as st
 
 from console.cli import cli
 from services.core.config import database_path
+from services.store.db import Store
 from services.store.mappings import CSV_HEADER
 from services.store.settings import SETTING_KEYS, SettingError, get_setting, set_settings, validate_setting
-from services.store.db import Store
-from tests.serve.test_serve_receiver import SECRET, completion_body, make_client, rows
-from tests.serve.test_serve_receiver import db_path, writer  # noqa: F401  (fixtures)
+from tests.serve.test_serve_receiver import SECRET, completion_body, db_path, make_client, rows, writer  # noqa: F401  (fixtures)
 from tests.test_mappings import T1, T2, table
 from tests.test_templates import put_template
 
@@ -215,8 +214,7 @@ notice = st.fixed_dictionaries({"id": st.one_of(junk, st.uuids().map(str))},
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["completion", "certification", "badge", "template"]), data=st.data())
 def test_W2_accepted_nonsense_payloads_end_in_a_plain_outcome_and_create_nothing(store, kind, data):
-    from services.flows import (handle_badge_event, handle_certification_event, handle_course_completion,
-                                handle_template_event)
+    from services.flows import handle_badge_event, handle_certification_event, handle_course_completion, handle_template_event
     from tests.flows.world import World, base_data, completed
 
     if kind == "completion":

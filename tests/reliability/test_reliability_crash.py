@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from tests.flows.test_kill_and_cli import _Killer, _kill_and_rerun
+from tests.flows.test_kill_and_cli import _kill_and_rerun, _Killer
 from tests.reliability.reliability_world import MAPPINGS, N_AWARDS, N_IMPORTED, N_LEARNERS, both_ways_data
 
 pytestmark = pytest.mark.e2e

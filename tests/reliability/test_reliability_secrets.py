@@ -27,10 +27,10 @@ import threading
 
 import pytest
 
-from tests.serve.serve_helpers import until
 from services.core.config import save_config
 from services.demo import DemoEnvironment, DemoOptions
 from services.store.db import Store
+from tests.serve.serve_helpers import until
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ Docebo sandbox tests in this folder stay independent)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -26,7 +26,7 @@ T_EXPIRING = "55555555-5555-4555-8555-555555555555"
 class FixedClock:
     """A clock tests move by hand."""
 
-    def __init__(self, start: datetime = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)) -> None:
+    def __init__(self, start: datetime = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) -> None:
         self.now = start
 
     def __call__(self) -> datetime:

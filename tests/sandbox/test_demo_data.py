@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -31,7 +31,7 @@ DOCEBO_LIMIT = REFERENCE_TIME.strftime("%Y-%m-%d %H:%M:%S")
 ISO_LIMIT = REFERENCE_TIME.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-@lru_cache(maxsize=None)
+@cache
 def world(size: str, seed: int = 0) -> DemoData:
     return generate(size, seed)
 

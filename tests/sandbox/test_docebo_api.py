@@ -4,8 +4,8 @@ filters and error bodies (api/docebo.md §1-6; issue 3)."""
 from __future__ import annotations
 
 import pytest
-
 from docebo_sandbox_fixtures import all_items, anon, api, app, demo, state  # noqa: F401
+
 from services.sandbox.demo_data import generate
 from services.sandbox.docebo.state import DoceboState
 
@@ -71,9 +71,10 @@ async def test_default_page_sizes(api):
 
 async def test_page_size_is_capped_at_200(api):
     big = DoceboState.from_demo(generate("medium", 0))
-    from services.sandbox.docebo.routes import create_docebo_app
     import httpx
     from docebo_sandbox_fixtures import get_token
+
+    from services.sandbox.docebo.routes import create_docebo_app
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(big)), base_url="http://t") as c:
         c.headers["Authorization"] = f"Bearer {await get_token(c, big)}"
@@ -86,8 +87,9 @@ async def test_page_size_is_capped_at_200(api):
 async def test_paging_over_more_than_one_page_of_users():
     """> 200 users: walk every page with the default size; each user exactly once (§1.3)."""
     import httpx
-    from services.sandbox.docebo.routes import create_docebo_app
     from docebo_sandbox_fixtures import get_token
+
+    from services.sandbox.docebo.routes import create_docebo_app
 
     world = DoceboState.from_demo(generate("medium", 0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(world)), base_url="http://t") as c:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from docebo_sandbox_fixtures import anon, api, app, demo, get_token, state  # noqa: F401
+
 from services.sandbox.common import FaultConfig
 from services.sandbox.docebo.routes import create_docebo_app
 

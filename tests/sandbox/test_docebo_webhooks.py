@@ -10,12 +10,12 @@ import re
 
 import httpx
 import pytest
+from docebo_sandbox_fixtures import demo, get_token, serve, state  # noqa: F401
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from docebo_sandbox_fixtures import demo, get_token, serve, state  # noqa: F401
 from services.sandbox.common import WebhookSender, any_2xx_3xx
 from services.sandbox.docebo.routes import create_docebo_app
 

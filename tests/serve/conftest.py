@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from serve_helpers import SmtpServer, RecordingHandler, free_port, self_signed
+from serve_helpers import RecordingHandler, SmtpServer, free_port, self_signed
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,15 +46,16 @@ class RecordingHandler:
 
 def self_signed() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting it) for 127.0.0.1."""
+    import tempfile
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import tempfile
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -163,12 +165,12 @@ def secrets_for(sb):
 async def prepare(sb, db_path, *, dropdown: dict[int, str] | None = None, import_templates=(T_IMPORT,)) -> None:
     """Settings, F1 and F2 against the real sandboxes, the courses' dropdown values and the
     external-training mappings (F5)."""
-    from services.store import settings as settings_service
     from services.clients.credly import CredlyClient
     from services.clients.docebo import DoceboClient
     from services.flows import FlowContext, run_flow
-    from services.store.mappings import MappingInput, add_mapping
+    from services.store import settings as settings_service
     from services.store.db import Store
+    from services.store.mappings import MappingInput, add_mapping
 
     with Store(db_path) as store:
         settings_service.set_settings(store, SETTINGS)

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from services.store import inbox, notifications
 from services.core.config import AppConfig, database_path, save_config
-from services.store.inbox import NewItem
+from services.store import inbox, notifications
 from services.store.db import Store
+from services.store.inbox import NewItem
 
 SECRET = "cli-secret_0123456789abcdef"
 

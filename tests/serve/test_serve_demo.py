@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from serve_helpers import until
-from services.demo import DemoEnvironment, DemoOptions
+
 from services.core.secrets import MemorySecrets
+from services.demo import DemoEnvironment, DemoOptions
 from services.store.db import Store
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from serve_helpers import (
     ORG,
     SECRET,
@@ -24,9 +23,10 @@ from serve_helpers import (
     trainings,
     until,
 )
-from services.store import runs
+
 from services.sandbox.runner import SandboxOptions, run_sandboxes
 from services.serve.service import ServeOptions, ServeRuntime
+from services.store import runs
 from services.store.db import Store
 
 pytestmark = pytest.mark.e2e

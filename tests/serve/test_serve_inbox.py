@@ -14,7 +14,7 @@ import pytest
 from services.store import inbox
 from services.store.inbox import DeliveryError, NewItem, RetryPolicy
 
-T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 ORG = "11111111-2222-3333-4444-555555555555"
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.store import notifications
-from services.core.config import SmtpConfig
-from services.serve.mailer import Mailer
-from services.store.runs import RunRecorder
-from services.core.secrets import MemorySecrets
-from services.store.settings import set_setting
-
 from serve_helpers import free_port
 
-T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
+from services.core.config import SmtpConfig
+from services.core.secrets import MemorySecrets
+from services.serve.mailer import Mailer
+from services.store import notifications
+from services.store.runs import RunRecorder
+from services.store.settings import set_setting
+
+T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 ADMIN = "lms-admin@example.org"
 
 
@@ -103,8 +103,7 @@ def test_unsent_mail_is_kept_and_retried_with_backoff(store):
     assert notifications.get_notification(store, 1)["mail_next_attempt_at"] == "2026-01-05T12:06:01.000Z"
     # the server comes up: the kept mail goes out
     from aiosmtpd.controller import Controller
-
-    from serve_helpers import SmtpServer, RecordingHandler
+    from serve_helpers import RecordingHandler, SmtpServer
 
     up = SmtpServer("127.0.0.1", port)
     controller = Controller(RecordingHandler(up), hostname="127.0.0.1", port=port)

@@ -10,11 +10,23 @@ import signal
 import sys
 
 import pytest
+from serve_helpers import (
+    SECRET,
+    T_SAFETY,
+    app_config,
+    badges,
+    free_port,
+    inbox_rows,
+    point_webhooks,
+    prepare,
+    quiet,
+    serve_data,
+    until,
+)
 
-from serve_helpers import SECRET, T_SAFETY, app_config, badges, free_port, inbox_rows, point_webhooks, prepare, quiet, serve_data, until
 from services.core.config import save_config
-from services.serve.receiver import webhook_urls
 from services.sandbox.runner import SandboxOptions, run_sandboxes
+from services.serve.receiver import webhook_urls
 
 pytestmark = pytest.mark.e2e
 

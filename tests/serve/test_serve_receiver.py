@@ -9,8 +9,8 @@ import base64
 import httpx
 import pytest
 
-from services.store import inbox
 from services.serve.receiver import InboxWriter, ReceiverSettings, base_url, create_receiver_app, webhook_urls
+from services.store import inbox
 from services.store.db import Store
 
 SECRET = "s3cr3t-For-Tests_0123456789"
@@ -202,8 +202,8 @@ async def test_get_and_unknown_paths(writer):
 
 def test_receiver_settings_need_a_secret():
     from services.core.config import AppConfig
-    from services.serve.receiver import ReceiverConfigError
     from services.core.secrets import MemorySecrets
+    from services.serve.receiver import ReceiverConfigError
 
     with pytest.raises(ReceiverConfigError, match="CREDLY_CONSOLE_WEBHOOK_SECRET"):
         ReceiverSettings.from_config(AppConfig(), MemorySecrets())

@@ -13,7 +13,7 @@ from services.core import schedule
 from services.core.schedule import LOS_ANGELES, is_due, next_occurrence
 from services.serve.scheduler import Scheduler, list_jobs, set_enabled
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def la(*args) -> dt.datetime:

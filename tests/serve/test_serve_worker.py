@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from services.serve.inbox_worker import EventCache, InboxWorker, Outcome, outcome_of
 from services.store import inbox
 from services.store.inbox import NewItem, RetryPolicy
 from services.store.runs import RunSummary
-from services.serve.inbox_worker import EventCache, InboxWorker, Outcome, outcome_of
 
-T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass

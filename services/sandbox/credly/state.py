@@ -31,7 +31,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dateutil import parser as dateparser
@@ -57,7 +57,7 @@ ALREADY_HAS = "User already has this badge"
 NOT_FOUND = "Resource not found"
 BATCH_LIMIT = 50
 
-_TEMPLATE_EPOCH = datetime(2023, 1, 2, 9, 0, tzinfo=timezone.utc)
+_TEMPLATE_EPOCH = datetime(2023, 1, 2, 9, 0, tzinfo=UTC)
 _USER_NAMESPACE = uuid.UUID("6f1c1f0e-2a57-4d5e-9a51-0c3e5b7f2d11")
 
 
@@ -143,12 +143,12 @@ def iso(dt: datetime | None) -> str | None:
     """``2014-04-01T14:41:00.000Z`` (credly.md §1.9)."""
     if dt is None:
         return None
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def iso_date(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def parse_time(value: Any) -> datetime:
@@ -164,8 +164,8 @@ def parse_time(value: Any) -> datetime:
         except ValueError:
             dt = dateparser.parse(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def truthy(value: Any) -> bool:
@@ -238,7 +238,7 @@ class CredlyState:
         self.organization_name = organization_name
         self.token = token
         self.token_expired = False
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         # Time travel (tests and benchmarks of incremental runs): added to `clock`.
         self.time_offset = timedelta(0)
         # The date-range filters of lists (``created_at_min`` … ``updated_at_max``): documented for
@@ -327,7 +327,7 @@ class CredlyState:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def now(self) -> datetime:
-        return (self.clock() + self.time_offset).astimezone(timezone.utc)
+        return (self.clock() + self.time_offset).astimezone(UTC)
 
     def advance(self, seconds: float) -> datetime:
         """Move this organisation's clock forward (time travel); returns the new now."""

@@ -84,7 +84,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -258,7 +258,7 @@ async def json_body(request: Request) -> dict:
 
 def message_id(at: datetime | None = None) -> str:
     """`wh-YYYYMMDD-HHMMSS-<uuid4>` (api/docebo.md §7.2)."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     return f"wh-{at:%Y%m%d-%H%M%S}-{uuid.uuid4()}"
 
 

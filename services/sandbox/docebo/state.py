@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.sandbox.demo_data import DemoData
@@ -69,7 +69,7 @@ class DoceboError(Exception):
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def fmt(dt: datetime | None) -> str | None:
@@ -94,7 +94,7 @@ def parse_date(value: Any, field_name: str, *, required: bool = False) -> str | 
 
 
 def _as_dt(text: str) -> datetime:
-    return datetime.strptime(text, DATE_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, DATE_FORMAT).replace(tzinfo=UTC)
 
 
 def as_int(value: Any, field_name: str) -> int:
@@ -178,7 +178,7 @@ class DoceboState:
 
     def now(self) -> datetime:
         """The tenant's clock (UTC, whole seconds): real time plus `time_offset`."""
-        return (datetime.now(timezone.utc) + self.time_offset).replace(microsecond=0)
+        return (datetime.now(UTC) + self.time_offset).replace(microsecond=0)
 
     def advance(self, seconds: float) -> datetime:
         """Move the tenant's clock forward (time travel); returns the new now."""
