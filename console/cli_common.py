@@ -1,6 +1,6 @@
 """Helpers shared by the CLI commands: error → exit status, the store, tables and JSON.
 
-Exit statuses (README "Exit codes"):
+Exit statuses (docs/cli.md "Exit codes"):
 
 * 0 — success.
 * 1 — failure: a value or file the command was given was refused (S2, M2, M4), the object named

@@ -5,7 +5,7 @@ confirms. `TO_VERIFY` is THE table of routes — and of query parameters on docu
 (`Route.param`) — no public source confirms ([I] in docebo.md): they
 follow the contract agreed with the sandbox (common.md) and must be checked against the API
 browser of your tenant (`https://<your platform>/api-browser/`) before production use. If your
-tenant differs, change the path here — nothing else in the code names a path. The README lists
+tenant differs, change the path here — nothing else in the code names a path. docs/docebo-routes.md lists
 this table under "Docebo routes to verify against your tenant".
 """
 
@@ -29,7 +29,7 @@ class Route:
 
     @property
     def shown(self) -> str:
-        """The route as the README table shows it (with its parameter, if the entry is one)."""
+        """The route as the docs table shows it (with its parameter, if the entry is one)."""
         return f"{self.path}?{self.param}=" if self.param else self.path
 
 
@@ -137,7 +137,7 @@ def route(name: str) -> Route:
 
 
 def unverified_table_markdown() -> str:
-    """The README table of `TO_VERIFY` (kept in sync by a test)."""
+    """The docs table of `TO_VERIFY` (kept in sync by a test)."""
     lines = ["| Method | Route | What the client assumes |", "|---|---|---|"]
     for r in TO_VERIFY.values():
         lines.append(f"| {r.method} | `{r.shown}` | {r.note.replace('|', '/')} |")
