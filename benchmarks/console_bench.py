@@ -79,7 +79,7 @@ SHOWN: list[float] = []
 def _hook() -> None:
     """Record when a table page or the dashboard is filled in (see the module docstring)."""
     from screens.dashboard import DashboardScreen
-    from screens.paged_table import PagedTable
+    from screens.widgets.paged_table import PagedTable
 
     show_page, paint = PagedTable.show_page, DashboardScreen._show
 
@@ -103,7 +103,7 @@ def _first_after(t: float) -> float:
 
 async def measure(path: Path, rows: int, text: str, size: tuple[int, int]) -> dict:
     from console.app import CredlyConsoleApp
-    from screens.paged_table import PagedTable
+    from screens.widgets.paged_table import PagedTable
 
     _hook()
     ctx = AppContext(config=AppConfig(), secrets=MemorySecrets(), database_path=path)

@@ -17,7 +17,7 @@ def __getattr__(name: str):
 
         return [ErrorScreen, ConfirmScreen, MappingForm, CsvImportScreen, CsvExportScreen, PlanReviewScreen]
     if name == "WIDGET_CLASSES":
-        from screens.paged_table import PagedTable
+        from screens.widgets.paged_table import PagedTable
 
         return [PagedTable]
     raise AttributeError(name)

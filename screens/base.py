@@ -36,7 +36,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from screens.section_bar import SectionBar
+from screens.widgets.section_bar import SectionBar
 from services.store.db import Store
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -25,8 +25,8 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen, client
-from screens.connections import health_text
 from screens.plan_review import counts_text
+from screens.widgets.health import health_text
 from services.store import inbox
 from services.store.db import Store
 from services.store.health import API_SERVICES, is_configured, read_health

@@ -28,7 +28,7 @@ from textual.widgets import Static
 
 from screens.confirm import ConfirmScreen
 from screens.paged import PagedScreen, PageQuery
-from screens.paged_table import plain
+from screens.widgets.paged_table import plain
 from services.store import inbox
 
 REFRESH_SECONDS = 2.0

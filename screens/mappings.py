@@ -28,7 +28,7 @@ from screens.csv_export import CsvExportScreen
 from screens.csv_import import CsvImportScreen, describe_result
 from screens.mapping_form import MappingForm
 from screens.paged import PagedScreen, PageQuery
-from screens.paged_table import plain, yes_no
+from screens.widgets.paged_table import plain, yes_no
 from services.store.db import Store
 from services.store.mappings import (
     MappingInput,

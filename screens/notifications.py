@@ -20,7 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from screens.paged import PagedScreen, PageQuery
-from screens.paged_table import plain
+from screens.widgets.paged_table import plain
 from services.store.db import Store
 from services.store.notifications import count_notifications, get_notification, list_notifications, mark_read, mark_unread
 

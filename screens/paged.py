@@ -30,7 +30,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
-from screens.paged_table import DEFAULT_PAGE_SIZE, PagedTable
+from screens.widgets.paged_table import DEFAULT_PAGE_SIZE, PagedTable
 from services.store.db import Store
 
 

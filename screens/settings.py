@@ -36,8 +36,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
-from screens.connections import SERVICE_TITLES, health_text
-from screens.paged_table import cursor_row_key as _row_key
+from screens.widgets.health import SERVICE_TITLES, health_text
+from screens.widgets.paged_table import cursor_row_key as _row_key
 from services.core.config import AppConfig, ConfigError, load_config, save_config
 from services.core.secrets import SECRET_DESCRIPTIONS, SECRET_ENV, NoKeyringError, keyring_backend_problem
 from services.store.db import Store

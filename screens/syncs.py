@@ -44,9 +44,9 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Label, Log, Opt
 from textual.widgets.option_list import Option
 
 from screens.base import ConsoleScreen, flow_context, flows_available
-from screens.paged_table import PagedTable, plain
 from screens.plan_review import PlanReviewScreen, counts_text
-from screens.section_bar import SectionBar
+from screens.widgets.paged_table import PagedTable, plain
+from screens.widgets.section_bar import SectionBar
 from services.store.db import Store
 from services.store.runs import AUTOMATIC_TRIGGERS
 

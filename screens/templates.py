@@ -23,7 +23,7 @@ from textual.widgets import Static
 
 from screens.base import client, flow_context, flows_available
 from screens.paged import PagedScreen, PageQuery
-from screens.paged_table import plain, yes_no
+from screens.widgets.paged_table import plain, yes_no
 from services.store.db import Store
 from services.store.templates import count_templates, get_template, query_templates, set_template_active, template_usage
 

@@ -279,7 +279,7 @@ async def test_at_80_columns_every_section_key_and_every_footer_key_shows_whole(
     from textual.widgets import Footer
     from textual.widgets._footer import FooterKey
 
-    from screens.section_bar import SectionBar
+    from screens.widgets.section_bar import SectionBar
 
     app = make_app(seeded_ctx)
     async with app.run_test(size=(80, 24)) as pilot:

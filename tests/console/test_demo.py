@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from console.cli_demo import demo_context
+from console.cli.demo import demo_context
 from services.demo import DemoEnvironment, DemoOptions
 from services.store.db import Store
 from services.store.health import read_health

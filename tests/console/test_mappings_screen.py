@@ -10,7 +10,7 @@ from screens.confirm import ConfirmScreen
 from screens.csv_import import CsvImportScreen
 from screens.mapping_form import MappingForm
 from screens.mappings import MappingsScreen
-from screens.paged_table import PagedTable
+from screens.widgets.paged_table import PagedTable
 from services.store.mappings import MappingInput, add_mapping, get_mapping
 from tests.console.conftest import SIZE, T_FIRE, T_SAFETY, make_app, screen_text, settle
 

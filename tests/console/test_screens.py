@@ -8,7 +8,7 @@ import threading
 
 from textual.widgets import Input
 
-from screens.paged_table import PagedTable
+from screens.widgets.paged_table import PagedTable
 from services.store import inbox
 from services.store.db import Store
 from services.store.health import read_health

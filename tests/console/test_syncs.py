@@ -76,7 +76,7 @@ async def test_cancel_a_running_batch_marks_it_cancelled(world):
 
 
 async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
-    from screens.paged_table import PagedTable
+    from screens.widgets.paged_table import PagedTable
 
     app = make_app(seeded_ctx, "syncs")
     async with app.run_test(size=SIZE) as pilot:
@@ -103,7 +103,7 @@ async def test_history_shows_runs_and_a_run_log_filters_to_failures(seeded_ctx):
 
 
 async def test_new_runs_appear_in_the_history_without_a_key_press(seeded_ctx):
-    from screens.paged_table import PagedTable
+    from screens.widgets.paged_table import PagedTable
     from services.store.db import Store
     from services.store.runs import RunRecorder
 
@@ -126,7 +126,7 @@ async def test_after_apply_the_applied_run_is_selected_whatever_webhook_runs_cam
     (`w`), 150 newer webhook runs push the applied run to the second page: after Apply it is
     selected there. Hidden again (the default), the webhook runs are gone from the history and
     the applied run stays selected."""
-    from screens.paged_table import PagedTable
+    from screens.widgets.paged_table import PagedTable
     from services.flows import docebo_to_credly
     from services.store.runs import RunRecorder
 

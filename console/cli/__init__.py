@@ -13,6 +13,15 @@ import sys
 
 import click
 
+from console.cli.admin import config_group, locate, secrets_group
+from console.cli.demo import demo
+from console.cli.inbox import inbox_group
+from console.cli.notifications import notifications_group
+from console.cli.sandbox import sandbox
+from console.cli.serve import schedule_group, serve, webhooks
+from console.cli.sync import mappings_check, sync_command
+from console.cli.tables import mappings_group, settings_group, templates_group
+
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="credly-console")
@@ -29,7 +38,7 @@ def cli(ctx: click.Context) -> None:
 def open_console() -> None:
     """Open the Textual console on this machine's config, keyring and database. Textual is
     imported here, not at module level, so `--help` and the other commands start without it."""
-    from console.cli_common import EXIT_USAGE, fail
+    from console.cli.common import EXIT_USAGE, fail
     from services.core.config import ConfigError
     from services.store.db import StoreError
 
@@ -54,34 +63,10 @@ def open_console() -> None:
     run_console(context)
 
 
-from console.cli_admin import config_group, locate, secrets_group  # noqa: E402
-from console.cli_sandbox import sandbox  # noqa: E402
-from console.cli_tables import mappings_group, settings_group, templates_group  # noqa: E402
-
-cli.add_command(locate)
-cli.add_command(config_group)
-cli.add_command(secrets_group)
-cli.add_command(settings_group)
-cli.add_command(templates_group)
-cli.add_command(mappings_group)
-cli.add_command(sandbox)
-
-from console.cli_sync import mappings_check, sync_command  # noqa: E402
-
-cli.add_command(sync_command)
+for command in (locate, config_group, secrets_group, settings_group, templates_group, mappings_group, sandbox,
+                sync_command, serve, webhooks, schedule_group, inbox_group, notifications_group, demo):
+    cli.add_command(command)
 mappings_group.add_command(mappings_check)
-
-from console.cli_demo import demo  # noqa: E402
-from console.cli_inbox import inbox_group  # noqa: E402
-from console.cli_notifications import notifications_group  # noqa: E402
-from console.cli_serve import schedule_group, serve, webhooks  # noqa: E402
-
-cli.add_command(serve)
-cli.add_command(webhooks)
-cli.add_command(schedule_group)
-cli.add_command(inbox_group)
-cli.add_command(notifications_group)
-cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,5 +74,3 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="credly-console")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])

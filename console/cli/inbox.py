@@ -6,7 +6,7 @@ import json
 
 import click
 
-from console.cli_common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store, paging_note
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 

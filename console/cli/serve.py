@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from console.cli_common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store
+from console.cli.common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

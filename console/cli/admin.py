@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from console.cli_common import echo_json, echo_table, fail, handle_errors
+from console.cli.common import echo_json, echo_table, fail, handle_errors
 
 SECRET_CHOICE = click.Choice(
     ["credly_token", "docebo_client_secret", "webhook_secret", "smtp_password", "docebo_password"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from console.cli_common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
+from console.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
 
 FLOWS = ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo", "all")
 NEEDS = {
@@ -165,7 +165,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
     import asyncio
     import signal
 
-    from console.cli_common import open_store
+    from console.cli.common import open_store
     from services.clients.factory import build_credly, build_docebo
     from services.flows import Callbacks, FlowContext, run_flow
 
@@ -216,7 +216,7 @@ def mappings_check(as_json: bool) -> None:
     or certification code). Nothing else is changed. Exit 1 when a mapping is broken."""
     import asyncio
 
-    from console.cli_common import echo_table, open_store
+    from console.cli.common import echo_table, open_store
     from services.clients.factory import build_credly, build_docebo
     from services.core.config import ConfigError, load_config
     from services.core.errors import ApiError

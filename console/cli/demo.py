@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from console.cli_common import fail
+from console.cli.common import fail
 
 
 @click.command("demo")
@@ -41,7 +41,7 @@ def demo(headless: bool, size: str, seed: int, interval: float, no_activity: boo
     import time
     from pathlib import Path
 
-    from console.cli_serve import setup_logging
+    from console.cli.serve import setup_logging
     from services.demo import DemoEnvironment, DemoOptions
 
     options = DemoOptions(size=size, seed=seed, interval_s=interval, activity=not no_activity,
