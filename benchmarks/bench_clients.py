@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.clients.credly import CredlyClient, Issued  # noqa: E402
 from services.clients.docebo import DoceboClient  # noqa: E402
 from services.clients.http import HttpPolicy, bounded_gather  # noqa: E402
-from services.sandbox.common import FaultConfig  # noqa: E402
-from services.sandbox.credly.routes import create_credly_app  # noqa: E402
+from services.sandbox.credly.app import create_credly_app  # noqa: E402
 from services.sandbox.credly.state import CredlyState  # noqa: E402
 from services.sandbox.demo_data import generate  # noqa: E402
-from services.sandbox.docebo.routes import create_docebo_app  # noqa: E402
+from services.sandbox.docebo.app import create_docebo_app  # noqa: E402
 from services.sandbox.docebo.state import DoceboState  # noqa: E402
+from services.sandbox.faults import FaultConfig  # noqa: E402
 from services.sandbox.runner import serve_app  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.sandbox.credly.routes import create_credly_app  # noqa: E402
+from services.sandbox.credly.app import create_credly_app  # noqa: E402
 from services.sandbox.credly.state import CredlyState  # noqa: E402
 from services.sandbox.demo_data import generate  # noqa: E402
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from services.sandbox.demo_data import generate  # noqa: E402
-from services.sandbox.docebo.routes import create_docebo_app  # noqa: E402
+from services.sandbox.docebo.app import create_docebo_app  # noqa: E402
 from services.sandbox.docebo.state import DoceboState  # noqa: E402
 
 

@@ -22,13 +22,9 @@ from typing import Any
 import uvicorn
 
 from services.core.listener import QuietServer, listening_socket
-from services.sandbox.common import (
-    DEFAULT_RETRY_DELAYS,
-    FaultConfig,
-    WebhookSender,
-    install_drop_log_filter,
-    only_200,
-)
+from services.sandbox.faults import FaultConfig
+from services.sandbox.middleware import install_drop_log_filter
+from services.sandbox.webhooks import DEFAULT_RETRY_DELAYS, WebhookSender, only_200
 
 
 @dataclass
@@ -182,7 +178,7 @@ class SandboxOptions:
 def _docebo_factory() -> tuple[Any, Any] | None:
     """``(DoceboState, create_docebo_app)`` once the Docebo sandbox exists, else None."""
     try:
-        from services.sandbox.docebo.routes import create_docebo_app
+        from services.sandbox.docebo.app import create_docebo_app
         from services.sandbox.docebo.state import DoceboState
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("services.sandbox.docebo"):
@@ -201,7 +197,7 @@ def build_data(options: SandboxOptions) -> Any:
 
 def build_apps(options: SandboxOptions) -> tuple[Any, Any | None, Any]:
     """``(credly_app, docebo_app or None, data)`` — not yet served."""
-    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.app import create_credly_app
     from services.sandbox.credly.state import DEFAULT_TOKEN, CredlyState
 
     data = build_data(options)

@@ -128,9 +128,9 @@ def demo_small():
 @pytest.fixture
 def credly_world(demo_small):
     """(state, app) of a Credly sandbox holding the small demo organisation."""
-    from services.sandbox.common import FaultConfig
-    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.app import create_credly_app
     from services.sandbox.credly.state import CredlyState
+    from services.sandbox.faults import FaultConfig
 
     state = CredlyState.from_demo(demo_small)
     app = create_credly_app(state, FaultConfig(seed=1))
@@ -157,9 +157,9 @@ DOCEBO_BASE = "http://docebo.sandbox.test"
 @pytest.fixture
 def docebo_world(demo_small):
     """(state, app) of a Docebo sandbox holding the small demo tenant."""
-    from services.sandbox.common import FaultConfig
-    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.app import create_docebo_app
     from services.sandbox.docebo.state import DoceboState
+    from services.sandbox.faults import FaultConfig
 
     state = DoceboState.from_demo(demo_small, client_secret="docebo-sandbox-secret-0001",
                                   admin_password="sandbox-admin-pass-0001")

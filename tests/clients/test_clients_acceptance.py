@@ -25,7 +25,7 @@ from services.clients.credly import AlreadyHolds, CredlyClient, Issued
 from services.clients.docebo import DoceboClient
 from services.clients.http import HttpPolicy, RateLimiter, bounded_gather
 from services.core.errors import AuthenticationError
-from services.sandbox.common import FaultConfig
+from services.sandbox.faults import FaultConfig
 
 CREDLY_BASE = "http://credly.sandbox.test/v1"
 DOCEBO_BASE = "http://docebo.sandbox.test"
@@ -89,7 +89,7 @@ def demo_medium():
 
 
 def credly_world(data, faults: FaultConfig | None = None):
-    from services.sandbox.credly.routes import create_credly_app
+    from services.sandbox.credly.app import create_credly_app
     from services.sandbox.credly.state import CredlyState
 
     state = CredlyState.from_demo(data, token="credly-acceptance-token-0001")
@@ -97,7 +97,7 @@ def credly_world(data, faults: FaultConfig | None = None):
 
 
 def docebo_world(data, faults: FaultConfig | None = None):
-    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.app import create_docebo_app
     from services.sandbox.docebo.state import DoceboState
 
     state = DoceboState.from_demo(data, client_secret="docebo-acceptance-secret-0001",

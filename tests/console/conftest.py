@@ -22,10 +22,10 @@ from services.clients.docebo import DoceboClient
 from services.clients.http import HttpPolicy
 from services.core.config import AppConfig
 from services.core.secrets import MemorySecrets
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 from services.store.db import Store
 

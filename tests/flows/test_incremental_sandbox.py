@@ -13,9 +13,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 from tests.flows.world import T_FIRE, T_SAFETY, base_data, completed
 

@@ -14,12 +14,12 @@ from services.clients.credly import CredlyClient
 from services.clients.docebo import DoceboClient
 from services.clients.http import HttpPolicy
 from services.flows import FlowContext, run_flow
-from services.sandbox.common import FaultConfig
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
+from services.sandbox.faults import FaultConfig
 from services.store import settings as settings_service
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

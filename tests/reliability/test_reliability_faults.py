@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sandbox.common import FaultConfig
+from services.sandbox.faults import FaultConfig
 from tests.flows.world import World
 from tests.reliability.reliability_world import (
     VirtualClock,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
 
 ORG = "0b5e2a52-4f7e-4d2b-9a55-1f0c4c1d9e01"

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from services.sandbox.demo_data import DemoData, generate
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 
 _SMALL: DemoData | None = None

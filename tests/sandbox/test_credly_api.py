@@ -26,7 +26,7 @@ from credly_helpers import (  # noqa: F401  (fixtures)
     org,
 )
 
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 
 LIST_METADATA = {"count", "current_page", "total_count", "total_pages", "per", "previous_page_url", "next_page_url"}
 

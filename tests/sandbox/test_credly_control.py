@@ -19,8 +19,8 @@ from credly_helpers import (  # noqa: F401  (fixtures)
     org,
 )
 
-from services.sandbox.common import DroppedConnection, FaultConfig
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
+from services.sandbox.faults import DroppedConnection, FaultConfig
 
 CTL = "http://credly.test/_sandbox"
 ISSUE = "POST /v1/organizations/{org}/badges"

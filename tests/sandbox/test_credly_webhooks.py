@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.sandbox.common import WebhookSender, only_200
-from services.sandbox.credly.routes import create_credly_app
+from services.sandbox.credly.app import create_credly_app
 from services.sandbox.runner import serve_app
+from services.sandbox.webhooks import WebhookSender, only_200
 
 pytestmark = pytest.mark.e2e
 

@@ -74,7 +74,7 @@ async def test_page_size_is_capped_at_200(api):
     import httpx
     from docebo_sandbox_fixtures import get_token
 
-    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.app import create_docebo_app
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(big)), base_url="http://t") as c:
         c.headers["Authorization"] = f"Bearer {await get_token(c, big)}"
@@ -89,7 +89,7 @@ async def test_paging_over_more_than_one_page_of_users():
     import httpx
     from docebo_sandbox_fixtures import get_token
 
-    from services.sandbox.docebo.routes import create_docebo_app
+    from services.sandbox.docebo.app import create_docebo_app
 
     world = DoceboState.from_demo(generate("medium", 0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(world)), base_url="http://t") as c:

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from docebo_sandbox_fixtures import anon, api, app, demo, get_token, state  # noqa: F401
 
-from services.sandbox.common import FaultConfig
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
+from services.sandbox.faults import FaultConfig
 
 
 async def test_summary_lists_credentials_and_counts(anon, state, demo):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 from docebo_sandbox_fixtures import anon, api, app, demo, state  # noqa: F401
 
-from services.sandbox.common import WebhookSender, any_2xx_3xx
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
+from services.sandbox.webhooks import WebhookSender, any_2xx_3xx
 
 TOKEN_SAMPLE = {"access_token": "0" * 40, "expires_in": 3600, "token_type": "Bearer", "scope": "api"}
 ENVELOPE_SAMPLE = {

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.sandbox.common import WebhookSender, any_2xx_3xx
-from services.sandbox.docebo.routes import create_docebo_app
+from services.sandbox.docebo.app import create_docebo_app
+from services.sandbox.webhooks import WebhookSender, any_2xx_3xx
 
 MESSAGE_ID = re.compile(r"^wh-\d{8}-\d{6}-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 COMMON_KEYS = {"webhook_id", "original_domain", "event", "fired_by_batch_action", "message_id"}

@@ -1,4 +1,4 @@
-"""services/sandbox/common.py: seeded faults, the middleware, call counters, the webhook sender."""
+"""services/sandbox/{faults,middleware,webhooks}.py: seeded faults, the middleware, call counters, the webhook sender."""
 
 from __future__ import annotations
 
@@ -13,16 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.sandbox.common import (
-    DroppedConnection,
-    FaultConfig,
-    RouteCounter,
-    SandboxMiddleware,
-    WebhookSender,
-    any_2xx_3xx,
-    only_200,
-)
+from services.sandbox.faults import DroppedConnection, FaultConfig
+from services.sandbox.middleware import RouteCounter, SandboxMiddleware
 from services.sandbox.runner import serve_app
+from services.sandbox.webhooks import WebhookSender, any_2xx_3xx, only_200
 
 
 def _tiny_app(faults: FaultConfig, calls: RouteCounter, processed: list[str]) -> Starlette:
