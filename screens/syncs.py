@@ -311,7 +311,7 @@ class SyncsScreen(ConsoleScreen):
             self.notify(f"{self.running} is still running; cancel it (c) or wait.", severity="warning",
                         markup=False)
             return
-        from services.store.runs import Callbacks
+        from services.core.flow_types import Callbacks
 
         ctx = self.ctx
         self._cancel = cancel = threading.Event()

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.flow_types import Callbacks, Cancelled, LogLine, RunSummary
 from services.flows import rules
 from services.flows.base import FlowContext, FlowFailed, Job, execute
-from services.store.runs import Callbacks, Cancelled, LogLine, RunSummary
 
 __all__ = [
     "Callbacks",

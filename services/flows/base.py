@@ -26,10 +26,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from services.core.errors import ApiError
+from services.core.flow_types import Callbacks, Cancelled, RunSummary
 from services.flows import rules
 from services.store import notifications
 from services.store.db import Store
-from services.store.runs import Callbacks, Cancelled, FlowBusyError, RunRecorder, RunSummary, acquire_lock, release_lock
+from services.store.locks import FlowBusyError, acquire_lock, release_lock
+from services.store.runs import RunRecorder
 from services.store.settings import SettingsSnapshot, configuration_problems, read_settings
 
 T = TypeVar("T")

@@ -1,45 +1,23 @@
-"""Run records of flows: lifecycle, counts, batched log lines, progress, cancellation, flow locks.
+"""Run records of flows (SPEC §2: "Every flow writes a run record (start, end, status, counts)
+and per-item log lines, reports progress while it runs, can be cancelled between items").
 
-SPEC §2: "Every flow writes a run record (start, end, status, counts) and per-item log lines,
-reports progress while it runs, can be cancelled between items". W4: "never two runs of the same
-flow at once".
-
-Lifecycle of a run row (table `runs`):
-
-* `RunRecorder.start()` inserts a row with status `running` and this process's pid.
-* The flow counts what it does (`COUNT_KEYS`) and writes log lines. Lines are buffered and written
-  in batches (every `FLUSH_LINES` lines or `FLUSH_SECONDS` seconds, and at the end), never one
-  commit per line; the counts and progress are written with each batch, so a console reading the
-  row sees the run move.
-* A log line that records a write to a service (performed, or only planned in a dry run) has its
-  `action` set (`issue_badge`, `create_external_training`, ...). A dry run's plan is therefore the
-  list of its action lines, and the real run's action lines list what it did (`run_actions`).
-* `finish()` sets the end status: `succeeded`, `failed`, `cancelled` or `skipped`.
-* A row still `running` whose pid is no longer alive (the process was killed) becomes
-  `interrupted` the next time anyone looks (`reap_interrupted`, called by the queries and by every
-  new run).
-
-Decision: items that fail do not fail the run. A run ends `failed` only when it could not do its
-job (a configuration problem, a listing that could not be read); failed items are counted in
-`failed` and the CLI exits 1 when that count is not zero.
-
-Flow locks (table `flow_locks`) are taken in one transaction; a lock whose pid is dead is stale and
-is taken over. Within one process a lock held by this pid is honoured only while this process
-really holds it (`_HELD`), so a row left behind by an earlier process that had the same pid is
-recognised as stale.
+A run row starts `running` with this process's pid; counts and log lines are written in batches
+(never a commit per line); action lines list what a run did or, dry, would do; `finish()` sets
+`succeeded`, `failed`, `cancelled` or `skipped`; a `running` row whose process died becomes
+`interrupted` when next looked at. Failed items do not fail the run. Flow locks: locks.py; the
+reported types: services/core/flow_types.py; details: docs/flows.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
+from services.core.flow_types import Callbacks, Cancelled, LogLine, RunSummary
 from services.store.db import Store, Where, utcnow
+from services.store.locks import drop_run, hold_run, run_alive
 
 COUNT_KEYS: tuple[str, ...] = (
     "examined",
@@ -64,115 +42,13 @@ FLUSH_SECONDS = 0.5
 PROGRESS_INTERVAL = 0.1
 
 
-@dataclasses.dataclass(frozen=True)
-class LogLine:
-    """One per-item log line of a run, as the console shows it."""
-
-    run_id: int
-    at: str
-    level: str
-    message: str
-    action: str = ""
-    object: str = ""
-
-
-@dataclasses.dataclass
-class Callbacks:
-    """How a flow reports while it runs (DESIGN.md: one implementation for console and CLI).
-
-    `on_progress(done, total)` is coalesced (at most every `PROGRESS_INTERVAL` seconds, plus the
-    final call); `total` is None while unknown. `on_log(line)` receives every line as it is
-    written. `should_cancel()` is polled between items; once it returns True the flow stops
-    starting new items, lets the ones in flight finish and ends `cancelled`.
-    """
-
-    on_progress: Callable[[int, int | None], None] | None = None
-    on_log: Callable[[LogLine], None] | None = None
-    should_cancel: Callable[[], bool] | None = None
-
-
-@dataclasses.dataclass
-class RunSummary:
-    """What a finished run reports. `actions` lists the run's action lines as dicts
-    `{"action", "object", "message"}`: what it did, or in a dry run what it would do."""
-
-    run_id: int | None
-    flow: str
-    status: str
-    counts: dict[str, int]
-    reason: str = ""
-    actions: list[dict[str, str]] = dataclasses.field(default_factory=list)
-    dry_run: bool = False
-    trigger: str = ""
-    # True when the run failed for a reason that may go away by itself (a call that still failed
-    # after the client's retries: network, 5xx, 429). The webhook worker retries those (W3).
-    retryable: bool = False
-    children: list[RunSummary] = dataclasses.field(default_factory=list)
-    # F6/F7: "full" or "incremental" (services/flows/incremental.py; also the run's first log
-    # line); "" for the other flows.
-    mode: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped") and not self.counts.get("failed")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-class Cancelled(Exception):
-    """Raised inside a flow to unwind after `should_cancel()` said so."""
-
-
-class FlowBusyError(Exception):
-    """Another live run holds the lock of this flow (W4)."""
-
-    def __init__(self, flow: str, run_id: int | None, pid: int) -> None:
-        self.flow, self.run_id, self.pid = flow, run_id, pid
-        super().__init__(f"flow {flow} is already running (run {run_id}, process {pid})")
-
-
-# -- process liveness ----------------------------------------------------------------------------
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists and is not a zombie."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # Linux: a zombie (killed, not yet reaped) is dead for our purposes
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-# Runs and locks this process holds right now (any thread). Used to tell our own live rows from
-# rows left behind by an earlier process that happened to have the same pid.
-_HELD_LOCK = threading.Lock()
-_HELD_RUNS: set[tuple[str, int]] = set()
-_HELD_FLOWS: set[tuple[str, str]] = set()
-
-
-def _run_alive(store: Store, run_id: int | None, pid: int | None) -> bool:
-    if pid == os.getpid():
-        with _HELD_LOCK:
-            return (str(store.path), int(run_id or 0)) in _HELD_RUNS
-    return pid_alive(pid)
-
 
 def reap_interrupted(store: Store) -> list[int]:
     """Mark `running` rows whose process is gone as `interrupted`; returns their ids.
 
     Errors collected for a digest by an interrupted batch get their digest now (N1)."""
     rows = list(store.db.query("SELECT id, pid FROM runs WHERE status = 'running'"))
-    dead = [r["id"] for r in rows if not _run_alive(store, r["id"], r["pid"])]
+    dead = [r["id"] for r in rows if not run_alive(store, r["id"], r["pid"])]
     if not dead:
         return []
     now = utcnow()
@@ -190,66 +66,6 @@ def reap_interrupted(store: Store) -> list[int]:
     for run_id in dead:
         notifications.close_digest(store, run_id)
     return dead
-
-
-# -- flow locks (W4) -----------------------------------------------------------------------------
-
-
-def acquire_lock(store: Store, flow: str, run_id: int) -> None:
-    """Take the cross-process lock of `flow` for `run_id`; raise FlowBusyError if a live run has it."""
-    with store.write():
-        row = store.db.execute(
-            "SELECT run_id, pid FROM flow_locks WHERE flow = ?", (flow,)
-        ).fetchone()
-        if row is not None:
-            holder_run, holder_pid = row
-            held_here = False
-            if holder_pid == os.getpid():
-                with _HELD_LOCK:
-                    held_here = (str(store.path), flow) in _HELD_FLOWS
-            if held_here or (holder_pid != os.getpid() and pid_alive(holder_pid)):
-                raise FlowBusyError(flow, holder_run, holder_pid)
-        store.db.execute(
-            "INSERT INTO flow_locks (flow, run_id, pid, acquired_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(flow) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid, "
-            "acquired_at = excluded.acquired_at",
-            (flow, run_id, os.getpid(), utcnow()),
-        )
-    with _HELD_LOCK:
-        _HELD_FLOWS.add((str(store.path), flow))
-
-
-def release_lock(store: Store, flow: str, run_id: int) -> None:
-    with store.write():
-        store.db.execute(
-            "DELETE FROM flow_locks WHERE flow = ? AND run_id = ? AND pid = ?",
-            (flow, run_id, os.getpid()),
-        )
-    with _HELD_LOCK:
-        _HELD_FLOWS.discard((str(store.path), flow))
-
-
-@contextmanager
-def flow_lock(store: Store, flow: str, run_id: int) -> Iterator[None]:
-    acquire_lock(store, flow, run_id)
-    try:
-        yield
-    finally:
-        release_lock(store, flow, run_id)
-
-
-def lock_holder(store: Store, flow: str) -> dict[str, Any] | None:
-    """The live holder of a flow's lock ({flow, run_id, pid, acquired_at}), or None."""
-    rows = list(store.db.query("SELECT * FROM flow_locks WHERE flow = ?", (flow,)))
-    if not rows:
-        return None
-    row = rows[0]
-    if row["pid"] == os.getpid():
-        with _HELD_LOCK:
-            alive = (str(store.path), flow) in _HELD_FLOWS
-    else:
-        alive = pid_alive(row["pid"])
-    return row if alive else None
 
 
 # -- the recorder --------------------------------------------------------------------------------
@@ -318,8 +134,7 @@ class RunRecorder:
                 (flow, trigger, 1 if dry_run else 0, utcnow(), os.getpid(), parent_run_id),
             )
             run_id = cur.lastrowid
-        with _HELD_LOCK:
-            _HELD_RUNS.add((str(store.path), run_id))
+        hold_run(store, run_id)
         return cls(store, run_id, flow, trigger=trigger, dry_run=dry_run, callbacks=callbacks)
 
     # -- counts ---------------------------------------------------------------------------
@@ -450,8 +265,7 @@ class RunRecorder:
                 "UPDATE runs SET status = ?, reason = ?, ended_at = ? WHERE id = ?",
                 (status, reason, utcnow(), self.id),
             )
-        with _HELD_LOCK:
-            _HELD_RUNS.discard((str(self.store.path), self.id))
+        drop_run(self.store, self.id)
         return self.summary()
 
     def summary(self) -> RunSummary:

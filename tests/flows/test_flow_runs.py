@@ -7,7 +7,8 @@ import pytest
 from services.flows import Callbacks, check_mappings, handle_badge_event, handle_course_completion
 from services.sandbox.faults import FaultConfig
 from services.store import notifications, runs
-from services.store.runs import RunRecorder, acquire_lock, release_lock
+from services.store.locks import acquire_lock, release_lock
+from services.store.runs import RunRecorder
 from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed, tid
 
 

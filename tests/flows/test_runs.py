@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from services.store import notifications, runs
-from services.store.runs import Callbacks, FlowBusyError, RunRecorder
+from services.core.flow_types import Callbacks, Cancelled
+from services.store import locks, notifications, runs
+from services.store.locks import FlowBusyError
+from services.store.runs import RunRecorder
 
 
 def test_run_lifecycle_writes_row_counts_and_end_status(store):
@@ -81,7 +83,7 @@ def test_cancellation_is_sticky(store):
     flags = iter([False, True, False])
     rec = RunRecorder.start(store, "templates", trigger="test", callbacks=Callbacks(should_cancel=lambda: next(flags)))
     rec.check_cancel()
-    with pytest.raises(runs.Cancelled):
+    with pytest.raises(Cancelled):
         rec.check_cancel()
     assert rec.cancel_requested()
     assert rec.finish("cancelled").status == "cancelled"
@@ -110,20 +112,20 @@ def test_our_own_live_run_is_not_reaped(store):
 
 def test_flow_lock_refuses_second_holder_and_takes_over_stale(store, tmp_path):
     rec = RunRecorder.start(store, "dropdown", trigger="test")
-    runs.acquire_lock(store, "dropdown", rec.id)
+    locks.acquire_lock(store, "dropdown", rec.id)
     with pytest.raises(FlowBusyError):
-        runs.acquire_lock(store, "dropdown", 999)
-    assert runs.lock_holder(store, "dropdown")["run_id"] == rec.id
-    runs.release_lock(store, "dropdown", rec.id)
-    assert runs.lock_holder(store, "dropdown") is None
+        locks.acquire_lock(store, "dropdown", 999)
+    assert locks.lock_holder(store, "dropdown")["run_id"] == rec.id
+    locks.release_lock(store, "dropdown", rec.id)
+    assert locks.lock_holder(store, "dropdown") is None
     # A lock row left by a dead process is stale.
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     with store.write():
         store.db.execute("INSERT INTO flow_locks (flow, run_id, pid, acquired_at) VALUES ('dropdown', 5, ?, 'x')", (proc.pid,))
-    runs.acquire_lock(store, "dropdown", rec.id)
-    assert runs.lock_holder(store, "dropdown")["run_id"] == rec.id
-    runs.release_lock(store, "dropdown", rec.id)
+    locks.acquire_lock(store, "dropdown", rec.id)
+    assert locks.lock_holder(store, "dropdown")["run_id"] == rec.id
+    locks.release_lock(store, "dropdown", rec.id)
     rec.finish("succeeded")
 
 
@@ -133,7 +135,7 @@ def test_lock_held_by_another_live_process_is_refused(store):
         with store.write():
             store.db.execute("INSERT INTO flow_locks (flow, run_id, pid, acquired_at) VALUES ('all', 5, ?, 'x')", (proc.pid,))
         with pytest.raises(FlowBusyError, match="already running"):
-            runs.acquire_lock(store, "all", 6)
+            locks.acquire_lock(store, "all", 6)
     finally:
         proc.kill()
         proc.wait()

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from services.core.flow_types import RunSummary
 from services.serve.inbox_worker import EventCache, InboxWorker, Outcome, outcome_of
 from services.store import inbox
 from services.store.inbox import NewItem, RetryPolicy
-from services.store.runs import RunSummary
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 
