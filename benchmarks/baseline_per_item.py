@@ -1,32 +1,6 @@
 """The per-item baseline the batch benchmark compares the product with (issue 8). NOT product code.
 
-It does the batch syncs the way the hosted recipes describe them (seed: "Each course is processed
-separately"; "Retrieve enrolled users by course ID"; "Filter unassigned badge templates" per
-user; one "Issue Badge in Credly" per badge; Credly → Docebo "per entry" of the mappings, then per
-badge): course by course, learner by learner, one lookup per learner and one per badge, one call
-at a time (sequential), with the product's own API clients (same policy, same sandbox latency).
-
-Docebo → Credly (`baseline_f7`):
-  1. every course (paged list);
-  2. per course: its detail (the course's dropdown value and its learning plans);
-  3. for a course naming a template or in a mapped learning plan: its completed enrollments
-     (paged, one course per call); per completion: the learner (`get_user`), for mapped plans
-     the learner's completed plans (one call), then per template: the learner's pending/accepted
-     badges of that template (one call) and, if none, one issue call;
-  4. every certification award (paged list); per award of a mapped certification: the learner,
-     the held badge lookup, then issue (or replace when the product would: same rule).
-
-Credly → Docebo (`baseline_f6`): per active mapping: every badge of its template (paged); per
-pending/accepted badge: the Docebo user by e-mail; per external-training import: the user's
-external trainings (one call) and a create if missing; per certification: the user's awards of
-it (one call) and a create if missing.
-
-A full per-item run of the large data set takes hours at 50 ms per call, so `sample_every=k`
-processes every k-th course (F7), every k-th award of a mapped certification (F7) and every k-th
-badge (F6); the lists themselves (courses, awards, each template's badges) are read in full.
-Each report carries the time and the calls of each part, the number of units processed and, where
-the baseline read the whole list, the number of units in the data set, so the caller extrapolates
-LINEARLY per unit (per course, per completion, per award, per badge).
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations

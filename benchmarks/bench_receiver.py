@@ -1,18 +1,6 @@
 """Measure the webhook receiver of `serve` under load from a second process on loopback (issue 8).
 
-    .venv/bin/python benchmarks/bench_receiver.py [--deliveries 5000] [--concurrency 32] [--rate 500]
-                                                  [--duplicates 0.1] [--workers 4] [--synchronous FULL]
-
-`serve` runs in this process (ServeRuntime: receiver on uvicorn, group-commit inbox writer,
-workers) against a fresh SQLite file in a temp dir, with a no-op handler table that records
-every event it is given. A second process posts Docebo deliveries (single `payload`, 500
-learners) over `--concurrency` keep-alive connections, in two phases of `--deliveries` distinct
-deliveries each, re-sending a share `--duplicates` of them: first paced at `--rate` per second
-(open loop: the acknowledgement latency at that load), then as fast as the connections go (the
-saturation throughput). Printed: deliveries acknowledged per second, p50 / p99 / max
-acknowledgement latency of each phase, what was stored, and whether every stored event was
-processed exactly once. Target (issue 8): ≥ 500 deliveries/s, p99 < 50 ms, nothing lost.
-Prints figures and a JSON line; asserts nothing.
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations

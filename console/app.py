@@ -1,24 +1,6 @@
 """`CredlyConsoleApp`: the Textual console of credly-console (SPEC §4, DESIGN.md "Console").
 
-Seven sections, each a Textual mode with one key (shown in the footer) and a palette command:
-dashboard, settings, templates, mappings, syncs, notifications, inbox. A mode's screen is built
-once, on first visit, and kept (its table position and filter survive switching away).
-
-* Context: the app takes an `AppContext` (config, secrets, database path, client factories), so
-  tests and the demo inject sandbox-backed clients and a separate database.
-* Keys: every `Binding` has an `id`; the config's `[keymap]` table (binding id → keys, e.g.
-  `"mappings.add" = "a,ctrl+n"`) overrides them (Textual's keymap). Unknown ids are reported once
-  at start. `?` shows the keys of the current screen (Textual's help panel).
-* Command palette (ctrl+p): `ConsoleCommands` lists every section and every action of every
-  section (switching section first when needed), plus the app's own commands.
-* Theme: the config's `[ui] theme` is applied at start; a change (palette "Theme", ctrl+t) is
-  saved back to the config file atomically, in a worker, leaving the rest of the file as it is.
-* Errors: every failed worker goes through `screens.base.report_worker_failure` (toast with
-  `markup=False`, or the error modal for a bug).
-* Connection health at start: each configured connection whose last test is missing or older
-  than an hour (`services.store.health.stale_services`) is tested once, in a worker, so the dashboard
-  shows its health without the admin asking; a failing one is also said in a toast. One test per
-  connection and start at most (Docebo: a token and one read), never more than one an hour.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

@@ -1,24 +1,7 @@
 """What every console screen shares: the context, background work, and the one place where a
 failed worker becomes something the admin sees.
 
-DESIGN.md "Console": nothing blocks the UI thread, so every database read or write and every API
-call runs in a thread worker. `ConsoleScreen.background(job, then)` runs `job(store)` in a thread
-with its own `Store` (a sqlite connection must not cross threads) and hands the result to `then`
-on the UI thread through a message (non-blocking, unlike `call_from_thread`). A worker started
-with `exclusive=True` replaces the previous one of its group; a replaced worker's result is
-dropped, so a slow query can never overwrite the answer to a newer keystroke.
-
-`background_async(job, then)` runs `async job(store)` in a thread worker whose function is a
-coroutine: Textual runs it with `asyncio.run` in that thread, i.e. on the worker's own event
-loop. API clients are built inside that loop (`client(ctx, service)`), because an
-httpx.AsyncClient belongs to the loop it first runs in; and the flows write to SQLite between
-calls, which must not happen on the UI thread.
-
-Errors: `report_worker_failure()` is the single handler of `Worker.StateChanged` in state ERROR
-(screens, modals and the app call it from their `on_worker_state_changed`). An error the
-services raise on purpose (a refused value, an API error, a missing connection, a file that
-cannot be read) becomes a toast with `markup=False` (service messages may contain `[`); anything
-else is a bug and opens the error modal with the traceback, so it is never lost.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

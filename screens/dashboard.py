@@ -1,16 +1,6 @@
 """Dashboard: is everything working? (SPEC §4)
 
-* each connection's health — the last "test connection" (when, ok or not, the message) and the
-  API calls left in the current rate-limit window of the clients' limiter;
-* configuration problems (S3) — every required setting not set and every stored value that does
-  not validate, none left out (the tile grows, the page scrolls on a short terminal), and where
-  to fix them (Settings, key 2);
-* the last run of each flow with its status and counts;
-* unread notifications, the newest first;
-* the webhook inbox — backlog (queued + processing), failed, done.
-
-Everything is read in one worker every `REFRESH_SECONDS` (and on `r`), so new runs, events and
-notifications appear without a key press; the UI thread only paints the result.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

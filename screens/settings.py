@@ -1,20 +1,6 @@
 """Settings: the S table edited in place (S1–S3) and the connections (config file + secrets).
 
-Two tables. Enter (or `e`) on a row opens the editor under the tables with the row's value:
-
-* an S row is checked as you type by the same `validate_setting` the services use (S1/S2); Enter
-  saves it through `set_setting` in a worker. A refused value shows its error inline (key, value,
-  expected format) and nothing is written.
-* a connection row (URL, organization id, client id, grant, limits, SMTP, receiver) is checked by
-  building the new configuration and reading it back through `load_config`, the one validator of
-  the file, before `save_config` writes it atomically; a refused value shows the `ConfigError`
-  inline and the file is not touched. The new configuration is used by the next client built.
-* a secret row edits a masked input; the value goes to the `SecretStore` (OS keyring), never to
-  the file, the database or the screen. Without a keyring backend the refusal names the
-  environment variable to set instead (`NoKeyringError`), shown inline and on the row.
-
-`t` tests both connections in a worker (`test_connection()` of each client) and records the
-results in `connection_health` for the dashboard.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

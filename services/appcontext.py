@@ -1,19 +1,7 @@
 """What the console (and the demo) runs against: configuration, secrets, the database file and
 the factories that build the two API clients.
 
-The Textual app takes an `AppContext` instead of reading the environment itself, so tests and
-`credly-console demo` can inject sandbox-backed clients, an in-memory secret store and a separate
-database. `AppContext.from_environment()` builds the ordinary one: `load_config()`,
-`KeyringSecrets()`, `database_path()` and clients built by `services.clients.factory` from the
-current configuration (so a URL edited in the settings screen is used by the next call).
-
-Headless on purpose (no Textual): the demo assembles a context without importing the console,
-and screens receive it from the app.
-
-Threading: a `Store` must not cross threads, so `open_store()` opens a new one for the caller
-(cheap: one PRAGMA); console workers open their own. The client factories are called inside the
-event loop that will use the client (a worker's own loop): an httpx.AsyncClient belongs to the
-loop it first runs in.
+Design notes: docs/design/wiring.md
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """Helpers shared by the CLI commands: error → exit status, the store, tables and JSON.
 
-Exit statuses (docs/cli.md "Exit codes"):
-
-* 0 — success.
-* 1 — failure: a value or file the command was given was refused (S2, M2, M4), the object named
-  does not exist, a secret cannot be stored (no keyring), a call or items failed.
-* 2 — usage or configuration error: wrong options or arguments (click's own), an invalid config
-  file, a database this program cannot open.
-
-Messages go to stderr, prefixed `error:`; results go to stdout. Nothing here imports Textual.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

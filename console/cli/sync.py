@@ -1,16 +1,6 @@
 """`credly-console sync FLOW` and `credly-console mappings check` (SPEC §2, M3).
 
-`sync` runs one batch flow now (templates, dropdown, docebo-to-credly, credly-to-docebo, all)
-against the configured connections: a progress bar on a terminal (plain progress lines on stderr
-when stderr is not a terminal), a summary at the end (stdout; `--json` prints the run summary as
-JSON). `--dry-run` lists what the flow would do and changes nothing. Ctrl-C asks the flow to stop
-between items (a second Ctrl-C stops at once). docebo-to-credly and credly-to-docebo are
-incremental when they can be (only what changed since their last good run); `--full` makes them
-read everything.
-
-Exit status: 0 done (also when skipped by CREDLY_INTEGRATION_MASTER or because the same flow is
-already running); 1 items failed, the flow failed or was cancelled; 2 configuration error (a
-missing or invalid setting, connection or secret).
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """The configuration file: TOML in the user's config directory (DESIGN.md "Config").
 
-Where things live:
-
-* `config_path()` — `$CREDLY_CONSOLE_CONFIG`, else `<platformdirs user config dir>/config.toml`
-  (Linux: `~/.config/credly-console/config.toml`).
-* `database_path()` — `$CREDLY_CONSOLE_DB`, else `<platformdirs user data dir>/credly-console.db`
-  (Linux: `~/.local/share/credly-console/credly-console.db`).
-
-The file holds connection settings only. Secrets (tokens, client secret, passwords, the webhook
-secret) never go here: they live in the OS keyring or in environment variables
-(`services.core.secrets`). A secret-looking key in the file is refused with a message that says where
-the secret belongs, so that nobody "temporarily" pastes a token into a file that gets copied
-around.
-
-`load_config()` reads with `tomllib` and checks every value. A missing file means defaults. A file
-that is not valid TOML, a value of the wrong type or form, or an unknown key inside a known
-section raises `ConfigError`, whose message names the file, the key and the expected form; the
-CLI turns it into exit status 2. Unknown top-level sections are kept verbatim in
-`AppConfig.extra` (so a newer program's sections survive a save by an older one).
-
-`save_config()` writes with tomli-w to a temporary file in the same directory and renames it
-over the old one, so a crash never leaves half a file.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations

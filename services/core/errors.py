@@ -1,13 +1,6 @@
 """Typed errors of the Credly and Docebo clients.
 
-Every error a client raises is an `ApiError` naming four things an administrator needs to act on
-it: the service ("Credly" / "Docebo"), the call as a method plus route template
-("POST /organizations/{org}/badges" — never the concrete URL, which may carry e-mail addresses),
-the HTTP status (None when no response arrived) and the service's own message.
-
-A message never contains a secret: every client passes its token / client secret / password to
-`redact()` before an error is built, so even a service that echoes a bad credential back in its
-error body cannot leak it into a notification (N1), a log line or a toast.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations

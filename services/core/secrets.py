@@ -1,20 +1,6 @@
 """Secrets: the OS keyring, overridable by environment variables (DESIGN.md "Config").
 
-Five secrets, each with the environment variable that overrides it (servers, CI, headless Linux):
-
-    credly_token          CREDLY_TOKEN
-    docebo_client_secret  DOCEBO_CLIENT_SECRET
-    webhook_secret        CREDLY_CONSOLE_WEBHOOK_SECRET
-    smtp_password         SMTP_PASSWORD
-    docebo_password       DOCEBO_PASSWORD   (only for the Docebo "password" grant)
-
-A secret is never written to the TOML file, the database or a log line: this module is the only
-place that reads them, and it hands them only to the code that makes the call.
-
-`KeyringSecrets` reads the environment variable first, then the keyring. Storing or deleting a
-secret needs a usable keyring backend; on a machine without one (a headless Linux server has no
-Secret Service) `set`/`delete` raise `NoKeyringError`, whose message names the environment
-variable to use instead. `MemorySecrets` is a plain dict for the demo and tests.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations

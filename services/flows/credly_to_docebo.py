@@ -1,47 +1,6 @@
 """Credly → Docebo: F5 badge events and F6, the batch over every badge of a mapped template.
 
-For one badge (`apply_badge`):
-
-* the Docebo user is found by the badge's recipient e-mail (case-insensitive); none → skipped
-  and logged;
-* L1: a badge whose `issuer_earner_id` is that Docebo user's id was issued by F3/F4 → skipped;
-* the active mappings of the badge's template decide (a template switched off in T is skipped):
-  - `import_as_external_training` → the learner's external training (course name = template
-    name, institute = EXTERNAL_TRAINING_INSTITUTE_NAME, dates = issue and expiry, E1) is created,
-    or updated when its dates or name differ (a replacement badge of the same template);
-  - `certification_code` → the certification is awarded (issue date, expiry = badge expiry,
-    external link = badge URL, source Credly) if the learner has no award of it, else the award
-    is updated when its dates or link differ;
-  - pending and accepted badges count as issued; rejected ones are logged and ignored;
-  - revoked (or deleted) badges: with SYNC_REVOCATION true the external training is deleted and
-    the award revoked (deleted); with false a log line says they are kept;
-  - a badge replaced by a badge of ANOTHER template loses its external training (whatever
-    SYNC_REVOCATION says: it is a correction, not a revocation); replaced by the same template,
-    the external training and award follow the replacement (update).
-
-Decisions:
-* Existing Docebo objects are found through the ledger first (the objects the product created),
-  then by content: an external training of that user whose course name is the template name and
-  whose institute is EXTERNAL_TRAINING_INSTITUTE_NAME, an award of that certification. Found by
-  content, they are adopted (recorded in the ledger) and kept up to date from then on.
-* Removal only touches objects tied to the revoked badge (the ledger says they came from it), or
-  found by content when the ledger knows none for that learner and template.
-* An object the product created that was deleted in Docebo by someone else is not created again
-  (the Docebo admin's deletion stands), like a badge revoked in Credly is not re-issued by F7.
-
-F6 (batch): every active mapping's template → every badge of the template (one paged scan per
-template, all states, issued on or after BATCH_SYNC_START_DATE) → grouped per learner and
-template (a live badge wins over revoked/replaced/rejected ones) → F5. Also in bulk: the learners
-(one scan of the user list), the certifications, the external trainings of those learners and the
-awards of the mapped certifications. Badges the ledger knows but Credly no longer lists were
-deleted there: their objects are removed as for a revocation. Counts: examined (badges read),
-created, updated, deleted (external trainings), revoked (awards), skipped, failed.
-
-Most F6 runs are incremental (services/flows/incremental.py): the badges Credly changed since the
-watermark name the learners to look at; all their badges of the mapped templates, their Docebo
-user, trainings and awards are read by e-mail / user filters and go through the same
-`_apply_groups` as a full run. A badge deleted in Credly is only found by its webhook (F5) or by a
-full run.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

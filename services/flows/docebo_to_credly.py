@@ -1,41 +1,6 @@
 """Docebo → Credly: F3 course completion, F4 certification events, F7 the batch over both.
 
-Every badge the product issues goes through `ensure_badge`, which applies F3c and the ledger
-protocol (services/store/ledger.py):
-
-* the learner already holds the template in Credly (a pending or accepted badge for that template
-  and e-mail) → nothing is issued (F3c);
-* an `intent` left by an interrupted run is settled first: the badge found in Credly is recorded,
-  or (not found) the intent is taken over and the badge issued;
-* a badge the product issued (ledger `active`) that Credly no longer holds (revoked, rejected or
-  deleted there) is NOT issued again by completions or by the batch — an admin's revocation or a
-  learner's rejection stands. Decision; only an explicit certification event (F4 awarded/updated)
-  issues it again;
-* otherwise an intent is committed, the badge issued (recipient e-mail, first and last name,
-  template, `issued_at` = completion or award date, `issuer_earner_id` = Docebo user id (L1),
-  `expires_at` by E1, evidence titled EVIDENCE_TITLE naming the flow and the Docebo object) and
-  the intent confirmed with the badge id.
-
-F4: the active mappings with the award's certification code name the templates. awarded → issue;
-updated → replace the held badge with the new dates (issue if none; nothing if the dates already
-match); revoked → revoke the held badge if SYNC_REVOCATION is true, else a log line.
-
-F7 (batch): reads in bulk — every course (one paged scan), the course dropdown field, the
-courses of each mapped learning plan, completed course enrollments of the relevant courses in one
-scan (many course ids per call; no course filter when most courses are relevant), completed
-learning-plan enrollments of the mapped plans in one scan, certifications and the awards of the
-mapped certifications in one scan, the learners (a scan of the user list when more than a few are
-needed), and every pending/accepted badge of the candidate templates (one scan per template) —
-then decides every (learner, template) pair once and acts concurrently within the client's
-bounds. BATCH_SYNC_START_DATE drops completions and awards dated before it. In the batch an award
-whose dates differ from the held badge replaces that badge only when the product issued it (its
-`issuer_earner_id` is the learner's Docebo user id). Counts: examined (completions and awards
-read), issued, replaced, revoked, skipped, failed.
-
-Most F7 runs are incremental (services/flows/incremental.py): the courses, completions,
-learning-plan completions and awards Docebo changed since the watermark name the learners to look
-at; their own completions, plan completions, awards and held badges are read by user / e-mail
-filters and go through the same `_candidates` and `_decide_and_issue` as a full run.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

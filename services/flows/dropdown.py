@@ -1,27 +1,6 @@
 """F2 — the template table T → the Docebo course additional field (every 5 minutes, on demand).
 
-* The dropdown field named `COURSE_ADDITIONAL_FIELD` must exist: it is looked up by the id
-  remembered in meta `docebo.course_field_id` (one read call), else by name among the course
-  fields; missing → created with one option per active template (one write call). A field with
-  that name that is not a dropdown stops the flow with that reason.
-* Each active template without an option gets one and its option id is stored in
-  `dropdown_element_id` (T3); a template no longer active loses its option and its id; a renamed
-  template gets its option label renamed; options of templates deleted by F1 are removed
-  (meta `dropdown.orphan_option_ids`). All option changes go out in ONE update call.
-* With nothing to change it makes no write call.
-
-Decisions:
-* Options the product did not create (an admin's own options in that field) are left alone:
-  only options recorded in T or in F1's orphan list are ever renamed or removed.
-* Resumability: if the process dies after Docebo applied the update but before the ids were
-  stored, the next run finds unclaimed options whose label is an active template's name and
-  adopts them instead of adding a second option.
-* When the field found is not the one remembered (the setting was changed, or the field was
-  deleted in Docebo), the stored option ids belong to the old field and are discarded.
-
-Counts: examined (templates in T), created (options added), updated (labels renamed), deleted
-(options removed). Action lines: create_course_field, add_dropdown_option,
-rename_dropdown_option, remove_dropdown_option.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

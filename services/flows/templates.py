@@ -1,26 +1,6 @@
 """F1 — Credly badge templates → the template table T (daily, on demand, per webhook event).
 
-* Every page of templates is read once (`iter_templates()`, all states).
-* active → `is_active = true`, unless an admin switched the template off (`admin_deactivated`):
-  the sync never re-activates what an admin deactivated; archived → `is_active = false`; drafts
-  are ignored (an existing row of a template now in draft is left as it is).
-* Names are unique. The first template retrieved with a name is kept and later ones are skipped
-  with a warning naming both ids. Decision: a template already in T under that name keeps it
-  (it counts as retrieved first), so the table does not flip between two same-named templates
-  when Credly's listing order changes; a skipped template's existing row is left untouched.
-* A template gone from Credly is deleted from T, every mapping naming it is deactivated, and ONE
-  deletion notice (N1) lists the deleted templates and the deactivated mappings. Its dropdown
-  option id is remembered (meta `dropdown.orphan_option_ids`) so F2 removes the option.
-* Mapping `template_name`s are refreshed from T after every sync.
-
-Counts: examined (templates read), created / updated / deleted (rows of T), skipped (duplicate
-names). All changes of a run are written in one transaction after the listing was read in full,
-so a listing that fails halfway changes nothing. F1 writes only the local store; its action lines
-(add_template, update_template, delete_template, deactivate_mapping) are the table changes, and a
-dry run lists them without writing.
-
-Per-template webhook events (`badge_template.created|changed|deleted`, `handle_template_event`)
-re-read the event from Credly and apply the same rules to that one template.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

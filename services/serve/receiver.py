@@ -1,32 +1,6 @@
 """The webhook receiver (W1, W2): a Starlette app with one endpoint for Docebo and one for Credly.
 
-Endpoints (``<secret>`` is the webhook secret; a wrong one is refused in constant time)::
-
-    POST /webhooks/docebo/<secret>   Docebo: {message_id, event, payload | payloads[≤25], ...}
-                                     optional HTTP Basic auth ([server] docebo_basic_auth_user +
-                                     the webhook secret as password)
-    POST /webhooks/credly/<secret>   Credly thin notice {id, organization_id, event_type, occurred_at}
-    GET  /healthz                    {"status": "ok"} (no secret, no data)
-
-The acknowledgement path (W2, issue 8: ≥ 500 deliveries/s, p99 < 50 ms):
-
-* the handler checks the secret, the auth and the shape of the body, and nothing else — no API
-  call, no flow, before the 200;
-* the items go to ``InboxWriter``, one thread with its own connection that commits whatever
-  deliveries are waiting in ONE transaction (group commit: ``INSERT OR IGNORE`` per item, one
-  COMMIT per batch, WAL with synchronous = FULL: one WAL sync per batch rather than per
-  delivery, and checkpoints run on another connection) and only then resolves each request's future: the 200 goes out after the
-  rows are committed, so a killed process loses nothing acknowledged. If the commit fails the
-  answer is a 503 and the sender delivers again;
-* a duplicate (same Docebo ``message_id`` / Credly event ``id``) is acknowledged with 200 and
-  reported as such, and not stored again.
-
-Refusals (4xx, nothing stored, nothing processed): wrong secret 403, missing or wrong Basic
-credentials 401 (with ``WWW-Authenticate``), malformed body 400, body over 1 MiB 413, notice for
-another Credly organization 403. Each leaves a ``webhook_rejected`` notification (N1), at most one
-per endpoint and reason per ``window_s`` (15 minutes): refusals within the window only raise the
-count written into that notification, so a flood of bad requests cannot flood the admin's mailbox.
-Nothing from the request that could be a secret (the path, the Authorization header) is recorded.
+Design notes: docs/design/serve.md
 """
 
 from __future__ import annotations

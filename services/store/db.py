@@ -1,25 +1,6 @@
 """The local store: one SQLite file (WAL mode) read and written through sqlite-utils.
 
-Everything the product remembers lives here: the three lookup tables of SPEC §1 (S settings,
-T badge templates, M mappings), runs and their log lines, notifications (N1), the webhook inbox
-(W2), the ledger of every object the product creates in Credly or Docebo, flow locks (W4) and a
-small key/value table for state such as the Docebo course field id.
-
-Conventions every module follows:
-
-* One `Store` per thread: a sqlite3 connection must not be shared across threads. Opening a
-  `Store` is cheap (the schema check is one PRAGMA), so workers open their own.
-* Timestamps are stored as ISO-8601 UTC strings with a `Z` suffix (`utcnow()`), which sort
-  lexically in time order.
-* "No value" in the lookup tables is the empty string, never NULL, so that uniqueness rules such
-  as M2 can be plain UNIQUE constraints.
-* Writes that must be atomic go through `with store.write():` (BEGIN IMMEDIATE, or a savepoint
-  when nested). sqlite-utils' own write methods (`insert`, `upsert`, `update`) nest correctly
-  inside it. Reads use `store.db.query(...)` or `store.db.execute(...)`.
-* Big tables are filtered, sorted and paged in SQL (`LIMIT/OFFSET` over an index), never in
-  Python lists: a `Where` built clause by clause, then `store.page(...)` and `store.count(...)`.
-* Schema changes are new entries appended to `MIGRATIONS`; an applied migration is never
-  edited. `PRAGMA user_version` records how many have run.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Notifications (N1): errors, configuration problems, rejected webhooks and the deletion notice.
 
-Every notification is stored with its context (flow, run, object, API call, the service's own
-message) and shown in the console; each one is mailed to `NOTIFICATION_MAIL_ID` by the sender of
-`credly-console serve` (the `mail_*` columns are its queue).
-
-N1 "a batch run sends one digest, not one mail per error": errors of a batch are stored as
-individual rows with `mail_status = 'in_digest'` (shown in the console, not mailed alone); when
-the run ends, `close_digest` creates one `digest` row (`mail_status = 'pending'`) listing them and
-links the rows to it (`digest_id`). A batch killed before its end gets its digest when its run is
-found interrupted (`runs.reap_interrupted`).
-
-Decision: a configuration notification (`kind = 'config'`) identical to one still unread is not
-stored again, so a flow scheduled every five minutes against a broken configuration leaves one
-notification, not one per tick (the run log still records every blocked run).
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """Run records of flows: lifecycle, counts, batched log lines, progress, cancellation, flow locks.
 
-SPEC §2: "Every flow writes a run record (start, end, status, counts) and per-item log lines,
-reports progress while it runs, can be cancelled between items". W4: "never two runs of the same
-flow at once".
-
-Lifecycle of a run row (table `runs`):
-
-* `RunRecorder.start()` inserts a row with status `running` and this process's pid.
-* The flow counts what it does (`COUNT_KEYS`) and writes log lines. Lines are buffered and written
-  in batches (every `FLUSH_LINES` lines or `FLUSH_SECONDS` seconds, and at the end), never one
-  commit per line; the counts and progress are written with each batch, so a console reading the
-  row sees the run move.
-* A log line that records a write to a service (performed, or only planned in a dry run) has its
-  `action` set (`issue_badge`, `create_external_training`, ...). A dry run's plan is therefore the
-  list of its action lines, and the real run's action lines list what it did (`run_actions`).
-* `finish()` sets the end status: `succeeded`, `failed`, `cancelled` or `skipped`.
-* A row still `running` whose pid is no longer alive (the process was killed) becomes
-  `interrupted` the next time anyone looks (`reap_interrupted`, called by the queries and by every
-  new run).
-
-Decision: items that fail do not fail the run. A run ends `failed` only when it could not do its
-job (a configuration problem, a listing that could not be read); failed items are counted in
-`failed` and the CLI exits 1 when that count is not zero.
-
-Flow locks (table `flow_locks`) are taken in one transaction; a lock whose pid is dead is stale and
-is taken over. Within one process a lock held by this pid is honoured only while this process
-really holds it (`_HELD`), so a row left behind by an earlier process that had the same pid is
-recognised as stale.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """S — the integration settings table (SPEC §1, rules S1–S3).
 
-Eight keys, one row each (integration `CREDLY`), created empty by the first migration. Every
-write goes through `validate_setting` first:
-
-* S1 booleans are exactly `true` or `false`, lower-case;
-* S2 an invalid value raises `SettingError` naming the key, the value and the expected format,
-  and nothing is written — `set_settings` validates every key before it opens one transaction,
-  so a multi-key edit is saved whole or not at all;
-* S3 the required keys (all but `BATCH_SYNC_START_DATE`, `CREDLY_DEFAULT_EXPIRATION_DAYS` and
-  `CREDLY_INTEGRATION_MASTER`) may not be cleared, and `configuration_problems` lists those that
-  are unset (or hold a value this version cannot read) for the dashboard and the flows.
-
-Normalisation: surrounding whitespace is dropped; `BATCH_SYNC_START_DATE` accepts an ISO date or
-datetime and stores `YYYY-MM-DD` (a datetime with an offset is first converted to UTC, because the
-store keeps UTC); `CREDLY_DEFAULT_EXPIRATION_DAYS` stores the plain number ("007" → "7").
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
