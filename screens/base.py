@@ -20,6 +20,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.widgets.section_bar import SectionBar
+from services.core.errors import is_expected
 from services.store.db import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,22 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 
-# Exceptions raised by the standard library that carry a message meant for the admin. A plain
-# `LookupError` is raised on purpose by the console ("no longer exists"); its subclasses KeyError
-# and IndexError are bugs.
-_EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (OSError, UnicodeError)
-
-
 def is_expected_error(exc: BaseException) -> bool:
-    """True for an error with a message meant for the admin (raised on purpose by the services,
-    or a file/lookup problem); False for a bug."""
-    module = type(exc).__module__ or ""
-    if module.startswith("services.") or module == "services":
-        return True
-    if isinstance(exc, _EXPECTED_BUILTINS) or type(exc) is LookupError:
-        return True
-    # sqlite3.OperationalError ("database is locked", disk full) is the environment, not a bug.
-    return module == "sqlite3"
+    """True for an error the services explain (a toast); False for a bug (the error modal with
+    its traceback). The same rule as the CLI's (`services.core.errors.is_expected`)."""
+    return is_expected(exc)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from screens.csv_import import CsvImportScreen, describe_result
 from screens.mapping_form import MappingForm
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain, yes_no
+from services.core.errors import MissingError
 from services.store.db import Store
 from services.store.mappings import (
     MappingInput,
@@ -230,7 +231,7 @@ class MappingsScreen(PagedScreen):
         def job(store: Store) -> dict:
             row = get_mapping(store, mapping_id)
             if row is None:
-                raise LookupError(f"mapping #{mapping_id} no longer exists")
+                raise MissingError(f"mapping #{mapping_id} no longer exists")
             return set_mapping_active(store, mapping_id, not row["is_active"])
 
         def done(row: dict) -> None:

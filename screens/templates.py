@@ -17,6 +17,7 @@ from textual.widgets import Static
 from screens.base import client, flow_context, flows_available
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain, yes_no
+from services.core.errors import MissingError
 from services.store.db import Store
 from services.store.templates import count_templates, get_template, query_templates, set_template_active, template_usage
 
@@ -156,7 +157,7 @@ class TemplatesScreen(PagedScreen):
         def job(store: Store) -> dict:
             row = get_template(store, key)
             if row is None:
-                raise LookupError(f"template {key} is no longer in the table")
+                raise MissingError(f"template {key} is no longer in the table")
             return set_template_active(store, key, not row["is_active"])
 
         def done(row: dict) -> None:

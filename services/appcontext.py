@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.config import AppConfig
+from services.core.errors import MissingError
 from services.core.secrets import SecretStore
 from services.store.db import Store
 
@@ -86,7 +87,7 @@ class AppContext:
         will use it, and `aclose()` it when done. Raises `LookupError` when not available."""
         factory = self._factory(service)
         if factory is None:
-            raise LookupError(f"no {service.capitalize()} connection is available in this console")
+            raise MissingError(f"no {service.capitalize()} connection is available in this console")
         client = factory()
         limiter = getattr(client, "limiter", None)
         if limiter is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from console.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
+from console.cli.common import EXIT_BUSY, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
 
 FLOWS = ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo", "all")
 NEEDS = {
@@ -86,6 +86,8 @@ def _summary_line(s: Any) -> str:
 
 
 def _exit_code(s: Any) -> int:
+    if s.busy or any(c.busy for c in s.children):
+        return EXIT_BUSY
     if s.status == "failed" and "blocked by the configuration" in (s.reason or ""):
         return EXIT_USAGE
     if any("blocked by the configuration" in (c.reason or "") for c in s.children):
@@ -137,7 +139,7 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     try:
         summary = asyncio.run(_run(flow, config, secrets, dry_run=dry_run, quiet=as_json, full=full))
     except StoreError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), exc.exit_code)
     if as_json:
         echo_json(summary.to_dict())
     else:

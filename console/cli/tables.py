@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from console.cli.common import echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import OFFSET, ROW_ID, SQLITE_MAX_INT, echo_json, echo_table, fail, handle_errors, open_store, paging_note
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
@@ -99,8 +99,8 @@ def templates_group() -> None:
 @templates_group.command("list")
 @click.option("--search", "text", default="", help="Only templates whose name or id contains this text.")
 @click.option("--active/--inactive", "active", default=None, help="Only active / only inactive templates.")
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True, help=LIMIT_HELP)
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many rows first.")
+@click.option("--limit", type=click.IntRange(1, SQLITE_MAX_INT), default=1000, show_default=True, help=LIMIT_HELP)
+@click.option("--offset", type=OFFSET, default=0, help="Skip this many rows first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
 def templates_list(text: str, active: bool | None, limit: int, offset: int, as_json: bool) -> None:
@@ -194,8 +194,8 @@ def mappings_group() -> None:
                                            "certification_code", "is_active", "check_status", "updated_at"]),
               default="id", show_default=True, help="Sort column.")
 @click.option("--desc", "descending", is_flag=True, help="Sort in descending order.")
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True, help=LIMIT_HELP)
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many rows first.")
+@click.option("--limit", type=click.IntRange(1, SQLITE_MAX_INT), default=1000, show_default=True, help=LIMIT_HELP)
+@click.option("--offset", type=OFFSET, default=0, help="Skip this many rows first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
 def mappings_list(text: str, active: bool | None, template_id: str | None, sort: str, descending: bool,
@@ -246,7 +246,7 @@ def mappings_add(template_id: str, learning_plan_id: str, external_training: boo
 
 
 @mappings_group.command("edit")
-@click.argument("mapping_id", metavar="ID", type=int)
+@click.argument("mapping_id", metavar="ID", type=ROW_ID)
 @click.option("--template", "template_id", default=None, help="New Credly badge template id.")
 @click.option("--learning-plan", "learning_plan_id", default=None, help='New learning plan id ("" to clear).')
 @click.option("--external-training/--no-external-training", "external_training", default=None,
@@ -278,7 +278,7 @@ def mappings_edit(mapping_id: int, template_id: str | None, learning_plan_id: st
 
 
 @mappings_group.command("remove")
-@click.argument("mapping_id", metavar="ID", type=int)
+@click.argument("mapping_id", metavar="ID", type=ROW_ID)
 @handle_errors
 def mappings_remove(mapping_id: int) -> None:
     """Delete mapping ID."""
@@ -290,7 +290,7 @@ def mappings_remove(mapping_id: int) -> None:
 
 
 @mappings_group.command("activate")
-@click.argument("mapping_id", metavar="ID", type=int)
+@click.argument("mapping_id", metavar="ID", type=ROW_ID)
 @handle_errors
 def mappings_activate(mapping_id: int) -> None:
     """Switch mapping ID on."""
@@ -302,7 +302,7 @@ def mappings_activate(mapping_id: int) -> None:
 
 
 @mappings_group.command("deactivate")
-@click.argument("mapping_id", metavar="ID", type=int)
+@click.argument("mapping_id", metavar="ID", type=ROW_ID)
 @handle_errors
 def mappings_deactivate(mapping_id: int) -> None:
     """Switch mapping ID off."""

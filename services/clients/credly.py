@@ -30,11 +30,11 @@ from services.core.errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
-    Secret,
     ServerError,
     UnexpectedResponseError,
     ValidationError,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.credly")
 

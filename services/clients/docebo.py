@@ -33,9 +33,9 @@ from services.core.errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
-    Secret,
     UnexpectedResponseError,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.docebo")
 

@@ -24,12 +24,12 @@ from services.core.errors import (
     ApiError,
     NetworkError,
     RateLimitedError,
-    Secret,
     ServerError,
     UnexpectedResponseError,
     error_for_status,
     redact,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.http")
 

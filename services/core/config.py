@@ -6,6 +6,7 @@ Design notes: docs/design/core.md
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.core.files import write_atomically
 
 APP_NAME = "credly-console"
@@ -24,9 +26,11 @@ DB_ENV = "CREDLY_CONSOLE_DB"
 DEFAULT_CREDLY_BASE_URL = "https://api.credly.com/v1"
 
 
-class ConfigError(Exception):
+class ConfigError(CredlyConsoleError):
     """The configuration file cannot be used. `str()` names the file, the key and the form
     that was expected; `path`, `key` and `expected` carry the same facts for callers."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: Path | str | None, key: str, expected: str, detail: str = "") -> None:
         self.path = Path(path) if path is not None else None
@@ -100,7 +104,8 @@ class UiConfig:
 @dataclass
 class AppConfig:
     """The whole configuration file. `keymap` is the `[keymap]` table (binding id → keys, e.g.
-    `"mappings.add" = "a"`); `extra` holds top-level sections this version does not know."""
+    `"mappings.add" = "a"`). A section this version does not know is refused (a misspelt
+    `[sever]` would otherwise be silently ignored)."""
 
     credly: CredlyConfig = field(default_factory=CredlyConfig)
     docebo: DoceboConfig = field(default_factory=DoceboConfig)
@@ -108,7 +113,6 @@ class AppConfig:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     keymap: dict[str, str] = field(default_factory=dict)
     ui: UiConfig = field(default_factory=UiConfig)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML document this config saves as (None values left out: TOML has no null)."""
@@ -117,7 +121,6 @@ class AppConfig:
             section = getattr(self, name)
             out[name] = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
         out["keymap"] = dict(self.keymap)
-        out.update(self.extra)
         return out
 
 
@@ -245,8 +248,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_str(path, k, value)
             elif key == "grant":
                 value = _check_choice(path, k, value, ("client_credentials", "password"))
-            elif key == "rate_limit_per_hour":
-                value = _check_int(path, k, value, low=1, high=1_000_000)
+            elif key == "rate_limit_per_hour":  # 0 = no client-side limit
+                value = _check_int(path, k, value, low=0, high=1_000_000)
             elif key == "burst":
                 value = _check_int(path, k, value, low=1, high=1000)
         elif name == "server":
@@ -318,7 +321,11 @@ def load_config(path: Path | str | None = None) -> AppConfig:
             raise ConfigError(file, name, "no secrets in the config file: use `credly-console "
                               f"secrets set` or the environment variable {_SECRET_KEYS[name]}")
         elif isinstance(raw, dict):
-            cfg.extra[name] = raw
+            known = [*_SECTIONS, "keymap"]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ConfigError(file, f"[{name}]", "one of the sections " + ", ".join(f"[{s}]" for s in known),
+                              f"unknown section{hint}")
         else:
             raise ConfigError(file, name, "settings inside a section: [credly], [docebo], "
                               "[server], [smtp], [keymap] or [ui]", "a key outside any section")

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from services.core.errors import ApiError
+from services.core.errors import ApiError, CredlyConsoleError
 from services.flows import rules
 from services.store import notifications
 from services.store.db import Store
@@ -40,7 +40,7 @@ class FlowContext:
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
 
-class FlowFailed(Exception):
+class FlowFailed(CredlyConsoleError):
     """The flow could not do its job; the message is the run's reason."""
 
 
@@ -218,7 +218,9 @@ async def execute(
                 locked = True
             except FlowBusyError as exc:
                 rec.warning(str(exc))
-                return rec.finish("skipped", reason=str(exc))
+                summary = rec.finish("skipped", reason=str(exc))
+                summary.busy = True
+                return summary
         settings = read_settings(store)
         reason = rules.gate_reason(key, settings.integration_master)
         if reason:

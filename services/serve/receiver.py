@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.store import inbox
 from services.store.db import Store, utcnow
 
@@ -339,8 +340,27 @@ class ReceiverSettings:
         )
 
 
-class ReceiverConfigError(RuntimeError):
+# Webhook bodies of both services nest a few levels; far deeper is an attack on the parser.
+MAX_JSON_DEPTH = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply `value` (parsed JSON) nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+class ReceiverConfigError(CredlyConsoleError, RuntimeError):
     """The receiver cannot start with this configuration (e.g. no webhook secret)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _same(given: str, expected: str) -> bool:
@@ -390,11 +410,18 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            return json.loads(raw), None
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             detail = f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})"
             refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
+        except RecursionError:
+            body = None  # nested deeper than the parser goes: refused below like any too-deep body
+        if body is None and raw.strip() != b"null" or nesting_depth(body) > MAX_JSON_DEPTH:
+            detail = f"the body nests objects or arrays deeper than {MAX_JSON_DEPTH} levels"
+            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            return None, _error(400, detail)
+        return body, None
 
     def check_secret(request: Request, source: str) -> JSONResponse | None:
         if _same(request.path_params.get("secret", ""), settings.secret):

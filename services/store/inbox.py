@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.store.db import Store, Where
 
 # -- what the receiver accepts -------------------------------------------------------------------
@@ -50,10 +51,12 @@ def event_kind(source: str, event_type: str) -> str | None:
     return table.get(event_type)
 
 
-class DeliveryError(ValueError):
+class DeliveryError(CredlyConsoleError, ValueError):
     """A delivery body the receiver refuses (W2: 4xx, nothing stored). ``reason`` is one of
     ``malformed`` or ``foreign_organization``; the message says what is wrong without echoing
     the body."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

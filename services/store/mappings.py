@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.core.errors import CredlyConsoleError, FileAccessError
 from services.core.files import write_atomically
 from services.store.db import Store, Where, like_pattern, utcnow
 
@@ -66,7 +67,7 @@ class RowError:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class MappingError(ValueError):
+class MappingError(CredlyConsoleError, ValueError):
     """A refused mapping write (M1/M2/M4). `errors` lists every problem found."""
 
     def __init__(self, errors: list[FieldError | RowError], summary: str = "") -> None:
@@ -75,6 +76,17 @@ class MappingError(ValueError):
         lines = [summary] if summary else []
         lines += [str(e) for e in self.errors]
         super().__init__("\n".join(lines) if summary else "; ".join(lines))
+
+    def details(self) -> list[str]:
+        """With a summary (a CSV import), every row's problem on its own line, at most 100."""
+        if not self.summary:
+            return []
+        shown = [str(e) for e in self.errors[:100]]
+        more = len(self.errors) - len(shown)
+        return shown + ([f"... and {more} more"] if more > 0 else [])
+
+    def headline(self) -> str:
+        return self.summary or super().headline()
 
 
 class MappingNotFound(MappingError):
@@ -396,7 +408,10 @@ class ImportResult:
 
 def _read_source(source: str | Path) -> str:
     if isinstance(source, Path) or ("\n" not in source and "\r" not in source):
-        data = Path(source).read_bytes()
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise FileAccessError.of(source, exc, "read") from exc
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:

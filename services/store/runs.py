@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from services.core.errors import EXIT_BUSY, CredlyConsoleError
 from services.store.db import Store, Where, utcnow
 
 COUNT_KEYS: tuple[str, ...] = (
@@ -85,6 +86,9 @@ class RunSummary:
     # F6/F7: "full" or "incremental" (services/flows/incremental.py; also the run's first log
     # line); "" for the other flows.
     mode: str = ""
+    # True when the run was skipped because the same flow was already running (W4): nothing was
+    # done, which a cron job must be able to tell from a run that had nothing to do.
+    busy: bool = False
 
     @property
     def ok(self) -> bool:
@@ -98,8 +102,10 @@ class Cancelled(Exception):
     """Raised inside a flow to unwind after `should_cancel()` said so."""
 
 
-class FlowBusyError(Exception):
+class FlowBusyError(CredlyConsoleError):
     """Another live run holds the lock of this flow (W4)."""
+
+    exit_code = EXIT_BUSY
 
     def __init__(self, flow: str, run_id: int | None, pid: int) -> None:
         self.flow, self.run_id, self.pid = flow, run_id, pid

@@ -12,6 +12,7 @@ from typing import Literal
 
 from dateutil import parser as date_parser
 
+from services.core.errors import CredlyConsoleError
 from services.store.db import INTEGRATION, SETTING_KEYS, Store, utcnow
 
 OPTIONAL_KEYS: frozenset[str] = frozenset(
@@ -52,7 +53,7 @@ _EMAIL = re.compile(rf"{_LOCAL}@{_DOMAIN}")
 _DATE_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class SettingError(ValueError):
+class SettingError(CredlyConsoleError, ValueError):
     """A refused setting (S2). `str()` names the key, the value and the expected format."""
 
     def __init__(self, key: str, value: str, expected: str) -> None:

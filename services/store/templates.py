@@ -5,6 +5,7 @@ Design notes: docs/design/store.md
 
 from __future__ import annotations
 
+from services.core.errors import CredlyConsoleError
 from services.store.db import Store, Where, like_pattern, utcnow
 
 TEMPLATE_COLUMNS = (
@@ -13,7 +14,7 @@ TEMPLATE_COLUMNS = (
 )
 
 
-class TemplateError(ValueError):
+class TemplateError(CredlyConsoleError, ValueError):
     """A refused template edit (unknown id, archived template)."""
 
 

@@ -26,7 +26,7 @@ from tests.flows.test_kill_and_cli import (
 )
 from tests.flows.world import T_CERT, T_IMPORT, T_SAFETY, completed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 FIRST = 100  # learners who completed course 101 before the full run; the others complete after
 

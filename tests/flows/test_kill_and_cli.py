@@ -20,7 +20,7 @@ from services.store import runs
 from services.store.db import Store
 from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data, completed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 N_LEARNERS = 400
 
