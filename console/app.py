@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.signal import Signal
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import HelpPanel
@@ -90,6 +91,9 @@ class CredlyConsoleApp(App[None]):
 
     def __init__(self, context: AppContext, *, initial_section: str = "dashboard", cursor_blink: bool = True) -> None:
         super().__init__()
+        # Published with {service: health row} whenever the app records a connection test;
+        # the screens that show health subscribe (screens.base.subscribe_health).
+        self.health_changed: Signal[dict[str, dict]] = Signal(self, "health-changed")
         self.context = context
         self.cursor_blink = cursor_blink
         self.initial_section = initial_section
@@ -139,8 +143,8 @@ class CredlyConsoleApp(App[None]):
             if not row["ok"]:
                 self.notify(f"{service.capitalize()} connection test failed: {row['message']} "
                             "(Settings, 2; t tests again)", severity="warning", markup=False, timeout=15)
-        if results and hasattr(self.screen, "health_changed"):
-            self.screen.health_changed()
+        if results:
+            self.health_changed.publish(results)
 
     # -- sections -----------------------------------------------------------------------------
     def action_section(self, mode: str) -> None:

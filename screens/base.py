@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.signal import Signal
 from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -32,6 +33,13 @@ def is_expected_error(exc: BaseException) -> bool:
     """True for an error the services explain (a toast); False for a bug (the error modal with
     its traceback). The same rule as the CLI's (`services.core.errors.is_expected`)."""
     return is_expected(exc)
+
+
+def subscribe_health(screen: Screen[Any], callback: Callable[[dict[str, dict]], Any]) -> None:
+    """Call `callback` whenever the app records a connection test (the console app's
+    `health_changed` Signal); the subscription ends with the screen."""
+    signal: Signal[dict[str, dict]] = screen.app.health_changed  # type: ignore[attr-defined]
+    signal.subscribe(screen, callback)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from screens.base import ConsoleScreen, client
+from screens.base import ConsoleScreen, client, subscribe_health
 from screens.plan_review import counts_text
 from screens.widgets.health import health_text
 from services.store import inbox
@@ -171,6 +171,7 @@ class DashboardScreen(ConsoleScreen):
             table.add_column(heading, width=width, key=key)
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self._tick)
+        subscribe_health(self, self._health_changed)
 
     def _tick(self) -> None:
         if self in self.app.screen_stack:
@@ -192,7 +193,7 @@ class DashboardScreen(ConsoleScreen):
                 if tile.styles.min_height is None or tile.styles.min_height.value != tallest:
                     tile.styles.min_height = tallest
 
-    def health_changed(self) -> None:
+    def _health_changed(self, _results: dict[str, dict]) -> None:
         """A connection test has just been recorded (the app's test at start)."""
         self.action_refresh()
 

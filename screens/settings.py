@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Input, Label, Static
 
-from screens.base import ConsoleScreen
+from screens.base import ConsoleScreen, subscribe_health
 from screens.widgets.health import SERVICE_TITLES, health_text
 from screens.widgets.paged_table import cursor_row_key as _row_key
 from services.core.config import AppConfig, ConfigError, load_config, save_config
@@ -230,6 +230,7 @@ class SettingsScreen(ConsoleScreen):
         connections.add_column("Where", width=44, key="where")
         self.query_one("#editor").display = False
         settings.focus()
+        subscribe_health(self, self._health_changed)
         self.action_reload()
 
     # -- loading ------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ class SettingsScreen(ConsoleScreen):
                 configured=is_configured(self.ctx.config, service), title=SERVICE_TITLES[service],
                 configure_hint="its URL and id are in the connections above", test_hint="press t"))
 
-    def health_changed(self) -> None:
+    def _health_changed(self, _results: dict[str, dict]) -> None:
         """A connection test has just been recorded (the app's test at start)."""
         self.action_reload()
 

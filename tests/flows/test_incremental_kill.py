@@ -19,6 +19,7 @@ from tests.flows.test_kill_and_cli import (
     N_LEARNERS,
     CredlyIssueKill,
     DoceboCreateKill,
+    PidBox,
     _cli,
     _prepare,
     _write_config,
@@ -41,8 +42,10 @@ async def _sync(env, flow, *extra) -> dict:
 async def _kill_runs(env, sb, flow, arm) -> int:
     kills = 0
     for point in arm.points:
+        box = PidBox()
+        fired = arm.install(sb, point, box)
         proc = await _cli(env, "sync", flow)
-        fired = arm.install(sb, point, proc.pid)
+        box.set(proc.pid)
         await proc.communicate()
         arm.uninstall(sb)
         assert proc.returncode == -signal.SIGKILL, f"the run at kill point {point} was not killed ({proc.returncode})"

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -120,8 +121,10 @@ async def _kill_and_rerun(tmp_path, data, mappings, flow, arm):
             await _prepare(sb, store, mappings)
         kills = 0
         for point in arm.points:
+            box = PidBox()
+            fired = arm.install(sb, point, box)
             proc = await _cli(env, "sync", flow)
-            fired = arm.install(sb, point, proc.pid)
+            box.set(proc.pid)
             await proc.communicate()
             arm.uninstall(sb)
             assert proc.returncode == -signal.SIGKILL, f"the run at kill point {point} was not killed ({proc.returncode})"
@@ -135,6 +138,23 @@ async def _kill_and_rerun(tmp_path, data, mappings, flow, arm):
         with Store(db_path) as store:
             history = runs.query_runs(store, flow=flow.replace("-", "_"), limit=50)
         return _state(sb.credly.state, sb.docebo.state), expected, history, kills
+
+
+class PidBox:
+    """The pid of the CLI process about to be started: the kill points are armed BEFORE the
+    process starts (so a fast run cannot get past them), and a point that fires waits for it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._pid = 0
+
+    def set(self, pid: int) -> None:
+        self._pid = pid
+        self._event.set()
+
+    def wait(self) -> int:
+        assert self._event.wait(30), "the CLI process was never started"
+        return self._pid
 
 
 class _Killer:
@@ -161,7 +181,7 @@ class _Killer:
         def kill():
             if not state["fired"]:
                 state["fired"] = True
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid.wait(), signal.SIGKILL)
 
         def wrap(original):
             def wrapped(*a, **kw):
