@@ -52,11 +52,17 @@ def _learner(user: dict[str, Any]) -> dict[str, str]:
             "first_name": str(data.get("first_name") or ""), "last_name": str(data.get("last_name") or "")}
 
 
-def _badge_body(settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str) -> dict[str, Any]:
+def _badge_body(
+    settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str
+) -> dict[str, Any]:
     when = rules.parse_datetime(issued)
     return rules.badge_fields(
-        email=learner["email"], first_name=learner["first_name"], last_name=learner["last_name"],
-        template_id=template_id, issued_at=when, docebo_user_id=learner["user_id"],
+        email=learner["email"],
+        first_name=learner["first_name"],
+        last_name=learner["last_name"],
+        template_id=template_id,
+        issued_at=when,
+        docebo_user_id=learner["user_id"],
         expires_at=rules.badge_expires_at(expiry, when, settings.default_expiration_days),
         evidence_items=rules.evidence(settings.evidence_title, "baseline", origin),
     )
@@ -73,8 +79,10 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("course_list", "course", "completion", "award_list", "award")}
     field_id = store.get_meta("docebo.course_field_id")
-    by_option = {str(r["dropdown_element_id"]): str(r["template_id"]).lower()
-                 for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")}
+    by_option = {
+        str(r["dropdown_element_id"]): str(r["template_id"]).lower()
+        for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")
+    }
     lp_maps: dict[str, list[str]] = {}
     cert_maps: dict[str, list[str]] = {}
     for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 ORDER BY id"):
@@ -107,12 +115,23 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
             learner = _learner(await docebo.get_user(e["user_id"]))
             wanted: list[tuple[str, Any, Any, str]] = []
             if course_tpl:
-                wanted.append((course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}"))
+                wanted.append(
+                    (course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}")
+                )
             if lps:
-                async for lpe in docebo.iter_learning_plan_enrollments(lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]):
+                async for lpe in docebo.iter_learning_plan_enrollments(
+                    lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]
+                ):
                     lp = str(lpe.get("learning_plan_id"))
                     for t in lp_maps.get(lp, []):
-                        wanted.append((t, lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"), None, f"learning plan {lp}"))
+                        wanted.append(
+                            (
+                                t,
+                                lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"),
+                                None,
+                                f"learning plan {lp}",
+                            )
+                        )
             for template_id, issued, expiry, origin in wanted:
                 if not learner["email"] or await _held(credly, learner["email"], template_id):
                     continue
@@ -130,12 +149,17 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
         mark = meter.start()
         learner = _learner(await docebo.get_user(a["user_id"]))
         for template_id in cert_maps[certs[str(a["id_cert"])]]:
-            body = _badge_body(settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}")
+            body = _badge_body(
+                settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}"
+            )
             held = await _held(credly, learner["email"], template_id) if learner["email"] else [None]
             if not held:
                 await credly.issue_badge(body)
-            elif held[0] is not None and str(held[0].get("issuer_earner_id") or "") == learner["user_id"] \
-                    and not rules.same_day(held[0].get("issued_at"), body["issued_at"]):
+            elif (
+                held[0] is not None
+                and str(held[0].get("issuer_earner_id") or "") == learner["user_id"]
+                and not rules.same_day(held[0].get("issued_at"), body["issued_at"])
+            ):
                 await credly.replace_badge(str(held[0]["id"]), {k: v for k, v in body.items() if k != "recipient_email"})
         meter.stop(parts["award"], mark, 1)
     return parts
@@ -147,8 +171,13 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
     settings = read_settings(store)
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("badge_list", "badge")}
-    maps = [dict(m) for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
-                                             "OR certification_code != '') AND learning_plan_id = '' ORDER BY id")]
+    maps = [
+        dict(m)
+        for m in store.db.query(
+            "SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
+            "OR certification_code != '') AND learning_plan_id = '' ORDER BY id"
+        )
+    ]
     names = {str(r["template_id"]).lower(): r["name"] for r in store.db.query("SELECT template_id, name FROM badge_templates")}
     mark = meter.start()
     certs = {str(c.get("code")): c.get("id_cert") async for c in docebo.iter_certifications()}
@@ -170,19 +199,40 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
                 if str(b.get("issuer_earner_id") or "") != learner["user_id"]:  # L1
                     if m["import_as_external_training"]:
                         name = names.get(tid, tid)
-                        have = [t async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
-                                if t.get("course_name") == name]
+                        have = [
+                            t
+                            async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
+                            if t.get("course_name") == name
+                        ]
                         if not have:
-                            await docebo.create_external_training({
-                                "user_id": int(learner["user_id"]), "course_name": name, "course_type": "Credly badge",
-                                "date_from": issued, "date_to": expiry,
-                                "training_institute": settings.external_training_institute_name})
+                            await docebo.create_external_training(
+                                {
+                                    "user_id": int(learner["user_id"]),
+                                    "course_name": name,
+                                    "course_type": "Credly badge",
+                                    "date_from": issued,
+                                    "date_to": expiry,
+                                    "training_institute": settings.external_training_institute_name,
+                                }
+                            )
                     code = str(m["certification_code"] or "")
                     if code and code in certs:
-                        have = [a async for a in docebo.iter_certification_awards(user_ids=[learner["user_id"]], certification_ids=[certs[code]])]
+                        have = [
+                            a
+                            async for a in docebo.iter_certification_awards(
+                                user_ids=[learner["user_id"]], certification_ids=[certs[code]]
+                            )
+                        ]
                         if not have:
-                            await docebo.create_certification_award({
-                                "id_cert": certs[code], "user_id": int(learner["user_id"]), "issued_on": issued,
-                                "expire_on": expiry, "source": "Credly", "external_link": ""})
+                            await docebo.create_certification_award(
+                                {
+                                    "id_cert": certs[code],
+                                    "user_id": int(learner["user_id"]),
+                                    "issued_on": issued,
+                                    "expire_on": expiry,
+                                    "source": "Credly",
+                                    "external_link": "",
+                                }
+                            )
             meter.stop(parts["badge"], mark, 1)
     return parts

@@ -59,7 +59,9 @@ def _delete_rows(job: Job, doomed: list[dict[str, Any]]) -> list[dict[str, Any]]
     now = utcnow()
     for row in doomed:
         job.rec.count("deleted")
-        job.action("delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly")
+        job.action(
+            "delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly"
+        )
         maps = list(
             store.db.query(
                 "SELECT * FROM mappings WHERE lower(template_id) = lower(?) AND is_active = 1 ORDER BY id",
@@ -158,8 +160,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
         if holder is not None and holder != tid:
             job.skip(
                 tid,
-                f"{_label(t)} skipped: the name is still used in the table by template {holder} "
-                "(names must be unique, F1)",
+                f"{_label(t)} skipped: the name is still used in the table by template {holder} (names must be unique, F1)",
                 level="warning",
             )
             continue
@@ -224,9 +225,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
                 flow=job.rec.flow,
                 run_id=job.run_id,
             )
-            job.rec.info(
-                f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated"
-            )
+            job.rec.info(f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated")
 
 
 async def template_event(job: Job, event: dict[str, Any]) -> None:
