@@ -1,19 +1,6 @@
 """Helpers shared by the benchmarks (issue 8). Not a test module; nothing here asserts.
 
-* `machine()` — cores, Python, platform: printed with every figure.
-* `SandboxProcess` — `credly-console sandbox ...` in its OWN process (so the product and the
-  emulators never share one GIL), its first JSON line parsed, control calls (`/_sandbox/...`:
-  call counters, faults, reset, course dropdown values) made with a plain httpx client.
-* `run_python(...)` / `run_product_flow(...)` — the product's run in a child process of its own
-  (it reports its own wall time, calls and peak memory).
-* `BenchPlan` / `plan_for(data)` — which courses name a template, and which mappings exist, in a
-  benchmark world (deterministic from the demo data; the same for the product and the baseline).
-* `prepare_store(...)` — a configured product database: the settings, F1, F2, the course
-  dropdown values and the mappings, exactly as an admin would leave it.
-* `product_clients(info)` — the product's own clients (`services.clients.factory`) for a sandbox,
-  with Docebo's client-side 1,000 calls/hour limiter SWITCHED OFF (`rate_limit_per_hour = 0`):
-  the benchmarks measure the product, and report the documented limit's effect separately.
-* `table(...)`, `emit(...)` — one aligned table, then ONE JSON line (the machine-readable result).
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations
@@ -79,7 +66,7 @@ def chunked_pages(counts_per_id: dict[Any, int], ids: Sequence[Any], size: int =
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     rows = [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
     out = [line([str(h) for h in headers]), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)

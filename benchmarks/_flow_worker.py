@@ -1,18 +1,6 @@
 """One batch flow of the product in a process of its own (used by the benchmarks, issue 8).
 
-    python benchmarks/_flow_worker.py FLOW DB_PATH CONNECTION_JSON [--full] [--tracemalloc]
-
-Builds the product's clients with `services.clients.factory` (Docebo's 1,000 calls/hour client-side
-limit switched off: `rate_limit_per_hour = 0`), runs `run_flow(FLOW)` on the database and prints
-one JSON line: the run's mode (F7/F6: full or incremental; --full forces full), wall time of the run alone (not Python's start-up or imports), status, counts,
-the clients' CallCounter snapshots and retries, the peak resident set size of this process
-(`VmHWM`) and the resident size before the run; with --tracemalloc also Python's peak traced
-allocation during the run (tracemalloc slows the run down: its wall time is then not comparable).
-
-Peak RSS is the kernel's high-water mark of this process's own memory (`VmHWM` in
-/proc/self/status), not `ru_maxrss`: Linux carries a process's `ru_maxrss` over from the process
-that started it (the benchmark, holding the whole generated world), which hid every figure under
-that parent's size.
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """The per-item baseline the batch benchmark compares the product with (issue 8). NOT product code.
 
-It does the batch syncs the way the hosted recipes describe them (seed: "Each course is processed
-separately"; "Retrieve enrolled users by course ID"; "Filter unassigned badge templates" per
-user; one "Issue Badge in Credly" per badge; Credly → Docebo "per entry" of the mappings, then per
-badge): course by course, learner by learner, one lookup per learner and one per badge, one call
-at a time (sequential), with the product's own API clients (same policy, same sandbox latency).
-
-Docebo → Credly (`baseline_f7`):
-  1. every course (paged list);
-  2. per course: its detail (the course's dropdown value and its learning plans);
-  3. for a course naming a template or in a mapped learning plan: its completed enrollments
-     (paged, one course per call); per completion: the learner (`get_user`), for mapped plans
-     the learner's completed plans (one call), then per template: the learner's pending/accepted
-     badges of that template (one call) and, if none, one issue call;
-  4. every certification award (paged list); per award of a mapped certification: the learner,
-     the held badge lookup, then issue (or replace when the product would: same rule).
-
-Credly → Docebo (`baseline_f6`): per active mapping: every badge of its template (paged); per
-pending/accepted badge: the Docebo user by e-mail; per external-training import: the user's
-external trainings (one call) and a create if missing; per certification: the user's awards of
-it (one call) and a create if missing.
-
-A full per-item run of the large data set takes hours at 50 ms per call, so `sample_every=k`
-processes every k-th course (F7), every k-th award of a mapped certification (F7) and every k-th
-badge (F6); the lists themselves (courses, awards, each template's badges) are read in full.
-Each report carries the time and the calls of each part, the number of units processed and, where
-the baseline read the whole list, the number of units in the data set, so the caller extrapolates
-LINEARLY per unit (per course, per completion, per award, per badge).
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations
@@ -78,11 +52,17 @@ def _learner(user: dict[str, Any]) -> dict[str, str]:
             "first_name": str(data.get("first_name") or ""), "last_name": str(data.get("last_name") or "")}
 
 
-def _badge_body(settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str) -> dict[str, Any]:
+def _badge_body(
+    settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str
+) -> dict[str, Any]:
     when = rules.parse_datetime(issued)
     return rules.badge_fields(
-        email=learner["email"], first_name=learner["first_name"], last_name=learner["last_name"],
-        template_id=template_id, issued_at=when, docebo_user_id=learner["user_id"],
+        email=learner["email"],
+        first_name=learner["first_name"],
+        last_name=learner["last_name"],
+        template_id=template_id,
+        issued_at=when,
+        docebo_user_id=learner["user_id"],
         expires_at=rules.badge_expires_at(expiry, when, settings.default_expiration_days),
         evidence_items=rules.evidence(settings.evidence_title, "baseline", origin),
     )
@@ -99,8 +79,10 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("course_list", "course", "completion", "award_list", "award")}
     field_id = store.get_meta("docebo.course_field_id")
-    by_option = {str(r["dropdown_element_id"]): str(r["template_id"]).lower()
-                 for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")}
+    by_option = {
+        str(r["dropdown_element_id"]): str(r["template_id"]).lower()
+        for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")
+    }
     lp_maps: dict[str, list[str]] = {}
     cert_maps: dict[str, list[str]] = {}
     for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 ORDER BY id"):
@@ -133,12 +115,23 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
             learner = _learner(await docebo.get_user(e["user_id"]))
             wanted: list[tuple[str, Any, Any, str]] = []
             if course_tpl:
-                wanted.append((course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}"))
+                wanted.append(
+                    (course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}")
+                )
             if lps:
-                async for lpe in docebo.iter_learning_plan_enrollments(lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]):
+                async for lpe in docebo.iter_learning_plan_enrollments(
+                    lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]
+                ):
                     lp = str(lpe.get("learning_plan_id"))
                     for t in lp_maps.get(lp, []):
-                        wanted.append((t, lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"), None, f"learning plan {lp}"))
+                        wanted.append(
+                            (
+                                t,
+                                lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"),
+                                None,
+                                f"learning plan {lp}",
+                            )
+                        )
             for template_id, issued, expiry, origin in wanted:
                 if not learner["email"] or await _held(credly, learner["email"], template_id):
                     continue
@@ -156,12 +149,17 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
         mark = meter.start()
         learner = _learner(await docebo.get_user(a["user_id"]))
         for template_id in cert_maps[certs[str(a["id_cert"])]]:
-            body = _badge_body(settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}")
+            body = _badge_body(
+                settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}"
+            )
             held = await _held(credly, learner["email"], template_id) if learner["email"] else [None]
             if not held:
                 await credly.issue_badge(body)
-            elif held[0] is not None and str(held[0].get("issuer_earner_id") or "") == learner["user_id"] \
-                    and not rules.same_day(held[0].get("issued_at"), body["issued_at"]):
+            elif (
+                held[0] is not None
+                and str(held[0].get("issuer_earner_id") or "") == learner["user_id"]
+                and not rules.same_day(held[0].get("issued_at"), body["issued_at"])
+            ):
                 await credly.replace_badge(str(held[0]["id"]), {k: v for k, v in body.items() if k != "recipient_email"})
         meter.stop(parts["award"], mark, 1)
     return parts
@@ -173,8 +171,13 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
     settings = read_settings(store)
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("badge_list", "badge")}
-    maps = [dict(m) for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
-                                             "OR certification_code != '') AND learning_plan_id = '' ORDER BY id")]
+    maps = [
+        dict(m)
+        for m in store.db.query(
+            "SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
+            "OR certification_code != '') AND learning_plan_id = '' ORDER BY id"
+        )
+    ]
     names = {str(r["template_id"]).lower(): r["name"] for r in store.db.query("SELECT template_id, name FROM badge_templates")}
     mark = meter.start()
     certs = {str(c.get("code")): c.get("id_cert") async for c in docebo.iter_certifications()}
@@ -196,19 +199,40 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
                 if str(b.get("issuer_earner_id") or "") != learner["user_id"]:  # L1
                     if m["import_as_external_training"]:
                         name = names.get(tid, tid)
-                        have = [t async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
-                                if t.get("course_name") == name]
+                        have = [
+                            t
+                            async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
+                            if t.get("course_name") == name
+                        ]
                         if not have:
-                            await docebo.create_external_training({
-                                "user_id": int(learner["user_id"]), "course_name": name, "course_type": "Credly badge",
-                                "date_from": issued, "date_to": expiry,
-                                "training_institute": settings.external_training_institute_name})
+                            await docebo.create_external_training(
+                                {
+                                    "user_id": int(learner["user_id"]),
+                                    "course_name": name,
+                                    "course_type": "Credly badge",
+                                    "date_from": issued,
+                                    "date_to": expiry,
+                                    "training_institute": settings.external_training_institute_name,
+                                }
+                            )
                     code = str(m["certification_code"] or "")
                     if code and code in certs:
-                        have = [a async for a in docebo.iter_certification_awards(user_ids=[learner["user_id"]], certification_ids=[certs[code]])]
+                        have = [
+                            a
+                            async for a in docebo.iter_certification_awards(
+                                user_ids=[learner["user_id"]], certification_ids=[certs[code]]
+                            )
+                        ]
                         if not have:
-                            await docebo.create_certification_award({
-                                "id_cert": certs[code], "user_id": int(learner["user_id"]), "issued_on": issued,
-                                "expire_on": expiry, "source": "Credly", "external_link": ""})
+                            await docebo.create_certification_award(
+                                {
+                                    "id_cert": certs[code],
+                                    "user_id": int(learner["user_id"]),
+                                    "issued_on": issued,
+                                    "expire_on": expiry,
+                                    "source": "Credly",
+                                    "external_link": "",
+                                }
+                            )
             meter.stop(parts["badge"], mark, 1)
     return parts

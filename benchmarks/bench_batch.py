@@ -1,52 +1,7 @@
 """Batch syncs on the large data set at 50 ms per API call, against the minimum calls the data
 needs and side by side with the per-item baseline, in ONE run (issue 8).
 
-    .venv/bin/python benchmarks/bench_batch.py [--size large] [--latency-ms 50] [--sample-every 25]
-
-What happens, in order:
-
-1. `credly-console sandbox --size large --latency-ms 50` starts in its OWN process (the product
-   and the emulators never share a GIL); its first JSON line gives the URLs and credentials.
-2. A product database is configured as an admin would (settings, F1, F2, every 4th course naming
-   a template in the dropdown, 30 learning plans and 10 certifications mapped to templates for
-   F7, 30 templates imported as external trainings, 10 of them also awarding a certification,
-   for F6): `_common.plan_for`.
-3. The product runs F7 (docebo-to-credly) then F6 (credly-to-docebo) — both full, as first runs
-   are — each in a child process of its own (wall time of `run_flow` alone, peak RSS, the
-   clients' CallCounter), the sandboxes' own counters read after each. Then three re-run pairs:
-   the sandboxes' clocks moved 10 minutes forward (two scheduler periods) and F7, F6 incremental
-   (each picks up what the other direction just wrote); 10 more minutes and F7, F6 incremental
-   with nothing changed; and F7, F6 forced full (`sync --full`) with nothing to do.
-4. The sandboxes are reset to the starting data (latency kept), a second database configured the
-   same way, and the per-item baseline (`baseline_per_item.py`) runs F7 then F6 on a fixed sample
-   (every `--sample-every`-th course, award and badge; the lists read in full) and is
-   extrapolated linearly per unit to the whole data set.
-
-The Docebo client's default limiter (1,000 calls/hour, Docebo's documented per-IP limit) is
-SWITCHED OFF for these runs (`rate_limit_per_hour = 0`); what the limit means is reported as
-hours = Docebo calls / 1,000.
-
-Minimum calls (what the data needs, from the page sizes: Credly 50 per page, Docebo 200 per page
-and 50 ids per filtered call, Credly 50 badges per batch issue; pages(n, s) = max(1, ceil(n/s))):
-
-  F7 Docebo = 1 token + pages(courses, 200) + Σ mapped plans pages(plan courses, 200)
-              + Σ 50-plan chunks pages(enrollments of the mapped plans, 200)   (no documented status filter)
-              + min(Σ 50-course chunks of relevant courses pages(completed, 200), pages(all completed, 200))
-              + pages(certifications, 200) + Σ 50-cert chunks pages(awards of mapped certs, 200)
-              + min(learners, pages(users, 200))
-  F7 Credly = min(Σ candidate templates pages(pending+accepted badges, 50), pages(all pending+accepted, 50))
-              + ceil(issued / 50) + replaced + revoked
-  F6 Credly = min(Σ mapped templates pages(their badges, 50), pages(all badges, 50))
-  F6 Docebo = 1 token + min(learners, pages(users, 200)) + pages(certifications, 200)
-              + Σ 50-cert chunks pages(awards of mapped certs, 200) + pages(external trainings, 200)
-              + created + updated + deleted + revoked   (Docebo has no batch write: one call each)
-
-(relevant courses: courses naming a template or in a mapped plan; learners: the distinct
-learners the data involves; issued/replaced/created/... : the run's own counts, whose
-correctness the test suite checks against the end state.) The wall-time lower bound is
-minimum calls × latency / concurrency, with the product's HttpPolicy.concurrency (4).
-
-Prints a table and ONE JSON line. Asserts nothing.
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations
@@ -347,40 +302,93 @@ def main() -> None:
                 "calls_ratio": round(total(est["calls"]) / total(sandbox), 1),
             }
         result["flows"][flow] = entry
-        rows.append([f"{flow} (product, {p['mode'] or 'full'})", p["wall_s"], sandbox["credly"], sandbox["docebo"], total(sandbox),
-                     f"{total(m):,} ({entry['calls_vs_minimum']:.2f}x)", f"{lower:.1f} ({entry['wall_vs_lower_bound']:.1f}x)",
-                     f"{p['peak_rss_mib']:.0f}", entry["docebo_hours_at_1000_per_hour"]])
+        rows.append(
+            [
+                f"{flow} (product, {p['mode'] or 'full'})",
+                p["wall_s"],
+                sandbox["credly"],
+                sandbox["docebo"],
+                total(sandbox),
+                f"{total(m):,} ({entry['calls_vs_minimum']:.2f}x)",
+                f"{lower:.1f} ({entry['wall_vs_lower_bound']:.1f}x)",
+                f"{p['peak_rss_mib']:.0f}",
+                entry["docebo_hours_at_1000_per_hour"],
+            ]
+        )
         if base is not None:
             b = entry["baseline"]
-            rows.append([f"{flow} (per-item baseline, est.)", b["estimated_full_s"], b["estimated_full_calls"].get("credly", 0),
-                         b["estimated_full_calls"].get("docebo", 0), total(b["estimated_full_calls"]), "", "", "",
-                         b["docebo_hours_at_1000_per_hour"]])
+            rows.append(
+                [
+                    f"{flow} (per-item baseline, est.)",
+                    b["estimated_full_s"],
+                    b["estimated_full_calls"].get("credly", 0),
+                    b["estimated_full_calls"].get("docebo", 0),
+                    total(b["estimated_full_calls"]),
+                    "",
+                    "",
+                    "",
+                    b["docebo_hours_at_1000_per_hour"],
+                ]
+            )
         for rkey, label, _, _ in RERUNS:
             rr = entry["reruns"][rkey]
-            rows.append([f"{flow} ({label})", rr["wall_s"], rr["calls_sandbox"]["credly"], rr["calls_sandbox"]["docebo"],
-                         total(rr["calls_sandbox"]), "", "", f"{rr['peak_rss_mib']:.0f}",
-                         round(rr["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 3)])
+            rows.append(
+                [
+                    f"{flow} ({label})",
+                    rr["wall_s"],
+                    rr["calls_sandbox"]["credly"],
+                    rr["calls_sandbox"]["docebo"],
+                    total(rr["calls_sandbox"]),
+                    "",
+                    "",
+                    f"{rr['peak_rss_mib']:.0f}",
+                    round(rr["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 3),
+                ]
+            )
     f7e, f6e = result["flows"][F7], result["flows"][F6]
     result["targets"] = {
         "calls_within_1_2x_minimum": {F7: f7e["calls_vs_minimum"] <= 1.2, F6: f6e["calls_vs_minimum"] <= 1.2},
-        "ten_times_faster_than_baseline": {f: e["baseline"]["speedup"] >= 10 for f, e in result["flows"].items()} if base else None,
-        "incremental_nothing_changed_calls": {f: total(e["reruns"]["incremental_2"]["calls_sandbox"])
-                                              for f, e in result["flows"].items()},
+        "ten_times_faster_than_baseline": {f: e["baseline"]["speedup"] >= 10 for f, e in result["flows"].items()}
+        if base
+        else None,
+        "incremental_nothing_changed_calls": {
+            f: total(e["reruns"]["incremental_2"]["calls_sandbox"]) for f, e in result["flows"].items()
+        },
     }
     result["sandbox_rss_mib"] = round(sandbox_rss, 0)
     result["bench_wall_s"] = round(time.perf_counter() - started, 1)
 
-    print(f"machine: {machine_line()}; sandboxes in a separate process, {args.latency_ms:g} ms per call; "
-          f"size {args.size} (seed {args.seed}); product concurrency {conc}; Docebo client limiter: "
-          f"{prod['f7']['docebo_limiter']} (switched off for this benchmark)")
-    print(f"data: {c['courses']:,} courses ({c['relevant_courses']:,} relevant), {c['relevant_completions']:,} completions of "
-          f"relevant courses, {c['f7_awards']:,} awards of mapped certifications, {c['f6_templates']} templates "
-          f"with a Docebo side (F6); F7 counts {f7e['counts']}; F6 counts {f6e['counts']}")
-    print(table(rows, ["run", "wall s", "Credly calls", "Docebo calls", "calls", "minimum (ratio)",
-                       "lower bound s (ratio)", "peak RSS MiB", "h at 1,000/h"]))
+    print(
+        f"machine: {machine_line()}; sandboxes in a separate process, {args.latency_ms:g} ms per call; "
+        f"size {args.size} (seed {args.seed}); product concurrency {conc}; Docebo client limiter: "
+        f"{prod['f7']['docebo_limiter']} (switched off for this benchmark)"
+    )
+    print(
+        f"data: {c['courses']:,} courses ({c['relevant_courses']:,} relevant), {c['relevant_completions']:,} completions of "
+        f"relevant courses, {c['f7_awards']:,} awards of mapped certifications, {c['f6_templates']} templates "
+        f"with a Docebo side (F6); F7 counts {f7e['counts']}; F6 counts {f6e['counts']}"
+    )
+    print(
+        table(
+            rows,
+            [
+                "run",
+                "wall s",
+                "Credly calls",
+                "Docebo calls",
+                "calls",
+                "minimum (ratio)",
+                "lower bound s (ratio)",
+                "peak RSS MiB",
+                "h at 1,000/h",
+            ],
+        )
+    )
     if base is not None:
-        print(f"per-item baseline: every {args.sample_every}th course/award/badge measured (lists read in full), "
-              f"extrapolated linearly per unit; speed-up F7 {f7e['baseline']['speedup']}x, F6 {f6e['baseline']['speedup']}x")
+        print(
+            f"per-item baseline: every {args.sample_every}th course/award/badge measured (lists read in full), "
+            f"extrapolated linearly per unit; speed-up F7 {f7e['baseline']['speedup']}x, F6 {f6e['baseline']['speedup']}x"
+        )
     emit(result)
 
 

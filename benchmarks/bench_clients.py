@@ -1,13 +1,6 @@
 """Measure the API clients against both sandboxes served by uvicorn on loopback.
 
-    .venv/bin/python benchmarks/bench_clients.py [--size medium] [--fail-rate 0.1] [--drop-rate 0.05]
-                                                 [--issue 200]
-
-Reads every badge template and issued badge (Credly, 50 per page) and every user and completed
-enrollment (Docebo, 200 per page), then issues `--issue` badges concurrently, with the chosen
-share of injected 5xx / dropped connections. Prints wall time, calls per route (the clients'
-`calls.snapshot()`), retries, and how long the same Docebo calls would take under the documented
-1,000 calls/hour. Prints figures only; asserts nothing beyond "every badge exactly once".
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """`credly-console --help` start-up time, and what its imports cost (issue 8).
 
-    .venv/bin/python benchmarks/bench_startup.py [--runs 21] [--top 12]
-
-* start-up: wall time of `credly-console --help` (the installed entry point, a fresh process each
-  time), median / min / max of `--runs` runs, next to a bare `python -c pass` (the interpreter's
-  own start) so the product's share is visible;
-* imports: one `python -X importtime` run of the same command: the top offenders by cumulative
-  and by own ("self") time, and whether Textual or Rich were imported at all (they must not be:
-  `--help` stays light, common.md).
-
-Prints a table and ONE JSON line. Asserts nothing.
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations

@@ -1,24 +1,7 @@
 """Measure the console: time to the first screen, opening the mappings section with 50,000
 mappings, and the time of each filter keystroke.
 
-    .venv/bin/python benchmarks/console_bench.py [--rows 50000] [--filter 1234] [--size 120x36]
-
-Runs the real app headless (Textual's test driver) on a temporary database filled with `--rows`
-mappings over 40 templates. Each figure is wall time from the key press (or app start) until the
-screen shows the answer: the workers have finished and their result is painted.
-
-* first screen — app start until the dashboard has filled in its first refresh;
-* open mappings — key `4` until the table holds its first page and the total;
-* keystroke — per character typed into the filter: until the table holds the matching page
-  (one SQL page query + one count, in a worker; the UI thread never waits for them);
-* SQL — the same query and count alone, for comparison.
-
-"Until the table holds" is measured by a hook on `PagedTable.show_page` / the dashboard's
-paint method (the next frame paints it, at most 1/60 s later). The test driver's own round trip
-(`pilot.press` waits for idle and animations, about 0.1 s) is printed apart: it is not what an
-admin waits for.
-
-Prints a table, then one JSON line with every figure (seconds). Asserts nothing.
+Design notes: docs/design/benchmarks.md
 """
 
 from __future__ import annotations
@@ -178,7 +161,7 @@ def main() -> None:
     print(f"{'python start + import the console':<38}{result['start_and_import_s']:>10.3f}")
     print(f"{'first screen (dashboard painted)':<38}{result['first_screen_s']:>10.3f}")
     print(f"{'open mappings (first page + total)':<38}{result['open_mappings_s']:>10.3f}")
-    for n, (ui, sql) in enumerate(zip(keys, result["sql_per_keystroke_s"]), start=1):
+    for n, (ui, sql) in enumerate(zip(keys, result["sql_per_keystroke_s"], strict=True), start=1):
         print(f"{'filter keystroke ' + repr(args.filter[:n]):<38}{ui:>10.3f}   (SQL alone {sql:.3f})")
     print(f"{'keystroke median / max':<38}{statistics.median(keys):>10.3f} / {max(keys):.3f}")
     print(f"{'(test driver round trip, median)':<38}{statistics.median(result['pilot_round_trip_s']):>10.3f}")

@@ -1,24 +1,6 @@
 """`CredlyConsoleApp`: the Textual console of credly-console (SPEC §4, DESIGN.md "Console").
 
-Seven sections, each a Textual mode with one key (shown in the footer) and a palette command:
-dashboard, settings, templates, mappings, syncs, notifications, inbox. A mode's screen is built
-once, on first visit, and kept (its table position and filter survive switching away).
-
-* Context: the app takes an `AppContext` (config, secrets, database path, client factories), so
-  tests and the demo inject sandbox-backed clients and a separate database.
-* Keys: every `Binding` has an `id`; the config's `[keymap]` table (binding id → keys, e.g.
-  `"mappings.add" = "a,ctrl+n"`) overrides them (Textual's keymap). Unknown ids are reported once
-  at start. `?` shows the keys of the current screen (Textual's help panel).
-* Command palette (ctrl+p): `ConsoleCommands` lists every section and every action of every
-  section (switching section first when needed), plus the app's own commands.
-* Theme: the config's `[ui] theme` is applied at start; a change (palette "Theme", ctrl+t) is
-  saved back to the config file atomically, in a worker, leaving the rest of the file as it is.
-* Errors: every failed worker goes through `screens.base.report_worker_failure` (toast with
-  `markup=False`, or the error modal for a bug).
-* Connection health at start: each configured connection whose last test is missing or older
-  than an hour (`services.store.health.stale_services`) is tested once, in a worker, so the dashboard
-  shows its health without the admin asking; a failing one is also said in a toast. One test per
-  connection and start at most (Docebo: a token and one read), never more than one an hour.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -31,6 +13,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import HelpPanel
 from textual.worker import Worker, WorkerState
 
@@ -108,6 +91,9 @@ class CredlyConsoleApp(App[None]):
 
     def __init__(self, context: AppContext, *, initial_section: str = "dashboard", cursor_blink: bool = True) -> None:
         super().__init__()
+        # Published with {service: health row} whenever the app records a connection test;
+        # the screens that show health subscribe (screens.base.subscribe_health).
+        self.health_changed: Signal[dict[str, dict]] = Signal(self, "health-changed")
         self.context = context
         self.cursor_blink = cursor_blink
         self.initial_section = initial_section
@@ -157,8 +143,8 @@ class CredlyConsoleApp(App[None]):
             if not row["ok"]:
                 self.notify(f"{service.capitalize()} connection test failed: {row['message']} "
                             "(Settings, 2; t tests again)", severity="warning", markup=False, timeout=15)
-        if results and hasattr(self.screen, "health_changed"):
-            self.screen.health_changed()
+        if results:
+            self.health_changed.publish(results)
 
     # -- sections -----------------------------------------------------------------------------
     def action_section(self, mode: str) -> None:

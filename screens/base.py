@@ -1,24 +1,7 @@
 """What every console screen shares: the context, background work, and the one place where a
 failed worker becomes something the admin sees.
 
-DESIGN.md "Console": nothing blocks the UI thread, so every database read or write and every API
-call runs in a thread worker. `ConsoleScreen.background(job, then)` runs `job(store)` in a thread
-with its own `Store` (a sqlite connection must not cross threads) and hands the result to `then`
-on the UI thread through a message (non-blocking, unlike `call_from_thread`). A worker started
-with `exclusive=True` replaces the previous one of its group; a replaced worker's result is
-dropped, so a slow query can never overwrite the answer to a newer keystroke.
-
-`background_async(job, then)` runs `async job(store)` in a thread worker whose function is a
-coroutine: Textual runs it with `asyncio.run` in that thread, i.e. on the worker's own event
-loop. API clients are built inside that loop (`client(ctx, service)`), because an
-httpx.AsyncClient belongs to the loop it first runs in; and the flows write to SQLite between
-calls, which must not happen on the UI thread.
-
-Errors: `report_worker_failure()` is the single handler of `Worker.StateChanged` in state ERROR
-(screens, modals and the app call it from their `on_worker_state_changed`). An error the
-services raise on purpose (a refused value, an API error, a missing connection, a file that
-cannot be read) becomes a toast with `markup=False` (service messages may contain `[`); anything
-else is a bug and opens the error modal with the traceback, so it is never lost.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -33,10 +16,12 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.signal import Signal
 from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.widgets.section_bar import SectionBar
+from services.core.errors import is_expected
 from services.store.db import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,22 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 
-# Exceptions raised by the standard library that carry a message meant for the admin. A plain
-# `LookupError` is raised on purpose by the console ("no longer exists"); its subclasses KeyError
-# and IndexError are bugs.
-_EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (OSError, UnicodeError)
-
-
 def is_expected_error(exc: BaseException) -> bool:
-    """True for an error with a message meant for the admin (raised on purpose by the services,
-    or a file/lookup problem); False for a bug."""
-    module = type(exc).__module__ or ""
-    if module.startswith("services.") or module == "services":
-        return True
-    if isinstance(exc, _EXPECTED_BUILTINS) or type(exc) is LookupError:
-        return True
-    # sqlite3.OperationalError ("database is locked", disk full) is the environment, not a bug.
-    return module == "sqlite3"
+    """True for an error the services explain (a toast); False for a bug (the error modal with
+    its traceback). The same rule as the CLI's (`services.core.errors.is_expected`)."""
+    return is_expected(exc)
+
+
+def subscribe_health(screen: Screen[Any], callback: Callable[[dict[str, dict]], Any]) -> None:
+    """Call `callback` whenever the app records a connection test (the console app's
+    `health_changed` Signal); the subscription ends with the screen."""
+    signal: Signal[dict[str, dict]] = screen.app.health_changed  # type: ignore[attr-defined]
+    signal.subscribe(screen, callback)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,16 +1,6 @@
 """Dashboard: is everything working? (SPEC §4)
 
-* each connection's health — the last "test connection" (when, ok or not, the message) and the
-  API calls left in the current rate-limit window of the clients' limiter;
-* configuration problems (S3) — every required setting not set and every stored value that does
-  not validate, none left out (the tile grows, the page scrolls on a short terminal), and where
-  to fix them (Settings, key 2);
-* the last run of each flow with its status and counts;
-* unread notifications, the newest first;
-* the webhook inbox — backlog (queued + processing), failed, done.
-
-Everything is read in one worker every `REFRESH_SECONDS` (and on `r`), so new runs, events and
-notifications appear without a key press; the UI thread only paints the result.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from screens.base import ConsoleScreen, client
+from screens.base import ConsoleScreen, client, subscribe_health
 from screens.plan_review import counts_text
 from screens.widgets.health import health_text
 from services.store import inbox
@@ -181,6 +171,7 @@ class DashboardScreen(ConsoleScreen):
             table.add_column(heading, width=width, key=key)
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self._tick)
+        subscribe_health(self, self._health_changed)
 
     def _tick(self) -> None:
         if self in self.app.screen_stack:
@@ -202,7 +193,7 @@ class DashboardScreen(ConsoleScreen):
                 if tile.styles.min_height is None or tile.styles.min_height.value != tallest:
                     tile.styles.min_height = tallest
 
-    def health_changed(self) -> None:
+    def _health_changed(self, _results: dict[str, dict]) -> None:
         """A connection test has just been recorded (the app's test at start)."""
         self.action_refresh()
 

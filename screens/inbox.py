@@ -1,15 +1,6 @@
 """Inbox: the webhook deliveries the receiver stored (W2), with their processing status (W3).
 
-Each row is one delivered event (a grouped Docebo delivery is one row per payload): its status
-(queued, processing, done, failed, skipped), event type, learner, when it arrived, the attempts
-and the last error; `/` filters them (event, learner, delivery id or error text, in SQL). Under
-the table, the highlighted event in full: what it is, whose, from where and when, its status and
-attempts, the run that processed it (its log is in Syncs), the delivery id, the whole last error,
-and the payload pretty-printed beside it. `r` retries the highlighted failed (or skipped) event
-and `R` every failed one — they go back to the queue with their attempts reset, and the `serve`
-worker picks them up (`services.store.inbox.retry` / `retry_all_failed`); `y` copies the event and its
-payload (for a ticket). `v` cycles the view (all, failed, backlog, done). The list refreshes on a
-timer, so new deliveries and their outcome appear without a key press.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """The mapping form: add or edit one M row (SPEC §1, M1–M3) in a typed modal.
 
-Fields and their checks (inline, as you type):
-
-* Template — picked from the template table T by name (suggestions as you type); a template id
-  in T is accepted too, and so is a Credly UUID not in T yet (the services accept it, M3 checks
-  it later), with a note saying so.
-* Learning plan id — Docebo's numeric id; when this console has a Docebo connection the form
-  loads the learning plans and certifications in a worker when it opens and then flags an id or
-  code Docebo does not know (the live side of M3). If Docebo cannot be reached the form says so
-  and only checks the form.
-* Certification code — one line of text; checked against Docebo as above.
-* Import as external training, Active — switches.
-
-Saving: the caller gives `save(store, MappingInput) -> dict` (`add_mapping` or `edit_mapping`);
-the form runs it in a worker and stays open when the services refuse the mapping (M2: no Docebo
-side, a duplicate), showing each `FieldError` under its field. Nothing is written unless `save`
-succeeds; the form then dismisses with the stored row.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """Mappings: the M table (SPEC §1, M1–M4), paged in SQL so 50,000 rows stay instant.
 
-* Filter as you type (template id or name, learning plan id, certification code), a view of all
-  / active / inactive rows (`v`), sort by any column (`s` cycles, `S` reverses, or click a
-  header). Every change is one `LIMIT/OFFSET` query plus one count, run in a worker that replaces
-  the previous one, so typing never waits for an older query.
-* `n` adds, Enter / `e` edits, `d` deletes (after a confirmation), space toggles active — the form
-  is `screens.mapping_form.MappingForm`, saving through `add_mapping` / `edit_mapping`.
-* `i` imports a CSV (M4, per-row errors in the dialog), `x` exports one.
-* `m` checks every mapping against Docebo and Credly (M3, the flows' `check_mappings`) in a
-  worker; broken rows are marked ✘ with the reason shown under the table.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -29,6 +21,7 @@ from screens.csv_import import CsvImportScreen, describe_result
 from screens.mapping_form import MappingForm
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain, yes_no
+from services.core.errors import MissingError
 from services.store.db import Store
 from services.store.mappings import (
     MappingInput,
@@ -238,7 +231,7 @@ class MappingsScreen(PagedScreen):
         def job(store: Store) -> dict:
             row = get_mapping(store, mapping_id)
             if row is None:
-                raise LookupError(f"mapping #{mapping_id} no longer exists")
+                raise MissingError(f"mapping #{mapping_id} no longer exists")
             return set_mapping_active(store, mapping_id, not row["is_active"])
 
         def done(row: dict) -> None:

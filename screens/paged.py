@@ -1,21 +1,7 @@
 """What the section screens built around one paged SQL table share (templates, mappings,
 notifications, inbox): DESIGN.md "Tables show a page of SQL results ... filter-as-you-type in SQL".
 
-A `PagedScreen` owns one `PagedTable` (`#<NAME>-table`) with a status line under it
-(`#<NAME>-status`), optionally a filter bar above it (`#<NAME>-filter`) and a set of views
-(`v` cycles them). The screen says *what* to read — `page_query()` returns a `PageQuery` built on
-the UI thread from the current filter, view and sort, so the worker never reads widget state —
-and *how a row looks* (`row_cells`, `status_text`, `show_detail`). The rest is here, once:
-
-* loading: one worker per screen (`exclusive`: a newer keystroke replaces an older query, whose
-  result is dropped) runs `read_page()` — the count, the offset clamped to the last page, the rows
-  and any `extra` figures — and the UI thread only paints the page;
-* paging (`PagedTable.PageWanted`), reload, the periodic refresh of screens whose rows change by
-  themselves (`REFRESH_SECONDS`), the cursor kept on the same row across reloads;
-* the filter bar (type to filter, Enter or Escape back to the table, `/` to return to it), the
-  views, the detail of the highlighted row (`rows` holds the page by key).
-
-Each screen keeps only what is its own: its columns, its queries, its detail panel, its actions.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

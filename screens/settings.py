@@ -1,20 +1,6 @@
 """Settings: the S table edited in place (S1–S3) and the connections (config file + secrets).
 
-Two tables. Enter (or `e`) on a row opens the editor under the tables with the row's value:
-
-* an S row is checked as you type by the same `validate_setting` the services use (S1/S2); Enter
-  saves it through `set_setting` in a worker. A refused value shows its error inline (key, value,
-  expected format) and nothing is written.
-* a connection row (URL, organization id, client id, grant, limits, SMTP, receiver) is checked by
-  building the new configuration and reading it back through `load_config`, the one validator of
-  the file, before `save_config` writes it atomically; a refused value shows the `ConfigError`
-  inline and the file is not touched. The new configuration is used by the next client built.
-* a secret row edits a masked input; the value goes to the `SecretStore` (OS keyring), never to
-  the file, the database or the screen. Without a keyring backend the refusal names the
-  environment variable to set instead (`NoKeyringError`), shown inline and on the row.
-
-`t` tests both connections in a worker (`test_connection()` of each client) and records the
-results in `connection_health` for the dashboard.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -35,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Input, Label, Static
 
-from screens.base import ConsoleScreen
+from screens.base import ConsoleScreen, subscribe_health
 from screens.widgets.health import SERVICE_TITLES, health_text
 from screens.widgets.paged_table import cursor_row_key as _row_key
 from services.core.config import AppConfig, ConfigError, load_config, save_config
@@ -244,6 +230,7 @@ class SettingsScreen(ConsoleScreen):
         connections.add_column("Where", width=44, key="where")
         self.query_one("#editor").display = False
         settings.focus()
+        subscribe_health(self, self._health_changed)
         self.action_reload()
 
     # -- loading ------------------------------------------------------------------------------
@@ -322,7 +309,7 @@ class SettingsScreen(ConsoleScreen):
                 configured=is_configured(self.ctx.config, service), title=SERVICE_TITLES[service],
                 configure_hint="its URL and id are in the connections above", test_hint="press t"))
 
-    def health_changed(self) -> None:
+    def _health_changed(self, _results: dict[str, dict]) -> None:
         """A connection test has just been recorded (the app's test at start)."""
         self.action_reload()
 

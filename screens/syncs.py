@@ -1,32 +1,6 @@
 """Syncs: launch a flow, review its dry run, apply it, watch it live, cancel it, read history.
 
-Launching (SPEC §2, §5): pick a flow on the left (F1 templates, F2 dropdown, F7 Docebo → Credly,
-F6 Credly → Docebo, or all four) and press `d` (or Enter): it first runs as a dry run, whose plan
-opens for review (`PlanReviewScreen`); Apply starts the real run. While a run goes the panel
-shows a progress bar, the counts and a live log; `c` cancels it between items (it ends
-`cancelled`; what was done stays done). Below, the history of runs, refreshed on a timer: the
-batch and manual runs (console, CLI), `w` adding those that start on their own (one per webhook
-event, the scheduler's) — without them a busy receiver would push the runs an admin started off
-the page. The history keeps the selected run in view (after Apply: the run just applied,
-whatever page it is on). Beside it the log of the selected run, paged in SQL, `f` narrowing it
-to failures. F7 and F6 run incremental (only what changed since their last
-good run) unless the `Full run` box is ticked (`u`): then the dry run and the run applied after
-it read everything (services/flows/incremental.py).
-
-How a run executes — a thread worker whose function is a coroutine, i.e. `run_flow` on the
-worker's own event loop (`asyncio.run` in that thread), rather than an async worker on the UI
-loop. Why: a flow is not only network I/O; it writes the store between calls (ledger intents,
-run log batches, counts) with sqlite3, which blocks. On the UI loop every one of those writes
-would stall rendering and key handling, and a sqlite connection must stay on one thread anyway.
-In its own thread with its own loop the flow can block as it likes; the UI thread only receives
-messages. The flow reports through `Callbacks`:
-
-* `on_progress(done, total)` posts `RunProgress`, which coalesces (`can_replace`): if the UI is
-  busy, only the newest progress message waits in the queue;
-* `on_log(line)` appends to a deque (thread-safe); a 10 Hz timer on the UI thread moves what has
-  accumulated into the bounded `Log` widget in one `write_lines` call — never one message or
-  one refresh per line;
-* `should_cancel()` reads a `threading.Event` that `c` sets.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """Badge templates: the T table (SPEC §1, T1–T3) as the admin sees it.
 
-* Filter as you type (name or id; SQL `LIKE`, paged) — `/` jumps to the filter, Escape back.
-* Space toggles the highlighted template active or inactive (T2: the only column admins
-  edit; deactivation is remembered so F1 never re-activates it; an archived template cannot be
-  activated and the refusal says why).
-* The panel on the right lists the mappings naming the template (M), and on `c` the Docebo
-  courses whose badge field holds the template's dropdown option (F2/F3a) — a scan of every
-  course, so it runs only when asked, in a worker.
-* `s` syncs now: F1 (Credly → T) then F2 (T → the Docebo dropdown), in a worker.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -24,6 +17,7 @@ from textual.widgets import Static
 from screens.base import client, flow_context, flows_available
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain, yes_no
+from services.core.errors import MissingError
 from services.store.db import Store
 from services.store.templates import count_templates, get_template, query_templates, set_template_active, template_usage
 
@@ -163,7 +157,7 @@ class TemplatesScreen(PagedScreen):
         def job(store: Store) -> dict:
             row = get_template(store, key)
             if row is None:
-                raise LookupError(f"template {key} is no longer in the table")
+                raise MissingError(f"template {key} is no longer in the table")
             return set_template_active(store, key, not row["is_active"])
 
         def done(row: dict) -> None:

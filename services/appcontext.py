@@ -1,19 +1,7 @@
 """What the console (and the demo) runs against: configuration, secrets, the database file and
 the factories that build the two API clients.
 
-The Textual app takes an `AppContext` instead of reading the environment itself, so tests and
-`credly-console demo` can inject sandbox-backed clients, an in-memory secret store and a separate
-database. `AppContext.from_environment()` builds the ordinary one: `load_config()`,
-`KeyringSecrets()`, `database_path()` and clients built by `services.clients.factory` from the
-current configuration (so a URL edited in the settings screen is used by the next call).
-
-Headless on purpose (no Textual): the demo assembles a context without importing the console,
-and screens receive it from the app.
-
-Threading: a `Store` must not cross threads, so `open_store()` opens a new one for the caller
-(cheap: one PRAGMA); console workers open their own. The client factories are called inside the
-event loop that will use the client (a worker's own loop): an httpx.AsyncClient belongs to the
-loop it first runs in.
+Design notes: docs/design/wiring.md
 """
 
 from __future__ import annotations
@@ -25,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.config import AppConfig
+from services.core.errors import MissingError
 from services.core.secrets import SecretStore
 from services.store.db import Store
 
@@ -98,7 +87,7 @@ class AppContext:
         will use it, and `aclose()` it when done. Raises `LookupError` when not available."""
         factory = self._factory(service)
         if factory is None:
-            raise LookupError(f"no {service.capitalize()} connection is available in this console")
+            raise MissingError(f"no {service.capitalize()} connection is available in this console")
         client = factory()
         limiter = getattr(client, "limiter", None)
         if limiter is not None:

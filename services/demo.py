@@ -1,28 +1,6 @@
 """The demo environment behind `credly-console demo` (issue 7): everything on loopback, headless.
 
-``DemoEnvironment`` starts, in background threads:
-
-* both sandboxes (``services.sandbox.runner.SandboxThread``) over the generated demo data;
-* ``serve`` (``ServeRuntime``: receiver, inbox writer, workers, scheduler) on a free loopback
-  port, against a SEPARATE database (a temp dir unless ``data_dir`` is given) and a
-  ``MemorySecrets`` — the keyring and the user's database and config are never touched;
-* the sandboxes' webhooks pointed at that receiver, so events flow as in production;
-* one test of each connection (``services.store.health.check_connections``), recorded in the demo
-  database, so the dashboard shows both connections' health from the start;
-* a learner-activity simulator (``activity=True``) that, every ``interval_s`` seconds, does
-  something through the sandboxes' ``/_sandbox`` control endpoints: a learner completes a course,
-  an admin awards a certification, someone issues a badge by hand in Credly, and now and then a
-  template is renamed or archived in Credly; once F2 has created the course dropdown, it assigns
-  templates to courses through it (so completions earn badges).
-
-The demo database gets the settings of a configured tenant and mappings built from the demo
-data (learning plans, certifications and external-training imports), so F1-F5 all have work.
-
-Use: ``with DemoEnvironment(DemoOptions()) as env:`` (or ``async with``). What the console needs:
-``env.config`` (``AppConfig``), ``env.secrets`` (``MemorySecrets``), ``env.db_path``,
-``env.credly_client()`` / ``env.docebo_client()`` (new clients, call them in the loop that uses
-them), ``env.urls`` (webhook URLs), ``env.activity`` (recent ``ActivityLine`` s) and
-``env.subscribe(callback)`` for new ones.
+Design notes: docs/design/wiring.md
 """
 
 from __future__ import annotations
@@ -383,7 +361,8 @@ class _Simulator:
         pool = [c for c in self.courses if c["id_course"] in self.assigned] or self.courses
         course = self.rng.choice(pool)
         user = self.rng.choice(self.users)
-        await self._post(f"{self.docebo}/_sandbox/learner/complete", {"course_id": course["id_course"], "user_id": user["user_id"]})
+        body = {"course_id": course["id_course"], "user_id": user["user_id"]}
+        await self._post(f"{self.docebo}/_sandbox/learner/complete", body)
         self.env._note("completion", f"{user['first_name']} {user['last_name']} completed {course['name']!r} in Docebo")
 
     async def _award(self) -> None:
@@ -408,11 +387,16 @@ class _Simulator:
         m = self.rng.choice(mapped)
         user = self.rng.choice(self.users)
         try:
-            await self._post(f"{self.credly}/_sandbox/badges", {
-                "badge_template_id": m["template_id"], "recipient_email": user["email"],
-                "issued_to_first_name": user["first_name"], "issued_to_last_name": user["last_name"],
-                "state": self.rng.choice(["pending", "accepted"]),
-            })
+            await self._post(
+                f"{self.credly}/_sandbox/badges",
+                {
+                    "badge_template_id": m["template_id"],
+                    "recipient_email": user["email"],
+                    "issued_to_first_name": user["first_name"],
+                    "issued_to_last_name": user["last_name"],
+                    "state": self.rng.choice(["pending", "accepted"]),
+                },
+            )
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", 0) == 422:  # already holds it
                 return await self._completion()

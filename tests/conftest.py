@@ -25,3 +25,11 @@ def store(tmp_path):
     s = Store(tmp_path / "store.db")
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `serial` (SIGKILL, subprocess and timing-sensitive ones) share one xdist group,
+    so they run one after another on one worker instead of two at a time (`--dist loadgroup`)."""
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(pytest.mark.xdist_group("serial"))

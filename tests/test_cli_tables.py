@@ -118,7 +118,9 @@ def test_mappings_add_list_edit_remove(run):
     rows = json.loads(run("mappings", "list", "--json").stdout)
     assert [(r["id"], r["learning_plan_id"], r["certification_code"]) for r in rows] == [(1, "12", ""), (2, "", "AWS-CP")]
     assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--inactive").stdout)] == [2]
-    assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--sort", "id", "--desc", "--limit", "1").stdout)] == [2]
+    assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--sort", "id", "--desc", "--limit", "1").stdout)] == [
+        2
+    ]
 
     result = run("mappings", "edit", "2", "--active", "--learning-plan", "7")
     assert result.exit_code == 0
@@ -277,13 +279,13 @@ def _script() -> str:
 
 def test_installed_script_refuses_a_bad_boolean(tmp_path):
     env = dict(os.environ)
-    result = subprocess.run([_script(), "settings", "set", "SYNC_REVOCATION", "True"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_script(), "settings", "set", "SYNC_REVOCATION", "True"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "SYNC_REVOCATION" in result.stderr and "true or false" in result.stderr
     assert result.stdout == ""
-    ok = subprocess.run([_script(), "settings", "get", "SYNC_REVOCATION"], env=env, capture_output=True,
-                        text=True, timeout=60)
+    ok = subprocess.run([_script(), "settings", "get", "SYNC_REVOCATION"], env=env, capture_output=True, text=True, timeout=60)
     assert (ok.returncode, ok.stdout) == (0, "\n")
 
 

@@ -87,14 +87,13 @@ def test_secrets_in_the_file_are_refused_and_pointed_elsewhere(tmp_path, section
     assert "s3cr3t" not in str(info.value)
 
 
-def test_save_then_load_round_trips_and_keeps_unknown_sections(tmp_path):
+def test_save_then_load_round_trips(tmp_path):
     path = tmp_path / "sub" / "c.toml"
     cfg = AppConfig()
     cfg.credly.organization_id = "org"
     cfg.credly.rate_limit_per_minute = 100
     cfg.server.port = 0
     cfg.keymap["app.quit"] = "ctrl+q"
-    cfg.extra["scheduler"] = {"timezone": "America/Los_Angeles"}
     save_config(cfg, path)
     assert load_config(path) == cfg
     assert not [p for p in path.parent.iterdir() if p.name != "c.toml"]  # no temp file left
@@ -113,3 +112,24 @@ def test_save_defaults_to_config_path_and_never_leaves_half_a_file(monkeypatch):
         save_config(AppConfig())
     assert config_path().read_bytes() == original
     assert sorted(p.name for p in Path(config_path()).parent.iterdir()) == ["config.toml"]
+
+
+def test_a_misspelt_section_is_refused_with_a_suggestion(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[sever]\nport = 9000\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert str(path) in text and "[sever]" in text and "did you mean [server]?" in text
+
+
+def test_rate_limit_per_hour_zero_means_no_client_side_limit(tmp_path):
+    from services.clients.factory import build_docebo
+    from services.core.secrets import MemorySecrets
+
+    path = tmp_path / "c.toml"
+    path.write_text('[docebo]\nbase_url = "https://acme.docebosaas.com"\nrate_limit_per_hour = 0\n', encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.docebo.rate_limit_per_hour == 0
+    client = build_docebo(cfg, MemorySecrets({}))
+    assert client._session.limiter.rate is None  # unlimited (Retry-After pauses still honoured)

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from services.core import files
+from services.core.errors import FileAccessError
 
 
 def test_write_atomically_creates_parents_and_replaces_whole(tmp_path):
@@ -26,7 +27,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", no_space)
-    with pytest.raises(OSError):
+    with pytest.raises(FileAccessError, match="cannot write .*out.toml: No space left on device"):
         files.write_atomically(target, "new")
     assert target.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.toml"]

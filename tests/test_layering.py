@@ -60,3 +60,45 @@ def test_no_service_source_imports_rich_or_textual():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "services").rglob("*.py")
                  if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(lint), "--no-cache"], cwd=tree, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(tree), "PATH": str(lint.parent)})
+
+
+def _copy_packages(dest: Path) -> None:
+    import shutil
+
+    for name in ("services", "screens", "console"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def test_import_linter_contracts_hold_on_the_tree():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_import_linter_fails_on_a_planted_upward_import(tmp_path):
+    """The contracts bite: a copy of the tree passes, the same copy with one upward import
+    (the store reaching into the flows) fails and names the broken layering contract."""
+    _copy_packages(tmp_path)
+    assert _lint_imports(tmp_path).returncode == 0
+    planted = tmp_path / "services" / "store" / "settings.py"
+    planted.write_text(planted.read_text(encoding="utf-8") + "\nimport services.flows.rules  # planted\n",
+                       encoding="utf-8")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "services are layered" in result.stdout and "BROKEN" in result.stdout
+    assert "services.store.settings -> services.flows.rules" in result.stdout
+
+
+def test_import_linter_fails_when_screens_import_console(tmp_path):
+    _copy_packages(tmp_path)
+    planted = tmp_path / "screens" / "templates.py"
+    planted.write_text(planted.read_text(encoding="utf-8") + "\nimport console.app  # planted\n", encoding="utf-8")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0 and "screens never import console" in result.stdout

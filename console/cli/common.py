@@ -1,14 +1,6 @@
 """Helpers shared by the CLI commands: error → exit status, the store, tables and JSON.
 
-Exit statuses (docs/cli.md "Exit codes"):
-
-* 0 — success.
-* 1 — failure: a value or file the command was given was refused (S2, M2, M4), the object named
-  does not exist, a secret cannot be stored (no keyring), a call or items failed.
-* 2 — usage or configuration error: wrong options or arguments (click's own), an invalid config
-  file, a database this program cannot open.
-
-Messages go to stderr, prefixed `error:`; results go to stdout. Nothing here imports Textual.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -20,11 +12,23 @@ from typing import Any, TypeVar
 
 import click
 
+from services.core.errors import (  # noqa: F401  (the exit statuses, re-exported for the commands)
+    EXIT_BUSY,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CredlyConsoleError,
+    exit_code_of,
+    is_expected,
+)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+# SQLite integers are 64-bit: a larger id, limit or offset is refused as bad input (exit 2)
+# before it reaches the database.
+SQLITE_MAX_INT = 2**63 - 1
+ROW_ID = click.IntRange(1, SQLITE_MAX_INT)
+OFFSET = click.IntRange(0, SQLITE_MAX_INT)
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
@@ -34,33 +38,22 @@ def fail(message: str, code: int = EXIT_FAILURE) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn the services' refusals into an `error:` line on stderr and the exit status above."""
+    """Turn every expected error (`services.core.errors.is_expected`) into an `error:` line on
+    stderr (and its detail lines) and the error's own exit status; anything else is a bug and
+    keeps its traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from services.core.config import ConfigError
-        from services.core.secrets import NoKeyringError, UnknownSecretError
-        from services.store.db import StoreError
-        from services.store.mappings import MappingError
-        from services.store.settings import SettingError
-        from services.store.templates import TemplateError
-
         try:
             return func(*args, **kwargs)
-        except (ConfigError, StoreError) as exc:
-            fail(str(exc), EXIT_USAGE)
-        except MappingError as exc:
-            if exc.summary:
-                click.echo(f"error: {exc.summary}", err=True)
-                shown = exc.errors[:100]
-                for error in shown:
-                    click.echo(f"  {error}", err=True)
-                if len(exc.errors) > len(shown):
-                    click.echo(f"  ... and {len(exc.errors) - len(shown)} more", err=True)
-                raise click.exceptions.Exit(EXIT_FAILURE) from None
-            fail(str(exc))
-        except (SettingError, TemplateError, NoKeyringError, UnknownSecretError) as exc:
-            fail(str(exc))
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
+            assert isinstance(exc, CredlyConsoleError)
+            click.echo(f"error: {exc.headline()}", err=True)
+            for line in exc.details():
+                click.echo(f"  {line}", err=True)
+            raise click.exceptions.Exit(exit_code_of(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -91,7 +84,7 @@ def echo_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, empt
     grid = [[heading for _, heading in columns]] + [[cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
     for line in grid:
-        click.echo("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+        click.echo("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip())
 
 
 def paging_note(shown: int, offset: int, total: int) -> None:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from console.cli.common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import EXIT_USAGE, OFFSET, ROW_ID, echo_json, echo_table, fail, handle_errors, open_store, paging_note
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
@@ -25,7 +25,7 @@ def inbox_group() -> None:
 @click.option("--source", type=click.Choice(["docebo", "credly"]), default=None)
 @click.option("--search", default="", help="Text in the event type, delivery key, learner or error.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help=LIMIT_HELP)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--offset", type=OFFSET, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (rows and counts).")
 @handle_errors
 def inbox_list(status: str | None, source: str | None, search: str, limit: int, offset: int, as_json: bool) -> None:
@@ -53,7 +53,7 @@ def inbox_list(status: str | None, source: str | None, search: str, limit: int, 
 
 
 @inbox_group.command("show")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def inbox_show(item_id: int, as_json: bool) -> None:
@@ -77,7 +77,7 @@ def inbox_show(item_id: int, as_json: bool) -> None:
 
 
 @inbox_group.command("retry")
-@click.argument("item_id", type=int, required=False)
+@click.argument("item_id", type=ROW_ID, required=False)
 @click.option("--all-failed", is_flag=True, help="Retry every failed event.")
 @handle_errors
 def inbox_retry(item_id: int | None, all_failed: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from console.cli.common import EXIT_USAGE, echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import EXIT_USAGE, OFFSET, ROW_ID, echo_json, echo_table, fail, handle_errors, open_store, paging_note
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
@@ -20,7 +20,7 @@ def notifications_group() -> None:
               default=None)
 @click.option("--search", default="", help="Text in the title, body or object.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help=LIMIT_HELP)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--offset", type=OFFSET, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def notifications_list(unread: bool, kind: str | None, search: str, limit: int, offset: int, as_json: bool) -> None:
@@ -42,7 +42,7 @@ def notifications_list(unread: bool, kind: str | None, search: str, limit: int, 
 
 
 @notifications_group.command("show")
-@click.argument("notification_id", type=int)
+@click.argument("notification_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--keep-unread", is_flag=True, help="Do not mark it read.")
 @handle_errors
@@ -66,7 +66,7 @@ def notifications_show(notification_id: int, as_json: bool, keep_unread: bool) -
 
 
 @notifications_group.command("mark-read")
-@click.argument("ids", type=int, nargs=-1)
+@click.argument("ids", type=ROW_ID, nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Mark every notification read.")
 @handle_errors
 def notifications_mark_read(ids: tuple[int, ...], all_: bool) -> None:

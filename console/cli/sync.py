@@ -1,16 +1,6 @@
 """`credly-console sync FLOW` and `credly-console mappings check` (SPEC §2, M3).
 
-`sync` runs one batch flow now (templates, dropdown, docebo-to-credly, credly-to-docebo, all)
-against the configured connections: a progress bar on a terminal (plain progress lines on stderr
-when stderr is not a terminal), a summary at the end (stdout; `--json` prints the run summary as
-JSON). `--dry-run` lists what the flow would do and changes nothing. Ctrl-C asks the flow to stop
-between items (a second Ctrl-C stops at once). docebo-to-credly and credly-to-docebo are
-incremental when they can be (only what changed since their last good run); `--full` makes them
-read everything.
-
-Exit status: 0 done (also when skipped by CREDLY_INTEGRATION_MASTER or because the same flow is
-already running); 1 items failed, the flow failed or was cancelled; 2 configuration error (a
-missing or invalid setting, connection or secret).
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations
@@ -21,7 +11,7 @@ from typing import Any
 
 import click
 
-from console.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
+from console.cli.common import EXIT_BUSY, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
 
 FLOWS = ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo", "all")
 NEEDS = {
@@ -49,9 +39,14 @@ def _connection_problems(config: Any, secrets: Any, services: tuple[str, ...]) -
         if not config.docebo.client_id:
             problems.append("[docebo] client_id is not set in the configuration file")
         if not secrets.get("docebo_client_secret"):
-            problems.append("the Docebo client secret is not set (keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET environment variable)")
+            problems.append(
+                "the Docebo client secret is not set (keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET "
+                "environment variable)"
+            )
         if (config.docebo.grant or "") == "password" and not secrets.get("docebo_password"):
-            problems.append("the Docebo password is not set (keyring entry docebo_password or the DOCEBO_PASSWORD environment variable)")
+            problems.append(
+                "the Docebo password is not set (keyring entry docebo_password or the DOCEBO_PASSWORD environment variable)"
+            )
     return problems
 
 
@@ -96,6 +91,8 @@ def _summary_line(s: Any) -> str:
 
 
 def _exit_code(s: Any) -> int:
+    if s.busy or any(c.busy for c in s.children):
+        return EXIT_BUSY
     if s.status == "failed" and "blocked by the configuration" in (s.reason or ""):
         return EXIT_USAGE
     if any("blocked by the configuration" in (c.reason or "") for c in s.children):
@@ -109,9 +106,12 @@ def _exit_code(s: Any) -> int:
 @click.argument("flow", type=click.Choice(FLOWS))
 @click.option("--dry-run", is_flag=True, help="List what the flow would do; change nothing in Credly, Docebo or the tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary (counts, status, actions) as JSON.")
-@click.option("--full", is_flag=True,
-              help="docebo-to-credly / credly-to-docebo: read everything instead of only what changed "
-                   "since the last good run (a full reconciliation).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="docebo-to-credly / credly-to-docebo: read everything instead of only what changed "
+    "since the last good run (a full reconciliation).",
+)
 def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     """Run one sync flow now and print its summary.
 
@@ -147,7 +147,7 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     try:
         summary = asyncio.run(_run(flow, config, secrets, dry_run=dry_run, quiet=as_json, full=full))
     except StoreError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), exc.exit_code)
     if as_json:
         echo_json(summary.to_dict())
     else:

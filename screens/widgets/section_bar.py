@@ -1,14 +1,7 @@
 """The line of section keys above the footer: "1 Dashboard  2 Settings  3 Templates ...", the
 current section highlighted, each one clickable.
 
-The footer proper lists the current screen's own keys; with seven sections plus a screen's
-actions one footer line would cut the section keys off on an ordinary terminal, so they get
-their own line. Keys are read from the app's bindings after the `[keymap]`, so a remapped key
-shows here. The app provides `sections` and `key_for(binding)` (duck-typed: screens do not
-import the console package).
-
-Where the roomy layout (" 1 Dashboard   2 Settings ...") does not fit the width, the tight one
-("1 Dashboard 2 Settings ...") is used, so all seven still show on an 80-column terminal.
+Design notes: docs/design/console.md
 """
 
 from __future__ import annotations

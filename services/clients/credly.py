@@ -1,16 +1,6 @@
 """The Credly Web Service API client (api/credly.md).
 
-* Auth: HTTP Basic with the organization's authorization token as the user name and an empty
-  password (§1.3). The token is held as a `Secret` and redacted from every message.
-* Paging: every list is read to the end by following `metadata.next_page_url` verbatim
-  (§1.5 — the bug that truncated other integrations at 50 templates). A next page on another
-  host is refused: the token is never sent anywhere but the configured API.
-* Filters: `filter=key::value|key::v1,v2` (§1.6), built by `credly_filter()`.
-* Issuing is never duplicated (F3c): a 422 "already has this badge" becomes `AlreadyHolds`, and
-  after an ambiguous failure (read timeout, dropped connection, 5xx) the client looks for a
-  pending/accepted badge of that template and e-mail before it sends the request again.
-
-Items are returned as Credly's own dicts.
+Design notes: docs/design/clients.md
 """
 
 from __future__ import annotations
@@ -40,11 +30,11 @@ from services.core.errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
-    Secret,
     ServerError,
     UnexpectedResponseError,
     ValidationError,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.credly")
 
@@ -396,7 +386,7 @@ class CredlyClient:
             if not isinstance(data, list) or len(data) != len(pending):
                 raise UnexpectedResponseError(SERVICE, call, response.status_code,
                                               "the batch response does not list one badge per item")
-            for (i, _), badge in zip(pending, data):
+            for (i, _), badge in zip(pending, data, strict=True):
                 results[i] = Issued(badge)
             return
 

@@ -1,18 +1,6 @@
 """The Docebo Learn API client (api/docebo.md).
 
-* Auth: OAuth2 at `POST /oauth2/token` — client credentials by default, the password grant as an
-  option (§1.2). The access token is cached and fetched again shortly before it expires
-  (`expires_in`), and exactly once more when a call gets a 401 (after which that call is sent once
-  more). Client secret, password and tokens are `Secret`s and redacted from every message.
-* Paging: `page`/`page_size` until `data.has_more_data` is false (§1.3).
-* Array parameters in PHP style (`course_id[]=1&course_id[]=2`); many ids per call, in chunks of
-  `ID_CHUNK` so URLs stay reasonable.
-* Every path comes from services/clients/routes.py; the unconfirmed ones ([I]) are in its
-  `TO_VERIFY` table.
-* Creations (external training, certification award, dropdown field, new dropdown options) are
-  never sent twice after an ambiguous failure: the object is looked up first (services/clients/http.py).
-
-Items are returned as Docebo's own dicts.
+Design notes: docs/design/clients.md
 """
 
 from __future__ import annotations
@@ -45,9 +33,9 @@ from services.core.errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
-    Secret,
     UnexpectedResponseError,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.docebo")
 
@@ -252,7 +240,7 @@ class DoceboClient:
         names = list(filters)
         for combo in itertools.product(*(self._chunks(filters[n]) for n in names)):
             params: dict[str, Any] = dict(extra or {})
-            for name, chunk in zip(names, combo):
+            for name, chunk in zip(names, combo, strict=True):
                 if chunk is not None:
                     params[name] = chunk
             async for item in self._pages(r, params=params):

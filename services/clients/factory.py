@@ -1,20 +1,6 @@
 """Build the Credly and Docebo clients from the configuration and the secret store.
 
-Config keys used (services/core/config.py, `config.toml`):
-
-* `[credly]` `base_url`, `organization_id`, `rate_limit_per_minute` (empty = no client-side
-  limit; Credly publishes none, it answers 429 when it wants us slower);
-* `[docebo]` `base_url`, `client_id`, `grant` (`client_credentials` | `password`), `username`,
-  `rate_limit_per_hour` (default 1000, Docebo's documented limit per IP), `burst` (calls that may
-  go at once before the hourly pace applies).
-
-Secrets come from the `SecretStore` (keyring, or the env vars `CREDLY_TOKEN`,
-`DOCEBO_CLIENT_SECRET`, `DOCEBO_PASSWORD`) and go straight into the clients, which keep them as
-`Secret`s. A missing value does not stop a client from being built: `test_connection()` then
-says what is missing, and a call fails with a typed error.
-
-One `RateLimiter` per API and base URL is shared by every client built in the process (the
-console, the receiver and the scheduler together stay within Docebo's per-IP limit).
+Design notes: docs/design/clients.md
 """
 
 from __future__ import annotations

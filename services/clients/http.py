@@ -1,29 +1,6 @@
 """The one HTTP policy shared by the Credly and the Docebo client (DESIGN.md "Services").
 
-What every call goes through, in this order:
-
-1. the client's in-flight bound (at most `HttpPolicy.max_in_flight` requests at once);
-2. the API's `RateLimiter` (a token bucket: Docebo documents 1,000 calls per hour per IP; Credly
-   publishes no number, so its limiter is off unless configured);
-3. the authentication header (fetched / refreshed by the client as late as possible);
-4. the request, counted in `CallCounter` under "METHOD /route/{template}";
-5. the response: 2xx is returned; 429 and 5xx and network failures are retried with exponential
-   back-off and jitter, honouring `Retry-After` (seconds or an HTTP date; a Retry-After also
-   pauses the limiter, so the other concurrent calls to that API wait too); any other status
-   becomes a typed `ApiError` (services/core/errors.py) naming the service, the call, the status and
-   the service's own message, with every secret redacted.
-
-Non-idempotent calls (issue a badge, create an external training / certification award /
-dropdown field ...) are never retried blindly after an *ambiguous* failure — a read timeout, a
-connection dropped after the request was sent, or a 5xx to a POST — because the service may have
-processed the request. The caller passes `recover`, a coroutine that looks the object up
-(e.g. badges of that template and e-mail in state pending/accepted); if it exists, the call
-returns `Recovered(found)`; only if it does not is the request sent again. Without `recover`
-such a call is not retried at all. A failure before the request left (connection refused, DNS)
-or a 429 is never ambiguous and is retried normally.
-
-Retry sleeps go through `HttpPolicy.sleep` scaled by `HttpPolicy.time_scale`, so tests inject an
-instant sleep or a small scale instead of waiting real seconds.
+Design notes: docs/design/clients.md
 """
 
 from __future__ import annotations
@@ -47,12 +24,12 @@ from services.core.errors import (
     ApiError,
     NetworkError,
     RateLimitedError,
-    Secret,
     ServerError,
     UnexpectedResponseError,
     error_for_status,
     redact,
 )
+from services.core.secrets import Secret
 
 log = logging.getLogger("services.clients.http")
 
@@ -676,7 +653,7 @@ class ApiSession:
                 log.debug("%s %s: %s after %.2f s", self.service, call, what, elapsed)
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
-                    error=lambda note="": self.error(NetworkError, call, None, what + note),
+                    error=lambda note="", what=what: self.error(NetworkError, call, None, what + note),
                     reason=what, retry_after=None,
                 )
                 if isinstance(outcome, Recovered):
@@ -728,7 +705,7 @@ class ApiSession:
                 message = service_message(response)
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
-                    error=lambda note="": self.error(ServerError, call, status, message + note),
+                    error=lambda note="", status=status, message=message: self.error(ServerError, call, status, message + note),
                     reason=f"HTTP {status}", retry_after=retry_after,
                 )
                 if isinstance(outcome, Recovered):

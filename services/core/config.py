@@ -1,31 +1,12 @@
 """The configuration file: TOML in the user's config directory (DESIGN.md "Config").
 
-Where things live:
-
-* `config_path()` — `$CREDLY_CONSOLE_CONFIG`, else `<platformdirs user config dir>/config.toml`
-  (Linux: `~/.config/credly-console/config.toml`).
-* `database_path()` — `$CREDLY_CONSOLE_DB`, else `<platformdirs user data dir>/credly-console.db`
-  (Linux: `~/.local/share/credly-console/credly-console.db`).
-
-The file holds connection settings only. Secrets (tokens, client secret, passwords, the webhook
-secret) never go here: they live in the OS keyring or in environment variables
-(`services.core.secrets`). A secret-looking key in the file is refused with a message that says where
-the secret belongs, so that nobody "temporarily" pastes a token into a file that gets copied
-around.
-
-`load_config()` reads with `tomllib` and checks every value. A missing file means defaults. A file
-that is not valid TOML, a value of the wrong type or form, or an unknown key inside a known
-section raises `ConfigError`, whose message names the file, the key and the expected form; the
-CLI turns it into exit status 2. Unknown top-level sections are kept verbatim in
-`AppConfig.extra` (so a newer program's sections survive a save by an older one).
-
-`save_config()` writes with tomli-w to a temporary file in the same directory and renames it
-over the old one, so a crash never leaves half a file.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +16,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.core.files import write_atomically
 
 APP_NAME = "credly-console"
@@ -44,9 +26,11 @@ DB_ENV = "CREDLY_CONSOLE_DB"
 DEFAULT_CREDLY_BASE_URL = "https://api.credly.com/v1"
 
 
-class ConfigError(Exception):
+class ConfigError(CredlyConsoleError):
     """The configuration file cannot be used. `str()` names the file, the key and the form
     that was expected; `path`, `key` and `expected` carry the same facts for callers."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: Path | str | None, key: str, expected: str, detail: str = "") -> None:
         self.path = Path(path) if path is not None else None
@@ -120,7 +104,8 @@ class UiConfig:
 @dataclass
 class AppConfig:
     """The whole configuration file. `keymap` is the `[keymap]` table (binding id → keys, e.g.
-    `"mappings.add" = "a"`); `extra` holds top-level sections this version does not know."""
+    `"mappings.add" = "a"`). A section this version does not know is refused (a misspelt
+    `[sever]` would otherwise be silently ignored)."""
 
     credly: CredlyConfig = field(default_factory=CredlyConfig)
     docebo: DoceboConfig = field(default_factory=DoceboConfig)
@@ -128,7 +113,6 @@ class AppConfig:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     keymap: dict[str, str] = field(default_factory=dict)
     ui: UiConfig = field(default_factory=UiConfig)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML document this config saves as (None values left out: TOML has no null)."""
@@ -137,7 +121,6 @@ class AppConfig:
             section = getattr(self, name)
             out[name] = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
         out["keymap"] = dict(self.keymap)
-        out.update(self.extra)
         return out
 
 
@@ -265,8 +248,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_str(path, k, value)
             elif key == "grant":
                 value = _check_choice(path, k, value, ("client_credentials", "password"))
-            elif key == "rate_limit_per_hour":
-                value = _check_int(path, k, value, low=1, high=1_000_000)
+            elif key == "rate_limit_per_hour":  # 0 = no client-side limit
+                value = _check_int(path, k, value, low=0, high=1_000_000)
             elif key == "burst":
                 value = _check_int(path, k, value, low=1, high=1000)
         elif name == "server":
@@ -338,7 +321,11 @@ def load_config(path: Path | str | None = None) -> AppConfig:
             raise ConfigError(file, name, "no secrets in the config file: use `credly-console "
                               f"secrets set` or the environment variable {_SECRET_KEYS[name]}")
         elif isinstance(raw, dict):
-            cfg.extra[name] = raw
+            known = [*_SECTIONS, "keymap"]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ConfigError(file, f"[{name}]", "one of the sections " + ", ".join(f"[{s}]" for s in known),
+                              f"unknown section{hint}")
         else:
             raise ConfigError(file, name, "settings inside a section: [credly], [docebo], "
                               "[server], [smtp], [keymap] or [ui]", "a key outside any section")

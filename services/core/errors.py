@@ -1,55 +1,72 @@
-"""Typed errors of the Credly and Docebo clients.
+"""One error family: every error the product expects derives from `CredlyConsoleError`, which
+carries the admin-facing message and the CLI exit status; the CLI and the console both ask
+`is_expected()` (anything else is a bug and shows its traceback). Also the typed API errors.
 
-Every error a client raises is an `ApiError` naming four things an administrator needs to act on
-it: the service ("Credly" / "Docebo"), the call as a method plus route template
-("POST /organizations/{org}/badges" — never the concrete URL, which may carry e-mail addresses),
-the HTTP status (None when no response arrived) and the service's own message.
-
-A message never contains a secret: every client passes its token / client secret / password to
-`redact()` before an error is built, so even a service that echoes a bad credential back in its
-error body cannot leak it into a notification (N1), a log line or a toast.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.core.secrets import Secret
 
 REDACTED = "***"
 
+# Exit statuses of every command (docs/cli.md "Exit codes").
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the work failed: items failed, a call failed, a value was refused
+EXIT_USAGE = 2  # bad input: usage, configuration, a database this program cannot use
+EXIT_BUSY = 3  # nothing was done because the same flow is already running elsewhere
 
-class Secret:
-    """A credential held in memory whose `repr()`/`str()` never show the value.
 
-    Tracebacks with locals, debug dumps and `repr(client)` then print `Secret('***')`.
-    `reveal()` is the single place the value is read (to build an Authorization header).
-    """
+class CredlyConsoleError(Exception):
+    """An error the product expects and explains: `str()` is the message for the admin (one
+    line naming what is wrong and how to fix it); `details()` adds lines under it;
+    `exit_code` is the CLI's exit status."""
 
-    __slots__ = ("_value",)
+    exit_code: int = EXIT_FAILURE
 
-    def __init__(self, value: str | Secret | None) -> None:
-        if isinstance(value, Secret):
-            value = value.reveal()
-        self._value = value or ""
+    def headline(self) -> str:
+        """The one line printed after `error:` (the whole message unless `details()` splits it)."""
+        return str(self)
 
-    def reveal(self) -> str:
-        return self._value
+    def details(self) -> list[str]:
+        return []
 
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
-    def __repr__(self) -> str:
-        return f"Secret({REDACTED!r})" if self._value else "Secret('')"
+class UsageError(CredlyConsoleError):
+    """Bad input to a command: a value out of range, an unknown name."""
 
-    __str__ = __repr__
+    exit_code = EXIT_USAGE
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
 
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
+class MissingError(CredlyConsoleError, LookupError):
+    """What the admin named is not there (any more): a mapping deleted meanwhile, a connection
+    that is not configured."""
 
-    def __reduce__(self):  # never pickle a credential into some cache by accident
-        raise TypeError("Secret values cannot be pickled")
+
+class FileAccessError(CredlyConsoleError):
+    """A file the admin named cannot be read or written (CSV import/export)."""
+
+    exit_code = EXIT_USAGE
+
+    @classmethod
+    def of(cls, path: object, exc: OSError, doing: str) -> FileAccessError:
+        reason = exc.strerror or type(exc).__name__
+        return cls(f"cannot {doing} {path}: {reason}")
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True for the errors the product explains (the CLI prints one line and exits with the
+    error's code; the console shows a toast); False for a bug (traceback / error modal)."""
+    return isinstance(exc, CredlyConsoleError)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, CredlyConsoleError) else EXIT_FAILURE
 
 
 def redact(text: str, secrets: Iterable[str | Secret | None]) -> str:
@@ -59,13 +76,13 @@ def redact(text: str, secrets: Iterable[str | Secret | None]) -> str:
     and such a value is not a real credential anyway.
     """
     for s in secrets:
-        value = s.reveal() if isinstance(s, Secret) else s
+        value = s if isinstance(s, str) or s is None else s.reveal()
         if value and len(value) >= 4 and value in text:
             text = text.replace(value, REDACTED)
     return text
 
 
-class ApiError(Exception):
+class ApiError(CredlyConsoleError):
     """A call to Credly or Docebo failed.
 
     `service`: "Credly" or "Docebo"; `call`: "METHOD /route/{template}"; `status`: the HTTP

@@ -57,6 +57,9 @@ class RunSummary:
     # F6/F7: "full" or "incremental" (services/flows/incremental.py; also the run's first log
     # line); "" for the other flows.
     mode: str = ""
+    # True when the run was skipped because the same flow was already running (W4): nothing was
+    # done, which a cron job must be able to tell from a run that had nothing to do.
+    busy: bool = False
 
     @property
     def ok(self) -> bool:

@@ -1,26 +1,14 @@
 """Secrets: the OS keyring, overridable by environment variables (DESIGN.md "Config").
 
-Five secrets, each with the environment variable that overrides it (servers, CI, headless Linux):
-
-    credly_token          CREDLY_TOKEN
-    docebo_client_secret  DOCEBO_CLIENT_SECRET
-    webhook_secret        CREDLY_CONSOLE_WEBHOOK_SECRET
-    smtp_password         SMTP_PASSWORD
-    docebo_password       DOCEBO_PASSWORD   (only for the Docebo "password" grant)
-
-A secret is never written to the TOML file, the database or a log line: this module is the only
-place that reads them, and it hands them only to the code that makes the call.
-
-`KeyringSecrets` reads the environment variable first, then the keyring. Storing or deleting a
-secret needs a usable keyring backend; on a machine without one (a headless Linux server has no
-Secret Service) `set`/`delete` raise `NoKeyringError`, whose message names the environment
-variable to use instead. `MemorySecrets` is a plain dict for the demo and tests.
+Design notes: docs/design/core.md
 """
 
 from __future__ import annotations
 
 import os
 from typing import Protocol, runtime_checkable
+
+from services.core.errors import REDACTED, CredlyConsoleError
 
 KEYRING_SERVICE = "credly-console"
 
@@ -43,14 +31,49 @@ SECRET_DESCRIPTIONS: dict[str, str] = {
 SECRET_NAMES: tuple[str, ...] = tuple(SECRET_ENV)
 
 
-class UnknownSecretError(KeyError):
+class Secret:
+    """A credential held in memory whose `repr()`/`str()` never show the value.
+
+    Tracebacks with locals, debug dumps and `repr(client)` then print `Secret('***')`.
+    `reveal()` is the single place the value is read (to build an Authorization header).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret | None) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        self._value = value or ""
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self):  # never pickle a credential into some cache by accident
+        raise TypeError("Secret values cannot be pickled")
+
+
+class UnknownSecretError(CredlyConsoleError, KeyError):
     """A name that is not one of `SECRET_NAMES`."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; say it plainly
         return str(self.args[0])
 
 
-class NoKeyringError(RuntimeError):
+class NoKeyringError(CredlyConsoleError, RuntimeError):
     """No usable keyring backend: the secret cannot be stored. The message names the
     environment variable to set instead."""
 

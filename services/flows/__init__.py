@@ -2,26 +2,7 @@
 worker. One implementation serves them all (DESIGN.md): a flow is an async function over a
 `FlowContext` (store + Credly client + Docebo client) that reports through `Callbacks`.
 
-Batch flows (`run_flow(name, ctx, ...)`):
-
-=====================  ======  ==========================================================
-name                   rule    what it does
-=====================  ======  ==========================================================
-``templates``          F1      Credly templates → table T
-``dropdown``           F2      table T → the Docebo course dropdown field
-``docebo-to-credly``   F7      every completion (F3) and certification award (F4) → badges
-``credly-to-docebo``   F6      every badge of a mapped template (F5) → Docebo objects
-``all``                        F1, F2, F7, F6 in that order, as child runs of one run
-=====================  ======  ==========================================================
-
-Real-time handlers (the webhook worker of `serve`; each writes a run with trigger "webhook"):
-`handle_course_completion` (F3), `handle_certification_event` (F4), `handle_badge_event` (F5),
-`handle_template_event` (F1 for one template). `check_mappings` is M3's live check.
-
-F7 and F6 are full or incremental (services/flows/incremental.py; `run_flow(..., full=True)`
-forces full); the run's first log line and `RunSummary.mode` say which.
-
-Every entry point is a coroutine (the clients are async): `await run_flow(...)`.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

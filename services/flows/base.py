@@ -1,18 +1,7 @@
 """What every flow shares: its context, the run wrapper (record, lock, gate, settings, errors),
 and bounded concurrent iteration with cancellation between items.
 
-A flow body is `async def body(job: Job) -> None`. `execute()` wraps it:
-
-1. a run row is written (`runs.RunRecorder`), trigger and dry run recorded;
-2. batch flows take their cross-process lock (W4); a flow already running elsewhere ends this
-   run `skipped` with the holder named;
-3. G1: a gated-off flow ends `skipped` with the reason;
-4. S3: a missing or invalid setting the flow needs ends it `failed`, the reason in its log and a
-   `config` notification;
-5. the body runs. An item that fails is recorded by the body (`job.item_failed`: an error line,
-   the `failed` count, a notification — collected into one digest for a batch, N1) and the run
-   goes on. An exception escaping the body (a listing that could not be read, a bug) ends the run
-   `failed` with the reason and a notification. `should_cancel()` ends it `cancelled`.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations
@@ -25,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from services.core.errors import ApiError
+from services.core.errors import ApiError, CredlyConsoleError
 from services.core.flow_types import Callbacks, Cancelled, RunSummary
 from services.flows import rules
 from services.store import notifications
@@ -53,7 +42,7 @@ class FlowContext:
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
 
-class FlowFailed(Exception):
+class FlowFailed(CredlyConsoleError):
     """The flow could not do its job; the message is the run's reason."""
 
 
@@ -231,7 +220,9 @@ async def execute(
                 locked = True
             except FlowBusyError as exc:
                 rec.warning(str(exc))
-                return rec.finish("skipped", reason=str(exc))
+                summary = rec.finish("skipped", reason=str(exc))
+                summary.busy = True
+                return summary
         settings = read_settings(store)
         reason = rules.gate_reason(key, settings.integration_master)
         if reason:

@@ -1,55 +1,6 @@
 """Incremental batches: F7 and F6 read only what changed since their last good run (issue 8).
 
-The scheduler runs F6/F7 every 5 minutes when an admin switches them on (W4); re-reading every
-completion, award and badge each time costs a full scan to find nothing. A batch is therefore
-either **full** (reads everything, as SPEC §2 describes F6/F7) or **incremental**: it asks each
-service for what changed since a watermark and sends what it finds through the same decision
-code (F3, F4, F5, F3c, the ledger, L1, E1 ...) as a full run.
-
-**Which objects qualify** depends on the configuration: the active templates with their dropdown
-option ids, the active mappings, BATCH_SYNC_START_DATE, CREDLY_DEFAULT_EXPIRATION_DAYS,
-SYNC_REVOCATION, CREDLY_INTEGRATION_MASTER, and per flow a few more (see each flow's
-`fingerprint`). A change there can make an object that did not change qualify, so a run whose
-fingerprint differs from the last full run's is full.
-
-**The watermark** of a flow is kept per service in `meta` (`incremental.<flow>`), written only
-after a run ends `succeeded` with no failed item and only by a real run (a dry run reads it and
-plans exactly what the real run will do, never moves it). It is the service's OWN time at the
-start of that run — from the `Date` header of its responses (`services.clients.http.ServiceClock`),
-never this computer's clock — and the next run asks for changes since the watermark minus
-`OVERLAP` (writes in flight at the watermark, clocks of the service's own servers). What an
-incremental run processed inside that overlap (and at least `SKIP_MARGIN` before it started) is
-remembered with its timestamp, so the next run does not process the same change twice (a later
-change of the object has a later timestamp).
-A run that fails, fails an item, is cancelled or killed leaves the watermark where it was: the next run
-reads the same changes again (after a failed full run, the next run is full). Re-reading is
-harmless: every decision is idempotent.
-
-**When a run is full**: `--full` (CLI, console), no earlier full run, a different fingerprint, a
-tenant that ignores the changed-since filter (below), or the daily reconciliation: the first
-run after 02:00 America/Los_Angeles (F1's daily time) whose last full run is older than that
-— so enabled batches reconcile everything once a day, whoever starts them. Otherwise the run is
-incremental; the scheduler's runs (trigger "schedule") are incremental by this rule.
-
-**Filters a tenant may not have** (Docebo `updated_from` is [I], Credly's `updated_at_min` on
-badges [INF]): without the filter a service answers with everything, which is still correct —
-every item is compared with the bound here, not trusted. `changed()` notices it (an item
-updated more than `IGNORED_TOLERANCE` before the bound came back, items without the
-timestamp at all, or the filtered read refused with a 400/422), the run falls back to a full run at once, and the finding is remembered
-(`meta` `incremental.filter_ignored`): that service's batches run full, the reason in their
-first log line, and the filter is tried again after `REPROBE_AFTER`. Nothing relies on a sort
-order (no early stop).
-
-**Reads of an incremental run** stay proportional to the change: changed objects are found with
-one filtered scan per list; the learners they touch are then read by user / e-mail filters
-(chunked), never by a full scan, unless more than `MAX_TOUCHED` learners are touched — then a
-full run is cheaper and the run becomes one. F6 may know it from the first page of its changed
-badges (Credly's `total_count`: more pages to walk than a full run reads; see
-`credly_to_docebo._changes_outweigh_full`). Deletions leave nothing "changed" to find (a badge
-deleted in Credly, an award deleted in Docebo): the real-time webhooks handle them at once and
-the daily full run catches any that were missed.
-
-Every run says what it is in its first log line and in `RunSummary.mode` (no schema change).
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """F1 — Credly badge templates → the template table T (daily, on demand, per webhook event).
 
-* Every page of templates is read once (`iter_templates()`, all states).
-* active → `is_active = true`, unless an admin switched the template off (`admin_deactivated`):
-  the sync never re-activates what an admin deactivated; archived → `is_active = false`; drafts
-  are ignored (an existing row of a template now in draft is left as it is).
-* Names are unique. The first template retrieved with a name is kept and later ones are skipped
-  with a warning naming both ids. Decision: a template already in T under that name keeps it
-  (it counts as retrieved first), so the table does not flip between two same-named templates
-  when Credly's listing order changes; a skipped template's existing row is left untouched.
-* A template gone from Credly is deleted from T, every mapping naming it is deactivated, and ONE
-  deletion notice (N1) lists the deleted templates and the deactivated mappings. Its dropdown
-  option id is remembered (meta `dropdown.orphan_option_ids`) so F2 removes the option.
-* Mapping `template_name`s are refreshed from T after every sync.
-
-Counts: examined (templates read), created / updated / deleted (rows of T), skipped (duplicate
-names). All changes of a run are written in one transaction after the listing was read in full,
-so a listing that fails halfway changes nothing. F1 writes only the local store; its action lines
-(add_template, update_template, delete_template, deactivate_mapping) are the table changes, and a
-dry run lists them without writing.
-
-Per-template webhook events (`badge_template.created|changed|deleted`, `handle_template_event`)
-re-read the event from Credly and apply the same rules to that one template.
+Design notes: docs/design/flows.md
 """
 
 from __future__ import annotations
@@ -79,7 +59,9 @@ def _delete_rows(job: Job, doomed: list[dict[str, Any]]) -> list[dict[str, Any]]
     now = utcnow()
     for row in doomed:
         job.rec.count("deleted")
-        job.action("delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly")
+        job.action(
+            "delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly"
+        )
         maps = list(
             store.db.query(
                 "SELECT * FROM mappings WHERE lower(template_id) = lower(?) AND is_active = 1 ORDER BY id",
@@ -178,8 +160,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
         if holder is not None and holder != tid:
             job.skip(
                 tid,
-                f"{_label(t)} skipped: the name is still used in the table by template {holder} "
-                "(names must be unique, F1)",
+                f"{_label(t)} skipped: the name is still used in the table by template {holder} (names must be unique, F1)",
                 level="warning",
             )
             continue
@@ -244,9 +225,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
                 flow=job.rec.flow,
                 run_id=job.run_id,
             )
-            job.rec.info(
-                f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated"
-            )
+            job.rec.info(f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated")
 
 
 async def template_event(job: Job, event: dict[str, Any]) -> None:

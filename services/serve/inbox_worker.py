@@ -1,31 +1,6 @@
 """Inbox workers (W2, W3): drain the webhook inbox through the flows' real-time handlers.
 
-``InboxWorker.run(stop)`` runs ``concurrency`` tasks in the calling event loop. Each task leases
-one row at a time (``services.store.inbox.claim``: in order per learner, crash-safe leases), runs it
-through the handler of its kind and records the outcome:
-
-=====================  ======================================================  ====================
-kind                   handler (services/flows)                                rule
-=====================  ======================================================  ====================
-``course_completion``  ``handle_course_completion(ctx, payload)``              F3
-``certification``      ``handle_certification_event(ctx, event, payload)``     F4
-``badge``              ``handle_badge_event(ctx, notice)``                     F5
-``template``           ``handle_template_event(ctx, notice)``                  F1 for one template
-=====================  ======================================================  ====================
-
-A handler returns the flows' ``RunSummary`` (or an ``Outcome``): ``succeeded`` → row ``done``;
-``skipped`` (gated off by G1, nothing to do) → ``skipped`` with the reason; ``failed`` or any
-failed item → a failed attempt, tried again after the ``RetryPolicy`` delay, and after the last
-try left ``failed`` with the reason and ONE error notification (N1) that names the event, the run
-and its error lines (handlers run with ``notify=False`` so a retried event does not notify on
-every attempt).
-
-Credly notices are resolved first (``resolve_credly``): the event is read once to learn the
-learner (badge recipient) or template it concerns, which becomes the row's ``learner_key``; the
-event read is cached briefly so the handler's own read of the same event costs no second call.
-
-Shutdown (``stop`` set): no new row is claimed; rows in hand get ``grace_s`` seconds to finish,
-then their handlers are cancelled and the rows released back to the queue (attempt not counted).
+Design notes: docs/design/serve.md
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """E-mail of notifications (N1) through the ``[smtp]`` server to ``NOTIFICATION_MAIL_ID``.
 
-The ``notifications`` table is the mail queue: rows with ``mail_status = 'pending'`` whose
-``mail_next_attempt_at`` has come are sent by ``Mailer.send_pending()``, which ``serve`` calls
-every ``interval`` seconds (and the CLI can call once).
-
-* One mail per sending round: a single pending notification goes out on its own (subject = its
-  title); several go out together as one digest listing each with its context (flow, run,
-  object, API call, the service's own message). Errors of a batch run arrive already folded into
-  the run's own digest notification (``services.store.notifications.close_digest``), so a batch sends
-  one digest. At most one mail per round means a storm of errors cannot become a storm of mails.
-* A mail that cannot be sent (server down, refused, TLS or login failure) stays ``pending``; its
-  rows record the attempt, the error and when to try again (backoff 1, 5, 15, 60 minutes, then
-  hourly). Nothing is dropped.
-* With no SMTP host or no ``NOTIFICATION_MAIL_ID`` nothing is attempted and the notifications
-  wait (they are visible in the console); they go out in one digest once mail is configured.
-
-Connection: ``tls = true`` → implicit TLS (``SMTP_SSL``, usually port 465); ``starttls = true``
-→ plain connection upgraded with STARTTLS (usually 587); both with certificate verification.
-Login only when ``username`` is set; the password comes from the SecretStore (``smtp_password``,
-env ``SMTP_PASSWORD``) and is never logged or stored.
+Design notes: docs/design/serve.md
 """
 
 from __future__ import annotations

@@ -1,31 +1,6 @@
 """The scheduler of ``credly-console serve`` (W4).
 
-=====================  =====================================  =================================
-job (``schedule.job``)  when                                   flow
-=====================  =====================================  =================================
-``templates``          daily at 02:00 America/Los_Angeles     F1 (``run_flow("templates")``)
-``dropdown``           every 5 minutes                        F2 (``run_flow("dropdown")``)
-``docebo_to_credly``   every 5 minutes, only when enabled     F7 (``run_flow("docebo-to-credly")``)
-``credly_to_docebo``   every 5 minutes, only when enabled     F6 (``run_flow("credly-to-docebo")``)
-=====================  =====================================  =================================
-
-The rules are python-dateutil ``rrule`` s; the daily one is anchored in America/Los_Angeles wall
-time, so it stays at 02:00 local across daylight-saving changes (on the spring-forward day 02:00
-does not exist and the run happens at 03:00, the first instant after the gap). The 5-minute rules
-fall on :00, :05, ... UTC.
-
-``schedule.enabled`` switches a job on or off (``credly-console schedule enable|disable JOB``);
-F6/F7 are off until an admin switches them on (the seed's "started" recipe).
-
-A job is due when it has never run, or when an occurrence of its rule falls after its last start
-and not after now. So runs missed while ``serve`` was down run ONCE at start, not once per missed
-occurrence. Never two runs of one flow at once: the scheduler does not start a job whose previous
-run it started is still going, and the flows' own lock (``flow_locks``) makes a run ``skipped``
-when the console or the CLI is running the same flow. F2 is not started while F1 runs (it reads
-the table F1 writes); it starts as soon as F1 ends, so a first start fills T and then the dropdown.
-
-Time is injectable (``clock``: an aware datetime), so tests need no waiting: ``tick()`` starts
-what is due at the clock's now; ``next_wakeup()`` says when the next occurrence falls.
+Design notes: docs/design/serve.md
 """
 
 from __future__ import annotations

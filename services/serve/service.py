@@ -1,20 +1,6 @@
 """``credly-console serve``: receiver + inbox workers + scheduler + mail retry in one process.
 
-Threads and loops (so slow work can never delay an acknowledgement, W2):
-
-* the receiver (Starlette on uvicorn) runs in the main thread's loop (``run_serve``) or in a
-  ``ReceiverThread`` (the demo, tests); it only checks requests and hands items to
-* the ``InboxWriter`` thread, which commits them (group commit) before each 200;
-* the ``Engine`` runs in its own thread and loop (``EngineThread``): the inbox workers, the
-  scheduler and the mail round, sharing one store connection and one pair of API clients.
-  Scheduled batch flows run in their own threads (own store, own clients), so a long F7 run does
-  not hold up real-time events.
-
-Shutdown (SIGTERM/SIGINT, or ``ServeRuntime.stop``): the receiver stops accepting and answers
-the requests in flight (their rows are committed first), the writer commits what it holds, then
-the engine stops: workers take no new event, events in hand get ``grace_s`` to finish and are
-otherwise released back to the queue, scheduled runs are asked to cancel between items (their
-run records say so). Nothing acknowledged is lost: it is either done or queued for the next start.
+Design notes: docs/design/serve.md
 """
 
 from __future__ import annotations

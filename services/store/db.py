@@ -1,25 +1,6 @@
 """The local store: one SQLite file (WAL mode) read and written through sqlite-utils.
 
-Everything the product remembers lives here: the three lookup tables of SPEC §1 (S settings,
-T badge templates, M mappings), runs and their log lines, notifications (N1), the webhook inbox
-(W2), the ledger of every object the product creates in Credly or Docebo, flow locks (W4) and a
-small key/value table for state such as the Docebo course field id.
-
-Conventions every module follows:
-
-* One `Store` per thread: a sqlite3 connection must not be shared across threads. Opening a
-  `Store` is cheap (the schema check is one PRAGMA), so workers open their own.
-* Timestamps are stored as ISO-8601 UTC strings with a `Z` suffix (`utcnow()`), which sort
-  lexically in time order.
-* "No value" in the lookup tables is the empty string, never NULL, so that uniqueness rules such
-  as M2 can be plain UNIQUE constraints.
-* Writes that must be atomic go through `with store.write():` (BEGIN IMMEDIATE, or a savepoint
-  when nested). sqlite-utils' own write methods (`insert`, `upsert`, `update`) nest correctly
-  inside it. Reads use `store.db.query(...)` or `store.db.execute(...)`.
-* Big tables are filtered, sorted and paged in SQL (`LIMIT/OFFSET` over an index), never in
-  Python lists: a `Where` built clause by clause, then `store.page(...)` and `store.count(...)`.
-* Schema changes are new entries appended to `MIGRATIONS`; an applied migration is never
-  edited. `PRAGMA user_version` records how many have run.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -33,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from services.core.errors import EXIT_BUSY, EXIT_USAGE, CredlyConsoleError
 
 # The integration name of every S row (SPEC §1: "one row per key, integration = CREDLY").
 INTEGRATION = "CREDLY"
@@ -98,7 +81,8 @@ CREATE INDEX mappings_certification ON mappings(certification_code) WHERE certif
 -- Runs of flows (SPEC §2: "every flow writes a run record (start, end, status, counts)").
 CREATE TABLE runs (
     id             INTEGER PRIMARY KEY,
-    flow           TEXT NOT NULL,      -- templates|dropdown|course_completion|certification|badge_event|docebo_to_credly|credly_to_docebo
+    flow           TEXT NOT NULL,      -- templates|dropdown|course_completion|certification|badge_event|
+                                       -- docebo_to_credly|credly_to_docebo
     trigger        TEXT NOT NULL,      -- console|cli|schedule|webhook|test
     dry_run        INTEGER NOT NULL DEFAULT 0,
     status         TEXT NOT NULL,      -- running|succeeded|failed|cancelled|skipped|interrupted
@@ -257,8 +241,83 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 MIGRATIONS = [_migration_1]
 
 
-class StoreError(Exception):
+class StoreError(CredlyConsoleError):
     """The database file cannot be opened or is newer than this program."""
+
+    exit_code = EXIT_USAGE
+
+
+class DatabaseBusyError(StoreError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+    exit_code = EXIT_BUSY
+
+
+# How long a write waits for another process's write lock before giving up (seconds).
+BUSY_TIMEOUT_S = 30.0
+
+
+def _explain(path: Path, exc: BaseException) -> StoreError:
+    """The one-line reason a database cannot be used, for an error of sqlite3 or the OS."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return DatabaseBusyError(
+            f"the database {path} is locked by another process (waited {BUSY_TIMEOUT_S:g} s): "
+            "a long sync, a backup or another tool holds it; try again when it has finished"
+        )
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return StoreError(
+            f"{path} is not a credly-console database (not a usable SQLite file: {text}); "
+            "move it away, or point CREDLY_CONSOLE_DB at another file"
+        )
+    if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
+        return StoreError(
+            f"cannot write to the database {path} ({text}); give this user write access to the "
+            "file and its directory, or point CREDLY_CONSOLE_DB at a writable path"
+        )
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return StoreError(
+            f"cannot create the database {path}: a part of its directory path is a file, not a "
+            "directory; point CREDLY_CONSOLE_DB at a file in a directory"
+        )
+    if "full" in text or "i/o error" in text.lower():
+        return StoreError(f"the database {path} cannot be written ({text}); free some disk space or check the disk")
+    if isinstance(exc, OSError) or "unable to open" in text:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else text
+        return StoreError(
+            f"cannot open the database {path} ({reason}); point CREDLY_CONSOLE_DB at a file in a writable directory"
+        )
+    return StoreError(f"the database {path} cannot be used: {text}")
+
+
+# sqlite3.OperationalError texts that are the environment (another process, the file system),
+# not a bug in a statement: they become a `StoreError` that says what to do.
+_ENVIRONMENT = ("locked", "readonly", "disk i/o error", "database or disk is full", "unable to open")
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements turn the environment's failures (a lock held too long, a
+    read-only or full disk) into a `StoreError`, so no caller sees a raw sqlite3 traceback."""
+
+    store_path: Path = Path("?")
+
+    def _environment(self, exc: sqlite3.OperationalError) -> None:
+        if any(word in str(exc).lower() for word in _ENVIRONMENT):
+            raise _explain(self.store_path, exc) from exc
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            self._environment(exc)
+            raise
+
+    def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            self._environment(exc)
+            raise
 
 
 def utcnow() -> str:
@@ -294,19 +353,28 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        memory = str(path) == ":memory:"
+        conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(str(path), timeout=30.0)
-        except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
-            raise StoreError(f"cannot open the database {path}: {exc}") from exc
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+            if not memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, factory=_Connection)
+            conn.store_path = self.path  # type: ignore[attr-defined]
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                self.db.enable_wal()
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
+            raise _explain(self.path, exc) from exc
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -395,7 +463,6 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )

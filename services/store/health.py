@@ -1,15 +1,7 @@
 """Connection health: the outcome of the last "test connection" of each service, kept in the
 `connection_health` table for the dashboard (SPEC §4: "health of connections").
 
-One row per service (credly | docebo | smtp), replaced by each test. The message is the client's
-own sentence (`ConnectionReport.message`), which never contains a secret.
-
-`check_connections()` runs the clients' own `test_connection()` (Credly: one read of the first
-page of templates; Docebo: a token and one read of one user) and records each outcome; the
-settings screen runs it on demand, the console at start for the configured connections whose
-last test is missing or older than `STALE_AFTER` (`stale_services`) — at most one test an hour,
-so restarting the console never eats into Docebo's 1,000 calls an hour — and the demo once at
-start.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -103,4 +95,4 @@ async def check_connections(store: Store, factories: dict[str, Callable[[], Any]
     services = list(factories)
     outcomes = await asyncio.gather(*(check_connection(factories[s]) for s in services))
     return {service: record_health(store, service, ok, message)
-            for service, (ok, message) in zip(services, outcomes)}
+            for service, (ok, message) in zip(services, outcomes, strict=True)}

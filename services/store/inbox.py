@@ -1,44 +1,6 @@
 """The webhook inbox (W2, W3): durable storage of every delivery, leasing for workers, retries.
 
-Life of an inbox row (table ``inbox``, services/store/db.py)::
-
-    receiver                 worker                                         admin
-    --------                 ------                                         -----
-    insert (queued) ──200──► claim (processing, leased, attempts+1)
-                             ├─ handler succeeded ─────────► done
-                             ├─ gated off / nothing to do ─► skipped
-                             ├─ handler failed ────────────► queued again at next_attempt_at
-                             │                               (backoff), or failed after the last
-                             │                               try, with the reason ──────────────► retry → queued
-                             ├─ shutting down ─────────────► queued (attempt not counted)
-                             └─ process killed ────────────► lease expires (or its pid is dead
-                                                             at the next start) → queued
-
-Rules this module implements:
-
-* W2 — a delivery is one row per item, keyed by ``delivery_key``: Docebo
-  ``docebo:<message_id>:<n>`` (``n`` = the item's position in ``payloads``, 0 for a single
-  ``payload``) and Credly ``credly:<event id>``. Inserting is ``INSERT OR IGNORE``: a re-delivery
-  changes nothing and is reported as a duplicate, so it is acknowledged and not processed again.
-* Events of one learner are processed in the order they were received (``learner_key``): a row is
-  claimable only when no earlier row with the same key is still queued or processing. A row in
-  backoff therefore holds back the later events of its learner (never of others); a ``failed`` row
-  does not. Docebo items carry the learner (``docebo-user:<user_id>``). A Credly notice carries
-  only an event id, so it is stored with the key ``?`` ("to be resolved"): a worker first reads the
-  event (read-only) to learn whose it is (``credly-email:<recipient e-mail>`` for badges,
-  ``credly-template:<id>`` for templates), stores that key and puts the row back in the queue;
-  a resolved Credly row also waits for every earlier unresolved Credly row, so order by learner
-  holds for Credly too.
-* W3 — a failed attempt is retried after a growing delay (``RetryPolicy``); after the last try
-  the row stays ``failed`` with the reason, visible in the console, and an admin can retry it
-  (``retry``, ``retry_all_failed``).
-* Crash safety: ``attempts`` is counted when a row is claimed, so an event that kills the worker
-  every time ends ``failed`` instead of looping; a lease (``lease_owner``, ``lease_until``) that
-  expires returns the row to the queue, and at start-up the rows leased by a process that no
-  longer exists on this host are returned at once (``release_dead_owners``).
-
-Every function takes a ``Store`` (one per thread) and, where time matters, ``now`` (a timezone-
-aware datetime; defaults to the current time) so tests need no waiting.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -51,6 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.store.db import Store, Where
 
 # -- what the receiver accepts -------------------------------------------------------------------
@@ -88,10 +51,12 @@ def event_kind(source: str, event_type: str) -> str | None:
     return table.get(event_type)
 
 
-class DeliveryError(ValueError):
+class DeliveryError(CredlyConsoleError, ValueError):
     """A delivery body the receiver refuses (W2: 4xx, nothing stored). ``reason`` is one of
     ``malformed`` or ``foreign_organization``; the message says what is wrong without echoing
     the body."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -1,32 +1,6 @@
 """The ledger: every object credly-console creates in Credly or Docebo, and where it came from.
 
-Protocol for every create call in either system (F3, F4, F5, F6, F7; "no duplicate is ever
-issued", resumable batches):
-
-1. `record_intent()` commits an `intent` row for (object_type, subject, target) BEFORE the call
-   goes out. The unique index `ledger_live` allows one live (intent|active) row per key, so two
-   runs (two processes, a batch and a webhook) cannot both create the same object: the second
-   gets `IntentConflict` with the row that is in the way.
-2. After the call succeeds, `confirm()` records the new object's id: the row becomes `active`.
-3. On a definite failure (the service answered 4xx: nothing was created) `abandon()` removes the
-   intent. On an indefinite one (timeout, connection lost, 5xx after retries) the intent stays.
-4. An intent whose run is no longer running (the process was killed, or gave up) means "the
-   create may have happened": before creating again the flow looks in the service (Credly: the
-   learner's pending/accepted badges of that template; Docebo: the user's external trainings or
-   certification awards). Found → `confirm()` with the found id; not found → `take_over()` the
-   intent and create.
-
-The flows do not write steps 1-3 out themselves: `create_once()` runs them around one create
-call; a batch call (Credly's /badges/batch) uses the same steps one by one — `open_intent()` for
-each item before the call, then `settle()` / `settle_failure()` for each item's result. Step 4's
-"found" case is `recover()`; the looking is the flow's (it knows where to look).
-
-Keys: badge → subject = recipient e-mail (lower-case), target = Credly template id; external
-training → subject = Docebo user id, target = Credly template id; certification award →
-subject = Docebo user id, target = certification code.
-
-Later transitions: `mark()` to revoked | deleted; `replace()` marks a badge row `replaced` and
-inserts the new badge's row `active` in one transaction.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations

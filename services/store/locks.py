@@ -2,6 +2,7 @@
 liveness. A lock is taken in one transaction; one whose pid is dead is stale and taken over.
 Within one process a row with this pid counts only while this process really holds the run or
 lock (the held registry), so rows left by an earlier process with the same pid are stale too.
+Design notes: docs/design/store.md.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from services.core.errors import EXIT_BUSY, CredlyConsoleError
 from services.store.db import Store, utcnow
 
 
-class FlowBusyError(Exception):
+class FlowBusyError(CredlyConsoleError):
     """Another live run holds the lock of this flow (W4)."""
+
+    exit_code = EXIT_BUSY
 
     def __init__(self, flow: str, run_id: int | None, pid: int) -> None:
         self.flow, self.run_id, self.pid = flow, run_id, pid

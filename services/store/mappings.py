@@ -1,35 +1,6 @@
 """M — the integration mappings table (SPEC §1, M1–M4).
 
-A mapping ties a Credly badge template to at least one Docebo side: a learning plan, the import
-of badges as external trainings, and/or a certification code (M2). Admins create, edit, remove,
-(de)activate, import and export them (M1). Every write is validated first and refused with
-`MappingError`, whose `errors` name the field (and, for CSV files, the row) and the reason.
-
-Rules beyond the spec's words, decided here:
-
-* Template ids: a UUID is stored lower-case (Credly's form). A template id that is not (yet) in
-  the local template table T is accepted — admins may import mappings before the first template
-  sync — and stays unchecked until M3's live check. When it is in T, `template_name` is always
-  T's name (a name typed by the admin or found in a CSV is ignored); otherwise the given name is
-  kept as a label. `refresh_template_names` re-copies names from T after a sync.
-* `learning_plan_id` is Docebo's numeric id (digits; leading zeros dropped).
-* The M2 key is (template_id, learning_plan_id, certification_code); a second mapping with the
-  same key is refused.
-* Changing a mapping's key clears its M3 check result (it checked something else).
-
-CSV (M4). Header `template_id,template_name,learning_plan_id,import_as_external_training,
-certification_code,is_active` (columns in any order; only `template_id` is required; a missing
-boolean column means false / true respectively). Booleans are `true`/`false` (any case, because
-spreadsheets rewrite them as TRUE/FALSE); a blank boolean cell takes the same default. A file
-saved with `;` separators (spreadsheets in many locales) is read too. Import is all-or-nothing:
-every row is checked first and any error rejects the whole file, listing each bad row by its
-spreadsheet row number (the header is row 1). Rows repeating an M2 key within the file are errors.
-
-Import mode: by default a row whose M2 key matches an existing mapping UPDATES that mapping
-(`import_as_external_training`, `is_active`, and the name of a template not in T); other rows are
-added; mappings not in the file are left alone. With `replace=True` the table becomes exactly the
-file: mappings whose key is not in the file are removed (in the same transaction). Either way,
-exporting and re-importing gives the same table.
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -40,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.core.errors import CredlyConsoleError, FileAccessError
 from services.core.files import write_atomically
 from services.store.db import Store, Where, like_pattern, utcnow
 
@@ -95,7 +67,7 @@ class RowError:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class MappingError(ValueError):
+class MappingError(CredlyConsoleError, ValueError):
     """A refused mapping write (M1/M2/M4). `errors` lists every problem found."""
 
     def __init__(self, errors: list[FieldError | RowError], summary: str = "") -> None:
@@ -104,6 +76,17 @@ class MappingError(ValueError):
         lines = [summary] if summary else []
         lines += [str(e) for e in self.errors]
         super().__init__("\n".join(lines) if summary else "; ".join(lines))
+
+    def details(self) -> list[str]:
+        """With a summary (a CSV import), every row's problem on its own line, at most 100."""
+        if not self.summary:
+            return []
+        shown = [str(e) for e in self.errors[:100]]
+        more = len(self.errors) - len(shown)
+        return shown + ([f"... and {more} more"] if more > 0 else [])
+
+    def headline(self) -> str:
+        return self.summary or super().headline()
 
 
 class MappingNotFound(MappingError):
@@ -425,7 +408,10 @@ class ImportResult:
 
 def _read_source(source: str | Path) -> str:
     if isinstance(source, Path) or ("\n" not in source and "\r" not in source):
-        data = Path(source).read_bytes()
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise FileAccessError.of(source, exc, "read") from exc
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -1,18 +1,6 @@
 """Notifications (N1): errors, configuration problems, rejected webhooks and the deletion notice.
 
-Every notification is stored with its context (flow, run, object, API call, the service's own
-message) and shown in the console; each one is mailed to `NOTIFICATION_MAIL_ID` by the sender of
-`credly-console serve` (the `mail_*` columns are its queue).
-
-N1 "a batch run sends one digest, not one mail per error": errors of a batch are stored as
-individual rows with `mail_status = 'in_digest'` (shown in the console, not mailed alone); when
-the run ends, `close_digest` creates one `digest` row (`mail_status = 'pending'`) listing them and
-links the rows to it (`digest_id`). A batch killed before its end gets its digest when its run is
-found interrupted (`runs.reap_interrupted`).
-
-Decision: a configuration notification (`kind = 'config'`) identical to one still unread is not
-stored again, so a flow scheduled every five minutes against a broken configuration leaves one
-notification, not one per tick (the run log still records every blocked run).
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -188,7 +176,10 @@ def deletion_notice(
     else:
         lines.append("No mapping named these templates.")
     n = len(templates)
-    title = f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; {len(mappings)} mapping{'s' if len(mappings) != 1 else ''} deactivated"
+    title = (
+        f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; {len(mappings)} "
+        f"mapping{'s' if len(mappings) != 1 else ''} deactivated"
+    )
     return create_notification(
         store,
         "deletion_notice",
@@ -275,7 +266,4 @@ def mark_unread(store: Store, ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with store.write():
-        return store.db.execute(
-            f"UPDATE notifications SET read_at = NULL WHERE id IN ({','.join('?' * len(ids))})", ids
-        ).rowcount
-
+        return store.db.execute(f"UPDATE notifications SET read_at = NULL WHERE id IN ({','.join('?' * len(ids))})", ids).rowcount

@@ -5,7 +5,7 @@ A run row starts `running` with this process's pid; counts and log lines are wri
 (never a commit per line); action lines list what a run did or, dry, would do; `finish()` sets
 `succeeded`, `failed`, `cancelled` or `skipped`; a `running` row whose process died becomes
 `interrupted` when next looked at. Failed items do not fail the run. Flow locks: locks.py; the
-reported types: services/core/flow_types.py; details: docs/flows.md.
+reported types: services/core/flow_types.py; design notes: docs/design/store.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """S — the integration settings table (SPEC §1, rules S1–S3).
 
-Eight keys, one row each (integration `CREDLY`), created empty by the first migration. Every
-write goes through `validate_setting` first:
-
-* S1 booleans are exactly `true` or `false`, lower-case;
-* S2 an invalid value raises `SettingError` naming the key, the value and the expected format,
-  and nothing is written — `set_settings` validates every key before it opens one transaction,
-  so a multi-key edit is saved whole or not at all;
-* S3 the required keys (all but `BATCH_SYNC_START_DATE`, `CREDLY_DEFAULT_EXPIRATION_DAYS` and
-  `CREDLY_INTEGRATION_MASTER`) may not be cleared, and `configuration_problems` lists those that
-  are unset (or hold a value this version cannot read) for the dashboard and the flows.
-
-Normalisation: surrounding whitespace is dropped; `BATCH_SYNC_START_DATE` accepts an ISO date or
-datetime and stores `YYYY-MM-DD` (a datetime with an offset is first converted to UTC, because the
-store keeps UTC); `CREDLY_DEFAULT_EXPIRATION_DAYS` stores the plain number ("007" → "7").
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
@@ -25,6 +12,7 @@ from typing import Literal
 
 from dateutil import parser as date_parser
 
+from services.core.errors import CredlyConsoleError
 from services.store.db import INTEGRATION, SETTING_KEYS, Store, utcnow
 
 OPTIONAL_KEYS: frozenset[str] = frozenset(
@@ -37,12 +25,21 @@ MAX_TEXT_LENGTH = 255
 
 # What each key expects, in the words the error messages and `settings list` use.
 EXPECTED: dict[str, str] = {
-    "BATCH_SYNC_START_DATE": "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), or blank for no lower bound",
+    "BATCH_SYNC_START_DATE": (
+        "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), or blank for no lower "
+        "bound"
+    ),
     "NOTIFICATION_MAIL_ID": "an e-mail address such as lms-admin@example.com",
     "SYNC_REVOCATION": "true or false (exactly, lower-case)",
-    "CREDLY_DEFAULT_EXPIRATION_DAYS": f"blank (badges do not expire) or a whole number of days from 0 to {MAX_EXPIRATION_DAYS} (0 = the template's own default)",
+    "CREDLY_DEFAULT_EXPIRATION_DAYS": (
+        f"blank (badges do not expire) or a whole number of days from 0 to {MAX_EXPIRATION_DAYS} "
+        "(0 = the template's own default)"
+    ),
     "EXTERNAL_TRAINING_INSTITUTE_NAME": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
-    "COURSE_ADDITIONAL_FIELD": f"the name of a Docebo course additional field: a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
+    "COURSE_ADDITIONAL_FIELD": (
+        "the name of a Docebo course additional field: a non-blank single line of text (at most "
+        f"{MAX_TEXT_LENGTH} characters)"
+    ),
     "CREDLY_INTEGRATION_MASTER": "blank (both directions), DOCEBO or CREDLY (upper-case)",
     "EVIDENCE_TITLE": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
 }
@@ -65,7 +62,7 @@ _EMAIL = re.compile(rf"{_LOCAL}@{_DOMAIN}")
 _DATE_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class SettingError(ValueError):
+class SettingError(CredlyConsoleError, ValueError):
     """A refused setting (S2). `str()` names the key, the value and the expected format."""
 
     def __init__(self, key: str, value: str, expected: str) -> None:
@@ -186,25 +183,19 @@ def _check_key(key: str) -> None:
 def get_setting(store: Store, key: str) -> str:
     """The stored value of `key` ('' when unset). Unknown keys raise `SettingError`."""
     _check_key(key)
-    row = store.db.execute(
-        "SELECT value FROM settings WHERE integration = ? AND key = ?", (INTEGRATION, key)
-    ).fetchone()
+    row = store.db.execute("SELECT value FROM settings WHERE integration = ? AND key = ?", (INTEGRATION, key)).fetchone()
     return row[0] if row else ""
 
 
 def all_settings(store: Store) -> dict[str, str]:
     """Every key → stored value, in `SETTING_KEYS` order."""
-    rows = dict(
-        store.db.execute("SELECT key, value FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall()
-    )
+    rows = dict(store.db.execute("SELECT key, value FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall())
     return {key: rows.get(key, "") for key in SETTING_KEYS}
 
 
 def list_settings(store: Store) -> list[dict]:
     """Rows for display: key, value, required, expected, description, updated_at, problem."""
-    updated = dict(
-        store.db.execute("SELECT key, updated_at FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall()
-    )
+    updated = dict(store.db.execute("SELECT key, updated_at FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall())
     problems = {p.key: p.message for p in configuration_problems(store)}
     return [
         {

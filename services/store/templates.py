@@ -1,17 +1,11 @@
 """T — the Credly badge templates table (SPEC §1, T1–T3), as admins see and edit it.
 
-The table is filled only by F1 (the flows engineer's template sync). Admins may toggle
-`is_active` and nothing else (T2). Deactivating sets `admin_deactivated`, which F1 honours: the
-sync never re-activates a template an admin switched off. Activating clears it. A template that
-Credly reports as archived cannot be activated here: Credly refuses to issue archived templates,
-so an active flag would only produce failed issues; it becomes active again when it is active in
-Credly and the admin activates it.
-
-Listing, filtering and paging happen in SQL (DESIGN.md "Services").
+Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
 
+from services.core.errors import CredlyConsoleError
 from services.store.db import Store, Where, like_pattern, utcnow
 
 TEMPLATE_COLUMNS = (
@@ -20,7 +14,7 @@ TEMPLATE_COLUMNS = (
 )
 
 
-class TemplateError(ValueError):
+class TemplateError(CredlyConsoleError, ValueError):
     """A refused template edit (unknown id, archived template)."""
 
 

@@ -39,12 +39,12 @@ from services.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    Secret,
     ServerError,
     UnexpectedResponseError,
     ValidationError,
     redact,
 )
+from services.core.secrets import Secret
 
 BASE = "http://api.test/v1"
 

@@ -17,6 +17,8 @@ from screens.base import ConsoleScreen, is_expected_error, report_worker_failure
 from screens.error import ErrorScreen
 from screens.mappings import MappingsScreen
 from services.core.config import AppConfig, load_config, save_config
+from services.core.errors import FileAccessError, MissingError
+from services.store.db import StoreError
 from services.store.mappings import MappingError
 from tests.console.conftest import SIZE, make_app, screen_text, settle
 
@@ -167,8 +169,10 @@ def test_expected_errors_are_those_of_the_services_and_the_environment():
 
     assert is_expected_error(SettingError("K", "v", "x"))
     assert is_expected_error(NetworkError("Credly", "GET /x", None, "down"))
-    assert is_expected_error(FileNotFoundError("nope.csv"))
-    assert is_expected_error(LookupError("mapping #3 no longer exists"))
+    assert is_expected_error(FileAccessError("cannot read nope.csv: No such file or directory"))
+    assert is_expected_error(MissingError("mapping #3 no longer exists"))
+    assert is_expected_error(StoreError("the database x.db is locked by another process"))
+    assert not is_expected_error(FileNotFoundError("nope.csv"))  # a bug: the services wrap the files they open
     assert not is_expected_error(KeyError("x"))
     assert not is_expected_error(TypeError("x"))
     assert report_worker_failure and ConsoleScreen

@@ -26,17 +26,29 @@ async def _prepare(w):
     w.add_mapping(T_CERT, cert="CERT-OP")
     w.add_mapping(T_IMPORT, et=True, cert="CERT-PARTNER")
     for email in ("alice@example.com", "bob@example.com"):
-        w.credly_state.issue({"badge_template_id": T_IMPORT, "recipient_email": email, "issued_to_first_name": "X", "issued_to_last_name": "Y", "issued_at": "2025-01-20 10:00:00"})
+        w.credly_state.issue(
+            {
+                "badge_template_id": T_IMPORT,
+                "recipient_email": email,
+                "issued_to_first_name": "X",
+                "issued_to_last_name": "Y",
+                "issued_at": "2025-01-20 10:00:00",
+            }
+        )
 
 
 def _state(w):
-    badges = sorted((b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in w.credly_state.badges.values())
+    badges = sorted(
+        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in w.credly_state.badges.values()
+    )
     trainings = sorted((t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in w.trainings())
     awards = sorted((a["user_id"], a["id_cert"], a["issued_on"], a["expire_on"]) for a in w.awards())
     return badges, trainings, awards
 
 
-@pytest.mark.parametrize("master,d2c,c2d", [("", "succeeded", "succeeded"), ("DOCEBO", "succeeded", "skipped"), ("CREDLY", "skipped", "succeeded")])
+@pytest.mark.parametrize(
+    "master,d2c,c2d", [("", "succeeded", "succeeded"), ("DOCEBO", "succeeded", "skipped"), ("CREDLY", "skipped", "succeeded")]
+)
 async def test_G1_each_master_value(make_world, master, d2c, c2d):
     w = make_world(rich_data())
     w.configure(CREDLY_INTEGRATION_MASTER=master)
@@ -64,7 +76,7 @@ async def test_S3_missing_required_key_blocks_the_flow_with_reason_and_notificat
     w.store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
     s = await w.run("docebo-to-credly")
     assert s.status == "failed" and "EVIDENCE_TITLE" in s.reason
-    assert any("EVIDENCE_TITLE" in l["message"] for l in runs.query_run_log(w.store, s.run_id, failures_only=True))
+    assert any("EVIDENCE_TITLE" in ln["message"] for ln in runs.query_run_log(w.store, s.run_id, failures_only=True))
     assert [n["kind"] for n in notifications.list_notifications(w.store)] == ["config"]
     assert w.issue_calls() == 0
     # F6 does not need EVIDENCE_TITLE: it still runs
@@ -83,7 +95,9 @@ async def test_dry_run_lists_exactly_what_the_real_run_then_does(make_world):
     assert all(a["message"].startswith("would ") for a in plan.actions)
     real = await w.run("all")
     assert real.status == "succeeded", real.reason
-    key = lambda acts: sorted((a["action"], a["object"]) for a in acts)
+    def key(acts):
+        return sorted((a["action"], a["object"]) for a in acts)
+
     assert key(plan.actions) == key(real.actions)
     assert {a["action"] for a in real.actions} >= {"issue_badge", "create_external_training", "create_certification_award"}
     assert key(runs.run_actions(w.store, plan.run_id)) == key(plan.actions)
@@ -105,7 +119,9 @@ async def test_ten_percent_5xx_or_dropped_connections_end_in_the_same_state_as_n
     other = Store(tmp_path / "faulty.db")
     from tests.flows.world import World
 
-    faulty = World(other, rich_data(), credly_faults=FaultConfig(seed=7, **{fault: 0.1}), docebo_faults=FaultConfig(seed=8, **{fault: 0.1}))
+    faulty = World(
+        other, rich_data(), credly_faults=FaultConfig(seed=7, **{fault: 0.1}), docebo_faults=FaultConfig(seed=8, **{fault: 0.1})
+    )
     try:
         faulty.configure()
         await _prepare(faulty)

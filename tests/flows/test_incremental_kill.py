@@ -19,6 +19,7 @@ from tests.flows.test_kill_and_cli import (
     N_LEARNERS,
     CredlyIssueKill,
     DoceboCreateKill,
+    PidBox,
     _cli,
     _prepare,
     _write_config,
@@ -26,7 +27,7 @@ from tests.flows.test_kill_and_cli import (
 )
 from tests.flows.world import T_CERT, T_IMPORT, T_SAFETY, completed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 FIRST = 100  # learners who completed course 101 before the full run; the others complete after
 
@@ -41,8 +42,10 @@ async def _sync(env, flow, *extra) -> dict:
 async def _kill_runs(env, sb, flow, arm) -> int:
     kills = 0
     for point in arm.points:
+        box = PidBox()
+        fired = arm.install(sb, point, box)
         proc = await _cli(env, "sync", flow)
-        fired = arm.install(sb, point, proc.pid)
+        box.set(proc.pid)
         await proc.communicate()
         arm.uninstall(sb)
         assert proc.returncode == -signal.SIGKILL, f"the run at kill point {point} was not killed ({proc.returncode})"
@@ -84,9 +87,17 @@ async def test_F7_incremental_run_killed_with_sigkill_converges_without_duplicat
 
 async def test_F6_incremental_run_killed_with_sigkill_converges_without_duplicates(tmp_path):
     old = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted",
+            "issuer_earner_id": None,
+        }
         for i in range(1, 11)
     ]
     data = dataclasses.replace(big_data(), badges=old, awards=[], enrollments=[completed(101, 1)])
@@ -101,9 +112,15 @@ async def test_F6_incremental_run_killed_with_sigkill_converges_without_duplicat
         sb.docebo.state.advance(600)
         sb.credly.state.advance(600)
         for i in range(11, 61):  # 50 badges issued by hand in Credly after the full run
-            sb.credly.state.issue({"recipient_email": f"learner{i}@example.com", "issued_to_first_name": "F",
-                                   "issued_to_last_name": "L", "badge_template_id": T_IMPORT,
-                                   "issued_at": "2026-10-01T10:00:00Z"})
+            sb.credly.state.issue(
+                {
+                    "recipient_email": f"learner{i}@example.com",
+                    "issued_to_first_name": "F",
+                    "issued_to_last_name": "L",
+                    "badge_template_id": T_IMPORT,
+                    "issued_at": "2026-10-01T10:00:00Z",
+                }
+            )
         kills = await _kill_runs(env, sb, "credly-to-docebo", DoceboCreateKill())
         last = await _sync(env, "credly-to-docebo")
         assert last["mode"] == "incremental" and last["status"] == "succeeded" and last["counts"]["failed"] == 0

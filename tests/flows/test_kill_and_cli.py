@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -20,14 +21,20 @@ from services.store import runs
 from services.store.db import Store
 from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data, completed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 N_LEARNERS = 400
 
 
 def big_data():
     users = [
-        {"user_id": i, "username": f"u{i}", "first_name": f"First{i}", "last_name": f"Last{i}", "email": f"learner{i}@example.com"}
+        {
+            "user_id": i,
+            "username": f"u{i}",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "email": f"learner{i}@example.com",
+        }
         for i in range(1, N_LEARNERS + 1)
     ]
     enr = [completed(101, i, f"2025-03-{1 + i % 28:02d} 10:00:00") for i in range(1, N_LEARNERS + 1)]
@@ -40,10 +47,11 @@ def big_data():
 
 def _state(credly_state, docebo_state):
     badges = sorted(
-        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at)
-        for b in credly_state.badges.values()
+        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in credly_state.badges.values()
     )
-    trainings = sorted((t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in docebo_state.external_trainings.values())
+    trainings = sorted(
+        (t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in docebo_state.external_trainings.values()
+    )
     awards = sorted((a["user_id"], a["id_cert"], a["issued_on"], a["expire_on"]) for a in docebo_state.awards.values())
     return badges, trainings, awards
 
@@ -51,7 +59,9 @@ def _state(credly_state, docebo_state):
 def _write_config(tmp_path, sb) -> dict:
     cfg = AppConfig(
         credly=CredlyConfig(base_url=sb.credly.base_url, organization_id=sb.credly.organization_id),
-        docebo=DoceboConfig(base_url=sb.docebo.base_url, client_id=sb.docebo.client_id, rate_limit_per_hour=1_000_000, burst=1000),
+        docebo=DoceboConfig(
+            base_url=sb.docebo.base_url, client_id=sb.docebo.client_id, rate_limit_per_hour=1_000_000, burst=1000
+        ),
     )
     save_config(cfg)
     env = dict(os.environ)
@@ -61,8 +71,13 @@ def _write_config(tmp_path, sb) -> dict:
 
 async def _cli(env, *args) -> tuple[int, str, str, asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from console.cli import main; main()", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        "from console.cli import main; main()",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     return proc
 
@@ -120,8 +135,10 @@ async def _kill_and_rerun(tmp_path, data, mappings, flow, arm):
             await _prepare(sb, store, mappings)
         kills = 0
         for point in arm.points:
+            box = PidBox()
+            fired = arm.install(sb, point, box)
             proc = await _cli(env, "sync", flow)
-            fired = arm.install(sb, point, proc.pid)
+            box.set(proc.pid)
             await proc.communicate()
             arm.uninstall(sb)
             assert proc.returncode == -signal.SIGKILL, f"the run at kill point {point} was not killed ({proc.returncode})"
@@ -135,6 +152,23 @@ async def _kill_and_rerun(tmp_path, data, mappings, flow, arm):
         with Store(db_path) as store:
             history = runs.query_runs(store, flow=flow.replace("-", "_"), limit=50)
         return _state(sb.credly.state, sb.docebo.state), expected, history, kills
+
+
+class PidBox:
+    """The pid of the CLI process about to be started: the kill points are armed BEFORE the
+    process starts (so a fast run cannot get past them), and a point that fires waits for it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._pid = 0
+
+    def set(self, pid: int) -> None:
+        self._pid = pid
+        self._event.set()
+
+    def wait(self) -> int:
+        assert self._event.wait(30), "the CLI process was never started"
+        return self._pid
 
 
 class _Killer:
@@ -161,7 +195,7 @@ class _Killer:
         def kill():
             if not state["fired"]:
                 state["fired"] = True
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid.wait(), signal.SIGKILL)
 
         def wrap(original):
             def wrapped(*a, **kw):
@@ -227,9 +261,17 @@ async def test_F7_batch_killed_with_sigkill_at_several_points_converges_without_
 async def test_F6_batch_killed_with_sigkill_at_several_points_converges_without_duplicates(tmp_path):
     data = big_data()
     badges = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted" if i % 2 else "pending", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted" if i % 2 else "pending",
+            "issuer_earner_id": None,
+        }
         for i in range(1, 61)
     ]
     data = dataclasses.replace(data, badges=badges, awards=[])

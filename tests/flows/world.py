@@ -52,12 +52,54 @@ def base_data(**overrides: Any) -> DemoData:
         seed=0,
         organization_id=ORG,
         templates=[
-            {"id": T_SAFETY, "name": "Safety Basics", "state": "active", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None},
-            {"id": T_FIRE, "name": "Fire Warden", "state": "active", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None},
-            {"id": T_ARCHIVED, "name": "Old Badge", "state": "archived", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None},
-            {"id": T_DRAFT, "name": "Draft Badge", "state": "draft", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None},
-            {"id": T_CERT, "name": "Certified Operator", "state": "active", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": 365},
-            {"id": T_IMPORT, "name": "Partner Skills", "state": "active", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None},
+            {
+                "id": T_SAFETY,
+                "name": "Safety Basics",
+                "state": "active",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": None,
+            },
+            {
+                "id": T_FIRE,
+                "name": "Fire Warden",
+                "state": "active",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": None,
+            },
+            {
+                "id": T_ARCHIVED,
+                "name": "Old Badge",
+                "state": "archived",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": None,
+            },
+            {
+                "id": T_DRAFT,
+                "name": "Draft Badge",
+                "state": "draft",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": None,
+            },
+            {
+                "id": T_CERT,
+                "name": "Certified Operator",
+                "state": "active",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": 365,
+            },
+            {
+                "id": T_IMPORT,
+                "name": "Partner Skills",
+                "state": "active",
+                "allow_duplicate_badges": False,
+                "description": "",
+                "default_expires_in_days": None,
+            },
         ],
         badges=[],
         users=[
@@ -102,7 +144,9 @@ async def _instant(seconds: float) -> None:
 class World:
     """Both sandboxes in-process, the clients, the store and the settings."""
 
-    def __init__(self, store, data: DemoData, *, credly_faults: FaultConfig | None = None, docebo_faults: FaultConfig | None = None) -> None:
+    def __init__(
+        self, store, data: DemoData, *, credly_faults: FaultConfig | None = None, docebo_faults: FaultConfig | None = None
+    ) -> None:
         self.store = store
         self.data = data
         self.credly_state = CredlyState.from_demo(data)
@@ -193,5 +237,3 @@ class World:
     async def aclose(self) -> None:
         await self.credly.aclose()
         await self.docebo.aclose()
-
-

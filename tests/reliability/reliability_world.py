@@ -29,7 +29,13 @@ MAPPINGS = [
 
 def both_ways_data(n_learners: int = N_LEARNERS, n_imported: int = N_IMPORTED):
     users = [
-        {"user_id": i, "username": f"u{i}", "first_name": f"First{i}", "last_name": f"Last{i}", "email": f"learner{i}@example.com"}
+        {
+            "user_id": i,
+            "username": f"u{i}",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "email": f"learner{i}@example.com",
+        }
         for i in range(1, n_learners + 1)
     ]
     enrollments = [completed(101, i, f"2025-03-{1 + i % 28:02d} 10:00:00") for i in range(1, n_learners + 1)]
@@ -38,9 +44,17 @@ def both_ways_data(n_learners: int = N_LEARNERS, n_imported: int = N_IMPORTED):
         for i in range(1, N_AWARDS + 1)
     ]
     badges = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted" if i % 2 else "pending", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted" if i % 2 else "pending",
+            "issuer_earner_id": None,
+        }
         for i in range(1, n_imported + 1)
     ]
     return dataclasses.replace(base_data(users=users, enrollments=enrollments, awards=awards), badges=badges)
@@ -61,8 +75,11 @@ def end_state(world) -> tuple:
 
 
 def assert_no_duplicates(world) -> None:
-    live = [(b.recipient_email.lower(), b.template_id) for b in world.credly_state.badges.values()
-            if b.state in ("pending", "accepted")]
+    live = [
+        (b.recipient_email.lower(), b.template_id)
+        for b in world.credly_state.badges.values()
+        if b.state in ("pending", "accepted")
+    ]
     assert len(live) == len(set(live)), "a learner holds two live badges of one template"
     trainings = [(t["user_id"], t["course_name"]) for t in world.docebo_state.external_trainings.values()]
     assert len(trainings) == len(set(trainings)), "an external training was created twice"
@@ -87,4 +104,3 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += max(0.0, seconds)
-

@@ -19,7 +19,7 @@ import pytest
 from tests.flows.test_kill_and_cli import _kill_and_rerun, _Killer
 from tests.reliability.reliability_world import MAPPINGS, N_AWARDS, N_IMPORTED, N_LEARNERS, both_ways_data
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 BATCH = 50  # badges per /badges/batch call
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from credly_helpers import (  # noqa: F401  (fixtures)
+from credly_helpers import (
     BASE,
     ORG,
     T_ACTIVE,
@@ -17,10 +17,6 @@ from credly_helpers import (  # noqa: F401  (fixtures)
     T_EXPIRING,
     TOKEN,
     client_for,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
     issue_fields,
     make_state,
     org,

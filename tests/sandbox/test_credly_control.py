@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from credly_helpers import (  # noqa: F401  (fixtures)
+from credly_helpers import (
     T_ACTIVE,
     T_DRAFT,
     T_DUPES,
     T_EXPIRING,
     client_for,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
     issue_fields,
     make_state,
     org,

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 
-from credly_helpers import (  # noqa: F401  (fixtures)
+from credly_helpers import (
     ORG,
     T_ACTIVE,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
     issue_fields,
     org,
 )

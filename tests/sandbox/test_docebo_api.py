@@ -4,7 +4,7 @@ filters and error bodies (api/docebo.md §1-6; issue 3)."""
 from __future__ import annotations
 
 import pytest
-from docebo_sandbox_fixtures import all_items, anon, api, app, demo, state  # noqa: F401
+from docebo_sandbox_fixtures import all_items
 
 from services.sandbox.demo_data import generate
 from services.sandbox.docebo.state import DoceboState
@@ -333,8 +333,13 @@ async def test_course_field_update_validation_changes_nothing(api, state):
     assert_error(await api.put("/learn/v1/courses/field/1", json=bad), 400, "999")
     assert state.course_fields[1]["options"] == before
     assert_error(await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"moved": []}}), 400, "moved")
-    assert_error(await api.put("/learn/v1/courses/field/2", json={"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}), 400, "dropdown")
-    assert_error(await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"updated": [{"translations": {"english": "A"}}]}}), 400, "id_option")
+    body = {"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}
+    assert_error(await api.put("/learn/v1/courses/field/2", json=body), 400, "dropdown")
+    assert_error(
+        await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"updated": [{"translations": {"english": "A"}}]}}),
+        400,
+        "id_option",
+    )
 
 
 # -- course enrollments (§4.1) ----------------------------------------------------------------------
@@ -347,7 +352,9 @@ async def test_enrollments_filters_with_many_ids(api, state):
     params.append(("enrollment_status[]", "completed"))
     items = await all_items(api, "/course/v1/courses/enrollments", params)
     expected = {
-        (c, u) for c in courses for u in users
+        (c, u)
+        for c in courses
+        for u in users
         if (c, u) in state.enrollments and state.enrollments[(c, u)]["status"] == "completed"
     }
     assert {(i["course_id"], i["user_id"]) for i in items} == expected
@@ -361,9 +368,18 @@ async def test_enrollment_item_shape_and_expiry(api, state, demo):
     for e in (with_expiry, without):
         r = await api.get("/course/v1/courses/enrollments", params={"course_id[]": e["course_id"], "user_id[]": e["user_id"]})
         item = r.json()["data"]["items"][0]
-        assert {"user_id", "course_id", "course_name", "course_type", "enrollment_status", "enrollment_created_at",
-                "enrollment_date_last_updated", "enrollment_completion_date", "enrollment_score",
-                "enrollment_date_end_validity"} <= set(item)
+        assert {
+            "user_id",
+            "course_id",
+            "course_name",
+            "course_type",
+            "enrollment_status",
+            "enrollment_created_at",
+            "enrollment_date_last_updated",
+            "enrollment_completion_date",
+            "enrollment_score",
+            "enrollment_date_end_validity",
+        } <= set(item)
         assert item["enrollment_date_end_validity"] == e["validity_end"]
         assert isinstance(item["user_id"], int) and isinstance(item["course_id"], int)
         assert "enrollment_time_spent" not in item
@@ -399,10 +415,14 @@ async def _find(state, status):
 
 
 async def test_put_enrollment_completes_course(api, state):
-    rec = next(r for r in state.enrollments.values() if r["status"] == "in_progress" and state.courses[r["course_id"]]["validity_days"])
+    rec = next(
+        r for r in state.enrollments.values() if r["status"] == "in_progress" and state.courses[r["course_id"]]["validity_days"]
+    )
     r = await api.put(f"/learn/v1/enrollments/{rec['course_id']}/{rec['user_id']}", json={"status": "completed"})
     assert r.status_code == 200, r.text
-    item = (await api.get("/course/v1/courses/enrollments", params={"course_id[]": rec["course_id"], "user_id[]": rec["user_id"]})).json()["data"]["items"][0]
+    item = (
+        await api.get("/course/v1/courses/enrollments", params={"course_id[]": rec["course_id"], "user_id[]": rec["user_id"]})
+    ).json()["data"]["items"][0]
     assert item["enrollment_status"] == "completed"
     assert item["enrollment_completion_date"] is not None
     assert item["enrollment_date_end_validity"] > item["enrollment_completion_date"]
@@ -422,7 +442,12 @@ async def test_put_enrollment_with_date_score_and_legacy_status_code(api, state)
 
 @pytest.mark.parametrize(
     "body, part",
-    [({"status": "finished"}, "status"), ({"date_complete": "yesterday"}, "date_complete"), ({"score_given": "lots"}, "score"), ({}, "nothing")],
+    [
+        ({"status": "finished"}, "status"),
+        ({"date_complete": "yesterday"}, "date_complete"),
+        ({"score_given": "lots"}, "score"),
+        ({}, "nothing"),
+    ],
 )
 async def test_put_enrollment_validation(api, demo, body, part):
     e = demo.enrollments[0]
@@ -461,11 +486,17 @@ async def test_learning_plans_and_their_courses(api, demo):
 
 async def test_lp_enrollments_status_columns_only_when_asked(api, demo):
     lp_id = demo.learning_plans[0]["learning_plan_id"]
-    plain = (await api.get("/learningplan/v1/learningplans/enrollments", params={"learning_plan_id[]": lp_id})).json()["data"]["items"]
+    plain = (await api.get("/learningplan/v1/learningplans/enrollments", params={"learning_plan_id[]": lp_id})).json()["data"][
+        "items"
+    ]
     assert plain and "enrollment_status" not in plain[0] and "enrollment_completion_date" not in plain[0]
     assert {"user_id", "learning_plan_id", "enrollment_created_at"} <= set(plain[0])
-    params = [("learning_plan_id[]", lp_id), ("extra_fields[]", "enrollment_status"),
-              ("extra_fields[]", "enrollment_completion_date"), ("extra_fields[]", "enrollment_completion_percentage")]
+    params = [
+        ("learning_plan_id[]", lp_id),
+        ("extra_fields[]", "enrollment_status"),
+        ("extra_fields[]", "enrollment_completion_date"),
+        ("extra_fields[]", "enrollment_completion_percentage"),
+    ]
     rich = (await api.get("/learningplan/v1/learningplans/enrollments", params=params)).json()["data"]["items"]
     assert {"enrollment_status", "enrollment_completion_date", "enrollment_completion_percentage"} <= set(rich[0])
     statuses = {i["enrollment_status"] for i in rich}
@@ -490,9 +521,13 @@ async def test_learning_plan_completes_when_all_its_courses_are(api, state):
     lp = state.learning_plans[lpe["learning_plan_id"]]
     uid = lpe["user_id"]
     open_courses = [c for c in lp["course_ids"] if state.enrollments[(c, uid)]["status"] != "completed"]
-    params = [("learning_plan_id[]", lp["learning_plan_id"]), ("user_id[]", uid), ("extra_fields[]", "enrollment_status"),
-              ("extra_fields[]", "enrollment_completion_date")]
-    for n, cid in enumerate(open_courses):
+    params = [
+        ("learning_plan_id[]", lp["learning_plan_id"]),
+        ("user_id[]", uid),
+        ("extra_fields[]", "enrollment_status"),
+        ("extra_fields[]", "enrollment_completion_date"),
+    ]
+    for cid in open_courses:
         item = (await api.get("/learningplan/v1/learningplans/enrollments", params=params)).json()["data"]["items"][0]
         assert item["enrollment_status"] != "completed" and item["enrollment_completion_date"] is None
         r = await api.put(f"/learn/v1/enrollments/{cid}/{uid}", json={"status": "completed"})
@@ -507,9 +542,16 @@ async def test_learning_plan_completes_when_all_its_courses_are(api, state):
 
 async def test_external_training_lifecycle(api, demo):
     uid = demo.users[2]["user_id"]
-    body = {"user_id": uid, "course_name": "Cloud Security Practitioner", "course_type": "Credly badge",
-            "date_from": "2025-01-02", "date_to": "2027-01-02 00:00:00", "score": 0, "credits": 1.5,
-            "training_institute": "Acme Academy"}
+    body = {
+        "user_id": uid,
+        "course_name": "Cloud Security Practitioner",
+        "course_type": "Credly badge",
+        "date_from": "2025-01-02",
+        "date_to": "2027-01-02 00:00:00",
+        "score": 0,
+        "credits": 1.5,
+        "training_institute": "Acme Academy",
+    }
     r = await api.post("/learn/v1/external_training", json=body)
     assert r.status_code == 201, r.text
     tid = r.json()["data"]["id"]
@@ -562,7 +604,17 @@ async def test_certifications_list(api, demo):
 async def test_awards_list_and_filters(api, demo, state):
     items = await all_items(api, "/certification/v1/awards")
     assert len(items) == len(demo.awards)
-    assert set(items[0]) == {"id_award", "id_cert", "user_id", "issued_on", "expire_on", "status", "source", "external_link", "date_last_updated"}
+    assert set(items[0]) == {
+        "id_award",
+        "id_cert",
+        "user_id",
+        "issued_on",
+        "expire_on",
+        "status",
+        "source",
+        "external_link",
+        "date_last_updated",
+    }
     assert any(i["expire_on"] is None for i in items) and any(i["expire_on"] for i in items)
     uid = demo.awards[0]["user_id"]
     mine = await all_items(api, "/certification/v1/awards", [("user_id[]", uid)])
@@ -577,8 +629,14 @@ async def test_awards_list_and_filters(api, demo, state):
 async def test_award_lifecycle(api, state, demo):
     uid = next(u for u in state.users if not state.awards_by_user.get(u))
     cert = next(c for c in demo.certifications if c["validity_days"])
-    body = {"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-02-03 04:05:06", "expire_on": None,
-            "source": "credly", "external_link": "https://www.credly.com/badges/abc"}
+    body = {
+        "id_cert": cert["id_cert"],
+        "user_id": uid,
+        "issued_on": "2026-02-03 04:05:06",
+        "expire_on": None,
+        "source": "credly",
+        "external_link": "https://www.credly.com/badges/abc",
+    }
     r = await api.post("/certification/v1/awards", json=body)
     assert r.status_code == 201, r.text
     aid = r.json()["data"]["id_award"]
@@ -601,7 +659,9 @@ async def test_award_lifecycle(api, state, demo):
 async def test_award_defaults_expiry_from_certification_validity(api, state, demo):
     uid = next(u for u in state.users if not state.awards_by_user.get(u))
     cert = next(c for c in demo.certifications if c["validity_days"] == 365)
-    r = await api.post("/certification/v1/awards", json={"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-01-01 00:00:00"})
+    r = await api.post(
+        "/certification/v1/awards", json={"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-01-01 00:00:00"}
+    )
     rec = state.awards[r.json()["data"]["id_award"]]
     assert rec["expire_on"] == "2027-01-01 00:00:00"
 

@@ -5,7 +5,6 @@ sandbox's answers. The samples below restate those shapes with our own values.""
 from __future__ import annotations
 
 import httpx
-from docebo_sandbox_fixtures import anon, api, app, demo, state  # noqa: F401
 
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.webhooks import WebhookSender, any_2xx_3xx
@@ -92,10 +91,14 @@ async def test_webhook_samples(state):
     open_recs = [r for r in state.enrollments.values() if r["status"] != "completed"][:3]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         await c.put("/_sandbox/webhook", json={"url": "http://hook.test/"})
-        await c.post("/_sandbox/learner/complete", json={"course_id": open_recs[0]["course_id"], "user_id": open_recs[0]["user_id"]})
+        await c.post(
+            "/_sandbox/learner/complete", json={"course_id": open_recs[0]["course_id"], "user_id": open_recs[0]["user_id"]}
+        )
         await c.put("/_sandbox/webhook", json={"grouping": True, "group_window_s": 60})
-        await c.post("/_sandbox/learner/complete", json={"completions": [
-            {"course_id": r["course_id"], "user_id": r["user_id"]} for r in open_recs[1:]]})
+        await c.post(
+            "/_sandbox/learner/complete",
+            json={"completions": [{"course_id": r["course_id"], "user_id": r["user_id"]} for r in open_recs[1:]]},
+        )
         await c.post("/_sandbox/webhook/flush")
         await sender.drain(timeout=5)
     assert len(bodies) == 2

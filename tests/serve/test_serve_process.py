@@ -28,7 +28,7 @@ from services.core.config import save_config
 from services.sandbox.runner import SandboxOptions, run_sandboxes
 from services.serve.receiver import webhook_urls
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 N = 20
 

@@ -1,0 +1,232 @@
+"""One error family (issue 11): the inputs that used to escape as tracebacks now end with one
+`error:` line naming the file, key or value, and a documented exit status (docs/cli.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import threading
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from console.cli import cli
+from services.core.config import database_path
+from services.core.errors import EXIT_BUSY, EXIT_USAGE, CredlyConsoleError, is_expected
+from services.serve.receiver import MAX_JSON_DEPTH, InboxWriter, ReceiverSettings, create_receiver_app
+from services.store import db as store_db
+from services.store.db import DatabaseBusyError, Store, StoreError
+
+SECRET = "s3cr3t-For-Tests_0123456789"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def assert_one_error_line(result, *needles: str) -> str:
+    """No traceback, one `error:` line on stderr that names every needle."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# -- databases this program cannot use ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database\n", os.urandom(4096)], ids=["text", "random"])
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path, content):
+    path = tmp_path / "not.db"
+    path.write_bytes(content)
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "not a credly-console database")
+    assert path.read_bytes() == content  # nothing written over it
+
+
+def test_a_path_under_a_regular_file_is_refused(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    path = tmp_path / "plain" / "credly.db"
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "is a file, not a directory")
+
+
+def _immutable(path):
+    """Make `path` read-only even for root (chattr +i); the tests run as root on CI."""
+    if os.geteuid() != 0:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        return lambda: path.chmod(0o755 if path.is_dir() else 0o644)
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a read-only file here: {done.stderr.strip()}")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_database_file_is_refused_on_write(tmp_path):
+    path = tmp_path / "ro.db"
+    Store(path).close()
+    undo = _immutable(path)
+    try:
+        result = invoke("settings", "set", "EVIDENCE_TITLE", "Badge", env={"CREDLY_CONSOLE_DB": str(path)})
+    finally:
+        undo()
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "cannot write to the database")
+
+
+def test_a_read_only_directory_is_refused(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    undo = _immutable(folder)
+    try:
+        result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(folder / "credly.db")})
+    finally:
+        undo()
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(folder / "credly.db"))
+
+
+# -- a write lock held longer than the busy timeout ---------------------------------------------
+
+
+@pytest.fixture
+def held_write_lock(monkeypatch):
+    """Another connection holds the database's write lock; writes give up after 0.2 s."""
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_S", 0.2)
+    Store(database_path()).close()
+    other = sqlite3.connect(str(database_path()), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    yield
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_settings_set_against_a_held_lock_says_busy(held_write_lock):
+    result = invoke("settings", "set", "EVIDENCE_TITLE", "Badge")
+    assert result.exit_code == EXIT_BUSY
+    assert_one_error_line(result, str(database_path()), "locked by another process")
+
+
+def test_sync_against_a_held_lock_says_busy(held_write_lock, monkeypatch, tmp_path):
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[credly]\nbase_url = "http://127.0.0.1:9/v1"\norganization_id = "org"\n', encoding="utf-8")
+    monkeypatch.setenv("CREDLY_TOKEN", "t0ken-for-tests")
+    result = invoke("sync", "templates")
+    assert result.exit_code == EXIT_BUSY
+    assert "Traceback" not in result.output
+    assert "locked by another process" in result.stderr
+
+
+def test_a_busy_database_is_an_expected_error():
+    exc = DatabaseBusyError("the database x is locked")
+    assert is_expected(exc) and isinstance(exc, StoreError) and exc.exit_code == EXIT_BUSY
+
+
+# -- a sync skipped because the flow is already running -----------------------------------------
+
+
+def test_a_sync_skipped_because_the_flow_runs_elsewhere_exits_busy(tmp_path, monkeypatch):
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[credly]\nbase_url = "http://127.0.0.1:9/v1"\norganization_id = "org"\n', encoding="utf-8")
+    monkeypatch.setenv("CREDLY_TOKEN", "t0ken-for-tests")
+    with Store(database_path()) as store:  # a live process (pid 1) holds the flow's lock
+        store.db.execute("INSERT INTO flow_locks (flow, run_id, pid, acquired_at) VALUES ('templates', 99, 1, 'now')")
+    result = invoke("sync", "templates")
+    assert result.exit_code == EXIT_BUSY
+    assert "already running" in result.output
+
+
+# -- ids, limits and offsets beyond SQLite's 64-bit integers ------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("inbox", "show", "99999999999999999999"),
+    ("inbox", "list", "--limit", "99999999999999999999"),
+    ("inbox", "list", "--offset", "99999999999999999999"),
+    ("mappings", "list", "--limit", "99999999999999999999"),
+    ("mappings", "list", "--offset", "99999999999999999999"),
+    ("mappings", "edit", "99999999999999999999", "--inactive"),
+    ("mappings", "remove", "99999999999999999999"),
+    ("notifications", "show", "99999999999999999999"),
+    ("templates", "list", "--offset", "99999999999999999999"),
+], ids=lambda a: " ".join(a[:3]))
+def test_twenty_digit_numbers_are_bad_input(args):
+    result = invoke(*args)
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "99999999999999999999" in result.stderr and "range" in result.stderr
+    assert not isinstance(result.exception, OverflowError)
+
+
+# -- a webhook body nested 200,000 deep ---------------------------------------------------------
+
+
+async def test_a_deeply_nested_webhook_body_is_refused_with_400_and_a_notification(tmp_path):
+    path = tmp_path / "serve.db"
+    Store(path).close()
+    writer = InboxWriter(path).start()
+    try:
+        app = create_receiver_app(ReceiverSettings(secret=SECRET, organization_id="org"), writer)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+            deep = b"[" * 200_000 + b"]" * 200_000
+            answer = await client.post(f"/webhooks/docebo/{SECRET}", content=deep,
+                                       headers={"content-type": "application/json"})
+            shallow_enough = {"message_id": "m1", "event": "course.enrollment.completed",
+                              "payload": {"user_id": 1, "course_id": 2, "extra": json.loads("[" * 20 + "]" * 20)}}
+            ok = await client.post(f"/webhooks/docebo/{SECRET}", json=shallow_enough)
+    finally:
+        writer.stop()
+    assert answer.status_code == 400
+    assert f"deeper than {MAX_JSON_DEPTH} levels" in answer.json()["error"]
+    assert ok.status_code == 200
+    with Store(path) as store:
+        notes = list(store.db.query("SELECT object FROM notifications WHERE kind = 'webhook_rejected'"))
+        stored = store.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+    assert [n["object"] for n in notes] == ["docebo:malformed"]
+    assert stored == 1
+
+
+# -- one family -------------------------------------------------------------------------------
+
+
+def test_every_refusal_the_services_raise_belongs_to_the_family():
+    from services.core.config import ConfigError
+    from services.core.errors import ApiError, FileAccessError, MissingError
+    from services.core.secrets import NoKeyringError, UnknownSecretError
+    from services.flows.base import FlowFailed
+    from services.serve.receiver import ReceiverConfigError
+    from services.store.inbox import DeliveryError
+    from services.store.mappings import MappingError
+    from services.store.locks import FlowBusyError
+    from services.store.settings import SettingError
+    from services.store.templates import TemplateError
+
+    family = [ConfigError, ApiError, FileAccessError, MissingError, NoKeyringError, UnknownSecretError, FlowFailed,
+              ReceiverConfigError, DeliveryError, MappingError, FlowBusyError, SettingError, TemplateError, StoreError]
+    assert all(issubclass(cls, CredlyConsoleError) for cls in family)
+    assert not is_expected(KeyError("x")) and not is_expected(TypeError("x"))
+
+
+def test_the_store_can_be_opened_while_another_thread_reads(tmp_path):
+    """The connection wrapper keeps ordinary statements working (no false 'busy')."""
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.set_meta("k", "v")
+    seen: list[str | None] = []
+
+    def read() -> None:
+        with Store(path) as other:
+            seen.append(other.get_meta("k"))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert seen == ["v"]
