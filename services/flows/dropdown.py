@@ -72,31 +72,7 @@ async def sync_dropdown(job: Job) -> None:
     inactive = [r for r in rows if not r["is_active"]]
 
     if field is None:
-        labels = [r["name"] for r in active]
-        job.action(
-            "create_course_field",
-            f"course field {name!r}",
-            f"create the dropdown course field {name!r} with {len(labels)} options",
-        )
-        for r in active:
-            job.rec.count("created")
-            job.action("add_dropdown_option", r["template_id"], f"add option {r['name']!r} for template {r['template_id']}")
-        if job.dry_run:
-            return
-        created = await job.docebo.create_course_dropdown_field(name, labels)
-        fid = str(created.get("id"))
-        by_label: dict[str, str] = {}
-        for oid, label in field_options(created).items():
-            by_label.setdefault(label, oid)
-        _store_ids(
-            job,
-            fid,
-            {r["template_id"]: by_label.get(r["name"], "") for r in active},
-            clear=[r["template_id"] for r in rows if r["dropdown_element_id"] and not r["is_active"]],
-            orphans_done=orphans,
-        )
-        job.rec.info(f"created course field {name!r} (id {fid}) with {len(labels)} options")
-        job.rec.progress(len(rows), len(rows))
+        await _create_field(job, name, rows, orphans)
         return
 
     fid = str(field.get("id"))
@@ -200,6 +176,38 @@ async def sync_dropdown(job: Job) -> None:
     else:
         job.rec.info("the course field is up to date: no write call")
     _store_ids(job, fid, assign, clear=clear, orphans_done=orphans)
+    job.rec.progress(len(rows), len(rows))
+
+
+
+async def _create_field(job: Job, name: str, rows: list[dict[str, Any]], orphans: set[str]) -> None:
+    """The first run: the course field does not exist yet, so it is created with one option per
+    active template, and the option ids Docebo returns are stored."""
+    active = [r for r in rows if r["is_active"]]
+    labels = [r["name"] for r in active]
+    job.action(
+        "create_course_field",
+        f"course field {name!r}",
+        f"create the dropdown course field {name!r} with {len(labels)} options",
+    )
+    for r in active:
+        job.rec.count("created")
+        job.action("add_dropdown_option", r["template_id"], f"add option {r['name']!r} for template {r['template_id']}")
+    if job.dry_run:
+        return
+    created = await job.docebo.create_course_dropdown_field(name, labels)
+    fid = str(created.get("id"))
+    by_label: dict[str, str] = {}
+    for oid, label in field_options(created).items():
+        by_label.setdefault(label, oid)
+    _store_ids(
+        job,
+        fid,
+        {r["template_id"]: by_label.get(r["name"], "") for r in active},
+        clear=[r["template_id"] for r in rows if r["dropdown_element_id"] and not r["is_active"]],
+        orphans_done=orphans,
+    )
+    job.rec.info(f"created course field {name!r} (id {fid}) with {len(labels)} options")
     job.rec.progress(len(rows), len(rows))
 
 

@@ -87,10 +87,11 @@ def _delete_rows(job: Job, doomed: list[dict[str, Any]]) -> list[dict[str, Any]]
     return deactivated
 
 
-def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) -> None:
-    """Apply F1 to `templates` (the whole listing when `full`, else single templates from events)."""
-    store = job.store
-    rows = _rows(store)
+def _unique_names(
+    job: Job, templates: list[dict[str, Any]], rows: dict[str, dict[str, Any]], *, full: bool
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """F1 unique names: the templates to apply (one per name: the one whose row already holds the
+    name, else the first retrieved; drafts and nameless ones skipped) and every id seen."""
     by_name_row = {r["name"]: tid for tid, r in rows.items()}
     seen: set[str] = set()
 
@@ -136,6 +137,14 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
                     level="warning",
                 )
         winners.append(keep)
+    return winners, seen
+
+
+def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) -> None:
+    """Apply F1 to `templates` (the whole listing when `full`, else single templates from events)."""
+    store = job.store
+    rows = _rows(store)
+    winners, seen = _unique_names(job, templates, rows, full=full)
 
     # 2. Plan row changes.
     doomed = [r for tid, r in rows.items() if tid not in seen] if full else []

@@ -375,37 +375,40 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Starlette:
-    """The receiver's ASGI app (served by uvicorn; in tests also through httpx.ASGITransport)."""
-    if not settings.secret:
-        raise ReceiverConfigError("the receiver needs a non-empty webhook secret")
+class RequestGuard:
+    """What every webhook request passes before it is parsed: the secret in the path, Docebo's
+    optional HTTP Basic credentials, the body size and JSON depth limits. A refusal is logged at
+    most once a minute per reason (with how many more came) and recorded through the writer."""
 
-    logged: dict[str, list[float]] = {}  # key -> [last logged (monotonic), refusals not logged since]
+    def __init__(self, settings: ReceiverSettings, writer: InboxWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.logged: dict[str, list[float]] = {}  # key -> [last logged (monotonic), refusals not logged since]
 
-    def refuse(source: str, reason: str, title: str, detail: str, request: Request) -> None:
+    def refuse(self, source: str, reason: str, title: str, detail: str, request: Request) -> None:
         key = f"{source}:{reason}"
         now = time.monotonic()
-        entry = logged.setdefault(key, [float("-inf"), 0])
+        entry = self.logged.setdefault(key, [float("-inf"), 0])
         if now - entry[0] >= 60.0:  # one log line per reason a minute, whatever the flood
             more = f" (and {int(entry[1])} more like it in the last minute)" if entry[1] else ""
             log.warning("refused a %s webhook request from %s: %s%s", source, _client(request) or "?", detail, more)
             entry[0], entry[1] = now, 0
         else:
             entry[1] += 1
-        writer.reject(key, title, detail, _client(request))
+        self.writer.reject(key, title, detail, _client(request))
 
-    async def read_json(request: Request, source: str) -> tuple[Any, JSONResponse | None]:
+    async def read_json(self, request: Request, source: str) -> tuple[Any, JSONResponse | None]:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            refuse(source, "too_large", f"{source.capitalize()} webhook with an oversized body refused",
-                   f"body of {declared} bytes, over the {settings.max_body_bytes}-byte limit", request)
+        if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            self.refuse(source, "too_large", f"{source.capitalize()} webhook with an oversized body refused",
+                        f"body of {declared} bytes, over the {self.settings.max_body_bytes}-byte limit", request)
             return None, _error(413, "body too large")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > settings.max_body_bytes:
-                refuse(source, "too_large", f"{source.capitalize()} webhook with an oversized body refused",
-                       f"body over the {settings.max_body_bytes}-byte limit", request)
+            if size > self.settings.max_body_bytes:
+                self.refuse(source, "too_large", f"{source.capitalize()} webhook with an oversized body refused",
+                            f"body over the {self.settings.max_body_bytes}-byte limit", request)
                 return None, _error(413, "body too large")
             chunks.append(chunk)
         raw = b"".join(chunks)
@@ -413,25 +416,25 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             detail = f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})"
-            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            self.refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
         except RecursionError:
             body = None  # nested deeper than the parser goes: refused below like any too-deep body
         if body is None and raw.strip() != b"null" or nesting_depth(body) > MAX_JSON_DEPTH:
             detail = f"the body nests objects or arrays deeper than {MAX_JSON_DEPTH} levels"
-            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            self.refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
         return body, None
 
-    def check_secret(request: Request, source: str) -> JSONResponse | None:
-        if _same(request.path_params.get("secret", ""), settings.secret):
+    def check_secret(self, request: Request, source: str) -> JSONResponse | None:
+        if _same(request.path_params.get("secret", ""), self.settings.secret):
             return None
-        refuse(source, "wrong_secret", f"{source.capitalize()} webhook request with a wrong secret refused",
-               "the secret in the URL path does not match the webhook secret", request)
+        self.refuse(source, "wrong_secret", f"{source.capitalize()} webhook request with a wrong secret refused",
+                    "the secret in the URL path does not match the webhook secret", request)
         return _error(403, "forbidden")
 
-    def check_basic_auth(request: Request) -> JSONResponse | None:
-        user = settings.docebo_basic_auth_user
+    def check_basic_auth(self, request: Request) -> JSONResponse | None:
+        user = self.settings.docebo_basic_auth_user
         if not user:
             return None
         header = request.headers.get("authorization", "")
@@ -444,13 +447,21 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
             name, sep, password = decoded.partition(":")
             # Both compared in full, whatever the first result, so timing says nothing.
             ok_user = _same(name, user)
-            ok_pass = _same(password, settings.secret)
+            ok_pass = _same(password, self.settings.secret)
             ok = bool(sep) and ok_user and ok_pass
         if ok:
             return None
         detail = "no HTTP Basic credentials" if not header else "wrong HTTP Basic credentials"
-        refuse("docebo", "basic_auth", "Docebo webhook refused: HTTP Basic authentication failed", detail, request)
+        self.refuse("docebo", "basic_auth", "Docebo webhook refused: HTTP Basic authentication failed", detail, request)
         return _error(401, "authentication required", {"WWW-Authenticate": 'Basic realm="credly-console"'})
+
+
+def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Starlette:
+    """The receiver's ASGI app (served by uvicorn; in tests also through httpx.ASGITransport)."""
+    if not settings.secret:
+        raise ReceiverConfigError("the receiver needs a non-empty webhook secret")
+
+    guard = RequestGuard(settings, writer)
 
     async def store(items: list[inbox.NewItem]) -> JSONResponse:
         try:
@@ -463,37 +474,37 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
         )
 
     async def docebo(request: Request) -> JSONResponse:
-        denied = check_secret(request, "docebo") or check_basic_auth(request)
+        denied = guard.check_secret(request, "docebo") or guard.check_basic_auth(request)
         if denied is not None:
             return denied
-        body, bad = await read_json(request, "docebo")
+        body, bad = await guard.read_json(request, "docebo")
         if bad is not None:
             return bad
         try:
             items = inbox.parse_docebo_delivery(body)
         except inbox.DeliveryError as exc:
-            refuse("docebo", exc.reason, "Malformed Docebo webhook body refused", str(exc), request)
+            guard.refuse("docebo", exc.reason, "Malformed Docebo webhook body refused", str(exc), request)
             return _error(400, str(exc))
         return await store(items)
 
     async def credly(request: Request) -> JSONResponse:
-        denied = check_secret(request, "credly")
+        denied = guard.check_secret(request, "credly")
         if denied is not None:
             return denied
-        body, bad = await read_json(request, "credly")
+        body, bad = await guard.read_json(request, "credly")
         if bad is not None:
             return bad
         if not settings.organization_id:
-            refuse("credly", "not_configured", "Credly notice refused: no Credly organization is configured",
-                   "[credly] organization_id is empty, so the notice cannot be checked", request)
+            guard.refuse("credly", "not_configured", "Credly notice refused: no Credly organization is configured",
+                         "[credly] organization_id is empty, so the notice cannot be checked", request)
             return _error(503, "no Credly organization is configured")
         try:
             item = inbox.parse_credly_notice(body, settings.organization_id)
         except inbox.DeliveryError as exc:
             if exc.reason == "foreign_organization":
-                refuse("credly", exc.reason, "Credly notice for another organization refused", str(exc), request)
+                guard.refuse("credly", exc.reason, "Credly notice for another organization refused", str(exc), request)
                 return _error(403, str(exc))
-            refuse("credly", exc.reason, "Malformed Credly webhook body refused", str(exc), request)
+            guard.refuse("credly", exc.reason, "Malformed Credly webhook body refused", str(exc), request)
             return _error(400, str(exc))
         return await store([item])
 
