@@ -118,7 +118,7 @@ async def _load(url: str, n: int, concurrency: int, duplicates: float, rate: flo
 # -- the server side (this process) ---------------------------------------------------------------
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -139,7 +139,37 @@ def main() -> None:
     parser.add_argument(
         "--client", nargs=6, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE", "PREFIX"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _print_report(args: argparse.Namespace, result: dict, paced: dict, flat_out: dict, distinct: int, batches: int,
+                  drain_s: float) -> None:
+    """The human summary (the JSON line follows it)."""
+    print(f"machine                      {result['machine']}")
+    print(
+        f"connections                  {args.concurrency} keep-alive, from a second process "
+        f"(inbox writer synchronous = {args.synchronous})"
+    )
+    for name, load in (("paced", paced), ("saturation", flat_out)):
+        label = f"offered {args.rate:.0f}/s" if name == "paced" else "as fast as possible"
+        print(f"{name} ({label})")
+        print(
+            f"  requests                   {load['sent']} ({load['distinct']} distinct, "
+            f"{load['sent'] - load['distinct']} re-sent), statuses {load['statuses']}"
+        )
+        print(f"  acknowledged per second    {load['acks_per_s']:.0f}")
+        print(f"  ack latency p50/p99/max    {load['p50_ms']:.1f} / {load['p99_ms']:.1f} / {load['max_ms']:.1f} ms")
+    print(f"rows stored / done           {result['rows_stored']} / {result['rows_done']} (expected {distinct})")
+    print(f"commits (group commit)       {batches} ({result['deliveries_per_commit']} items per commit)")
+    print(f"processed exactly once       {result['processed_exactly_once']} (backlog drained {drain_s:.2f} s after the load)")
+    print(
+        f"target met                   {result['target_met']}  (≥ 500/s acknowledged, p99 < 50 ms at "
+        f"{args.rate:.0f}/s, nothing lost)"
+    )
+
+
+def main() -> None:
+    args = _parse_args()
     if args.client:
         url, n, c, d, rate, prefix = args.client
         print(json.dumps(asyncio.run(_load(url, int(n), int(c), float(d), float(rate), prefix))))
@@ -237,27 +267,7 @@ def main() -> None:
             and exactly_once
         ),
     }
-    print(f"machine                      {result['machine']}")
-    print(
-        f"connections                  {args.concurrency} keep-alive, from a second process "
-        f"(inbox writer synchronous = {args.synchronous})"
-    )
-    for name, load in (("paced", paced), ("saturation", flat_out)):
-        label = f"offered {args.rate:.0f}/s" if name == "paced" else "as fast as possible"
-        print(f"{name} ({label})")
-        print(
-            f"  requests                   {load['sent']} ({load['distinct']} distinct, "
-            f"{load['sent'] - load['distinct']} re-sent), statuses {load['statuses']}"
-        )
-        print(f"  acknowledged per second    {load['acks_per_s']:.0f}")
-        print(f"  ack latency p50/p99/max    {load['p50_ms']:.1f} / {load['p99_ms']:.1f} / {load['max_ms']:.1f} ms")
-    print(f"rows stored / done           {rows} / {done} (expected {distinct})")
-    print(f"commits (group commit)       {batches} ({result['deliveries_per_commit']} items per commit)")
-    print(f"processed exactly once       {exactly_once} (backlog drained {drain_s:.2f} s after the load)")
-    print(
-        f"target met                   {result['target_met']}  (≥ 500/s acknowledged, p99 < 50 ms at "
-        f"{args.rate:.0f}/s, nothing lost)"
-    )
+    _print_report(args, result, paced, flat_out, distinct, batches, drain_s)
     print(json.dumps(result))
 
 
