@@ -204,8 +204,8 @@ def test_every_refusal_the_services_raise_belongs_to_the_family():
     from services.flows.base import FlowFailed
     from services.serve.receiver import ReceiverConfigError
     from services.store.inbox import DeliveryError
-    from services.store.mappings import MappingError
     from services.store.locks import FlowBusyError
+    from services.store.mappings import MappingError
     from services.store.settings import SettingError
     from services.store.templates import TemplateError
 
