@@ -458,7 +458,7 @@ class SandboxMiddleware:
                 self.calls.record_status(route, status_seen[0])
 
     async def _send_error(
-        self, send: Callable, status: int, message: str, extra: list[tuple[bytes, bytes]] = ()
+        self, send: Callable, status: int, message: str, extra: Iterable[tuple[bytes, bytes]] = ()
     ) -> None:
         body = json.dumps(self.error_body(status, message)).encode()
         headers = [

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from services.sandbox.demo_data import DemoData
 
@@ -72,6 +72,10 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+@overload
+def fmt(dt: datetime) -> str: ...
+@overload
+def fmt(dt: None) -> None: ...
 def fmt(dt: datetime | None) -> str | None:
     return dt.strftime(DATE_FORMAT) if dt is not None else None
 
@@ -461,7 +465,7 @@ class DoceboState:
         field_id: Any,
         *,
         name: str | None = None,
-        new: list[str] = (),
+        new: Iterable[str] = (),
         renamed: dict[int, str] | None = None,
         deleted: Iterable[int] = (),
     ) -> dict:
@@ -888,10 +892,11 @@ class DoceboState:
 
     def get_certification(self, id_cert: Any = None, *, code: str | None = None) -> dict:
         if code is not None:
-            for cert in self.certifications.values():
-                if cert["code"] == code:
-                    return cert
+            for candidate in self.certifications.values():
+                if candidate["code"] == code:
+                    return candidate
             raise DoceboError(404, f"Certification with code {code!r} not found")
+        cert: dict | None
         try:
             cert = self.certifications.get(int(id_cert))
         except (TypeError, ValueError):
