@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from services.core.errors import EXIT_BUSY, CredlyConsoleError
-from services.store.db import Store, Where, utcnow
+from services.store.db import Store, Where, inserted_rowid, utcnow
 
 COUNT_KEYS: tuple[str, ...] = (
     "examined",
@@ -297,7 +297,7 @@ class RunRecorder:
                 "VALUES (?, ?, ?, 'running', ?, ?, ?)",
                 (flow, trigger, 1 if dry_run else 0, utcnow(), os.getpid(), parent_run_id),
             )
-            run_id = cur.lastrowid
+            run_id = inserted_rowid(cur)
         with _HELD_LOCK:
             _HELD_RUNS.add((str(store.path), run_id))
         return cls(store, run_id, flow, trigger=trigger, dry_run=dry_run, callbacks=callbacks)
