@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from docebo_sandbox_fixtures import anon, api, app, demo, get_token, state  # noqa: F401
 
 from services.sandbox.common import FaultConfig
 from services.sandbox.docebo.routes import create_docebo_app
+from tests.support.docebo_sandbox import get_token
 
 
 async def test_summary_lists_credentials_and_counts(anon, state, demo):

@@ -6,16 +6,7 @@ from __future__ import annotations
 
 import json
 
-from credly_helpers import (  # noqa: F401  (fixtures)
-    ORG,
-    T_ACTIVE,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
-    issue_fields,
-    org,
-)
+from tests.support.credly_sandbox import ORG, T_ACTIVE, issue_fields, org
 
 LIST_SAMPLE = """
 {"data": [], "metadata": {"count": 0, "current_page": 1, "total_count": 0, "total_pages": 0,

@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from credly_helpers import (  # noqa: F401  (fixtures)
-    T_ACTIVE,
-    T_DRAFT,
-    T_DUPES,
-    T_EXPIRING,
-    client_for,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
-    issue_fields,
-    make_state,
-    org,
-)
 
 from services.sandbox.common import DroppedConnection, FaultConfig
 from services.sandbox.credly.routes import create_credly_app
+from tests.support.credly_sandbox import T_ACTIVE, T_DRAFT, T_DUPES, T_EXPIRING, client_for, issue_fields, make_state, org
 
 CTL = "http://credly.test/_sandbox"
 ISSUE = "POST /v1/organizations/{org}/badges"

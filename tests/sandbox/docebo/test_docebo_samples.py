@@ -5,7 +5,6 @@ sandbox's answers. The samples below restate those shapes with our own values.""
 from __future__ import annotations
 
 import httpx
-from docebo_sandbox_fixtures import anon, api, app, demo, state  # noqa: F401
 
 from services.sandbox.common import WebhookSender, any_2xx_3xx
 from services.sandbox.docebo.routes import create_docebo_app

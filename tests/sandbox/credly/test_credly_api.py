@@ -7,7 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from credly_helpers import (  # noqa: F401  (fixtures)
+
+from services.sandbox.credly.routes import create_credly_app
+from tests.support.credly_sandbox import (
     BASE,
     ORG,
     T_ACTIVE,
@@ -17,16 +19,10 @@ from credly_helpers import (  # noqa: F401  (fixtures)
     T_EXPIRING,
     TOKEN,
     client_for,
-    clock,
-    credly,
-    credly_app,
-    credly_state,
     issue_fields,
     make_state,
     org,
 )
-
-from services.sandbox.credly.routes import create_credly_app
 
 LIST_METADATA = {"count", "current_page", "total_count", "total_pages", "per", "previous_page_url", "next_page_url"}
 
