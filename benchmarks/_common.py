@@ -66,7 +66,7 @@ def chunked_pages(counts_per_id: dict[Any, int], ids: Sequence[Any], size: int =
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     rows = [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
     out = [line([str(h) for h in headers]), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)

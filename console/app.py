@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-from textual.signal import Signal
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import HelpPanel
 from textual.worker import Worker, WorkerState
 

@@ -9,8 +9,6 @@ Exit codes: 0 success, 1 failure (items failed, a call failed), 2 usage or confi
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from console.cli.admin import config_group, locate, secrets_group

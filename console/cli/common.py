@@ -12,14 +12,6 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-# SQLite integers are 64-bit: a larger id, limit or offset is refused as bad input (exit 2)
-# before it reaches the database.
-SQLITE_MAX_INT = 2**63 - 1
-ROW_ID = click.IntRange(1, SQLITE_MAX_INT)
-OFFSET = click.IntRange(0, SQLITE_MAX_INT)
-
 from services.core.errors import (  # noqa: F401  (the exit statuses, re-exported for the commands)
     EXIT_BUSY,
     EXIT_FAILURE,
@@ -29,6 +21,14 @@ from services.core.errors import (  # noqa: F401  (the exit statuses, re-exporte
     exit_code_of,
     is_expected,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# SQLite integers are 64-bit: a larger id, limit or offset is refused as bad input (exit 2)
+# before it reaches the database.
+SQLITE_MAX_INT = 2**63 - 1
+ROW_ID = click.IntRange(1, SQLITE_MAX_INT)
+OFFSET = click.IntRange(0, SQLITE_MAX_INT)
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
@@ -84,7 +84,7 @@ def echo_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, empt
     grid = [[heading for _, heading in columns]] + [[cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
     for line in grid:
-        click.echo("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+        click.echo("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip())
 
 
 def paging_note(shown: int, offset: int, total: int) -> None:

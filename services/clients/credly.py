@@ -386,7 +386,7 @@ class CredlyClient:
             if not isinstance(data, list) or len(data) != len(pending):
                 raise UnexpectedResponseError(SERVICE, call, response.status_code,
                                               "the batch response does not list one badge per item")
-            for (i, _), badge in zip(pending, data):
+            for (i, _), badge in zip(pending, data, strict=True):
                 results[i] = Issued(badge)
             return
 

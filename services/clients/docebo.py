@@ -240,7 +240,7 @@ class DoceboClient:
         names = list(filters)
         for combo in itertools.product(*(self._chunks(filters[n]) for n in names)):
             params: dict[str, Any] = dict(extra or {})
-            for name, chunk in zip(names, combo):
+            for name, chunk in zip(names, combo, strict=True):
                 if chunk is not None:
                     params[name] = chunk
             async for item in self._pages(r, params=params):

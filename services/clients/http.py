@@ -669,7 +669,7 @@ class ApiSession:
                 log.debug("%s %s: %s after %.2f s", self.service, call, what, elapsed)
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
-                    error=lambda note="": self.error(NetworkError, call, None, what + note),
+                    error=lambda note="", what=what: self.error(NetworkError, call, None, what + note),
                     reason=what, retry_after=None,
                 )
                 if isinstance(outcome, Recovered):
@@ -721,7 +721,7 @@ class ApiSession:
                 message = service_message(response)
                 outcome = await self._before_retry(
                     call, retries, retries_allowed, ambiguous, recover,
-                    error=lambda note="": self.error(ServerError, call, status, message + note),
+                    error=lambda note="", status=status, message=message: self.error(ServerError, call, status, message + note),
                     reason=f"HTTP {status}", retry_after=retry_after,
                 )
                 if isinstance(outcome, Recovered):

@@ -564,7 +564,7 @@ async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]], counts: dict
         learners = await users.resolve() if groups else {}
     finally:
         users.cancel()
-    await _read_trainings(job, side, sorted({l.user_id for l in learners.values()}), maps)
+    await _read_trainings(job, side, sorted({learner.user_id for learner in learners.values()}), maps)
     job.check_cancel()
     await _apply_groups(job, groups, gone, learners, side, maps)
 
@@ -670,7 +670,7 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
         key = (str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b))
         if key in pairs and rules.on_or_after(b.get("issued_at"), start):
             groups.setdefault(key, []).append(b)
-    user_ids = sorted({l.user_id for l in learners.values()})
+    user_ids = sorted({learner.user_id for learner in learners.values()})
     gone = _gone_entries(job, maps, seen_ids, subjects=set(user_ids))
     await asyncio.gather(_read_trainings(job, side, user_ids, maps), _read_awards(job, side, maps, user_ids=user_ids))
     job.check_cancel()
@@ -731,7 +731,7 @@ def _representative(group: list[dict[str, Any]]) -> tuple[dict[str, Any], bool |
 
 async def _gone(job: Job, entry: ledger.LedgerEntry, learners: dict[str, Learner], side: DoceboSide) -> None:
     """An object whose badge was deleted in Credly (F5 badge.deleted, found by the batch)."""
-    learner = next((l for l in learners.values() if l.user_id == entry.subject), None)
+    learner = next((known for known in learners.values() if known.user_id == entry.subject), None)
     obj = f"Docebo user {entry.subject} / {entry.object_type.replace('_', ' ')} {entry.object_id}"
     job.rec.count("examined")
     if not job.settings.sync_revocation:

@@ -234,7 +234,7 @@ async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.Ledg
             results = await job.credly.issue_badges_batch([body for *_, body in ready])
         except ApiError as exc:
             results = [exc] * len(ready)
-        for (learner, cand, entry, _), result in zip(ready, results):
+        for (learner, cand, entry, _), result in zip(ready, results, strict=True):
             obj = _object(learner, cand.template_id)
             if isinstance(result, ApiError):
                 ledger.settle_failure(store, entry.id, result)

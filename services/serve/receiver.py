@@ -225,7 +225,7 @@ class InboxWriter:
         for req in inserts:
             n = len(req.items)
             part = results[pos : pos + n]
-            for item, fresh in zip(req.items, part):
+            for item, fresh in zip(req.items, part, strict=True):
                 if fresh and item.status == "queued":
                     new_queued = True
             self.stored += sum(part)

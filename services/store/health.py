@@ -95,4 +95,4 @@ async def check_connections(store: Store, factories: dict[str, Callable[[], Any]
     services = list(factories)
     outcomes = await asyncio.gather(*(check_connection(factories[s]) for s in services))
     return {service: record_health(store, service, ok, message)
-            for service, (ok, message) in zip(services, outcomes)}
+            for service, (ok, message) in zip(services, outcomes, strict=True)}

@@ -74,7 +74,7 @@ async def test_F3b_learning_plan_completed_issues_its_mapped_badge(make_world):
 async def test_F3c_never_issues_what_the_learner_holds_pending_or_accepted(make_world):
     w = make_world(_data(enrollments=[completed(101, 1), completed(101, 2), completed(101, 3)]))
     await w.prepare_dropdown({101: "Safety Basics"})
-    held = w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "ALICE@example.com", "issued_to_first_name": "A", "issued_to_last_name": "A", "issued_at": "2024-01-01"})
+    w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "ALICE@example.com", "issued_to_first_name": "A", "issued_to_last_name": "A", "issued_at": "2024-01-01"})
     acc = w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "bob@example.com", "issued_to_first_name": "B", "issued_to_last_name": "B", "issued_at": "2024-01-01"})
     w.credly_state.earner_decides(acc.id, True)
     rej = w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "carol@example.com", "issued_to_first_name": "C", "issued_to_last_name": "C", "issued_at": "2024-01-01"})
@@ -159,7 +159,7 @@ async def test_F4_revoked_with_sync_revocation_false_is_skipped_with_a_log_line(
     s = await handle_certification_event(w.ctx, "certification.revoked", payload)
     assert s.status == "succeeded" and s.counts["revoked"] == 0 and s.counts["skipped"] == 1
     assert len(w.badges()) == 1
-    assert any("SYNC_REVOCATION is false" in l["message"] for l in runs.query_run_log(w.store, s.run_id))
+    assert any("SYNC_REVOCATION is false" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id))
 
 
 async def test_F4_updated_without_a_badge_issues_one_and_F7_covers_awards(make_world):
@@ -186,5 +186,5 @@ async def test_F7_batch_skips_objects_already_expired_and_logs_them(make_world):
     s = await w.run("docebo-to-credly")
     assert w.badge_keys() == [("bob@example.com", T_CERT)]
     lines = runs.query_run_log(w.store, s.run_id)
-    assert any("expired on 2025-06-01" in l["message"] for l in lines)
-    assert any("not after its date" in l["message"] and l["level"] == "warning" for l in lines)
+    assert any("expired on 2025-06-01" in entry["message"] for entry in lines)
+    assert any("not after its date" in entry["message"] and entry["level"] == "warning" for entry in lines)

@@ -63,7 +63,7 @@ async def test_S3_missing_required_key_blocks_the_flow_with_reason_and_notificat
     w.store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
     s = await w.run("docebo-to-credly")
     assert s.status == "failed" and "EVIDENCE_TITLE" in s.reason
-    assert any("EVIDENCE_TITLE" in l["message"] for l in runs.query_run_log(w.store, s.run_id, failures_only=True))
+    assert any("EVIDENCE_TITLE" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id, failures_only=True))
     assert [n["kind"] for n in notifications.list_notifications(w.store)] == ["config"]
     assert w.issue_calls() == 0
     # F6 does not need EVIDENCE_TITLE: it still runs
@@ -82,7 +82,9 @@ async def test_dry_run_lists_exactly_what_the_real_run_then_does(make_world):
     assert all(a["message"].startswith("would ") for a in plan.actions)
     real = await w.run("all")
     assert real.status == "succeeded", real.reason
-    key = lambda acts: sorted((a["action"], a["object"]) for a in acts)
+    def key(acts):
+        return sorted((a["action"], a["object"]) for a in acts)
+
     assert key(plan.actions) == key(real.actions)
     assert {a["action"] for a in real.actions} >= {"issue_badge", "create_external_training", "create_certification_award"}
     assert key(runs.run_actions(w.store, plan.run_id)) == key(plan.actions)

@@ -95,7 +95,7 @@ async def test_F6_badge_issued_by_the_product_is_not_imported_back_L1(make_world
                           "badge_template_id": T_IMPORT, "issued_at": "2025-08-01T00:00:00Z", "issuer_earner_id": "3"})
     s = await w.run(FLOW)
     assert s.mode == "incremental" and s.counts["created"] == 0 and s.counts["skipped"] == 1
-    assert any("(L1)" in l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=100))
+    assert any("(L1)" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=100))
 
 
 async def test_F6_a_new_mapping_or_renamed_template_makes_the_next_run_full(make_world):
@@ -118,8 +118,8 @@ async def test_F6_organisation_ignoring_the_filter_gives_correct_results_and_a_l
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
     assert sorted(t["user_id"] for t in w.trainings()) == [1, 2, 3]
-    lines = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=1000)]
-    assert sum("Credly ignores the changed-since filter on badges" in l and "falls back to full reads" in l for l in lines) == 1
+    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    assert sum("Credly ignores the changed-since filter on badges" in line and "falls back to full reads" in line for line in lines) == 1
     assert "credly" in json.loads(w.store.get_meta(incremental.IGNORED_KEY))
     s2 = await w.run(FLOW)
     assert s2.mode == "full" and "Credly ignores the changed-since filter" in first_line(w, s2)
@@ -162,8 +162,8 @@ async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make
     monkeypatch.setattr(w.credly, "iter_badges", iter_badges)
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
-    lines = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=1000)]
-    assert any("refused (422: Invalid filter)" in l and "falls back to full reads" in l for l in lines)
+    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    assert any("refused (422: Invalid filter)" in line and "falls back to full reads" in line for line in lines)
 
 
 async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(make_world, monkeypatch):
@@ -179,7 +179,7 @@ async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(m
     before = calls(w)
     s = await w.run(FLOW)
     assert (s.status, s.mode, s.counts["created"], s.counts["failed"]) == ("succeeded", "full", 2, 0)
-    why = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=10) if l["message"].startswith("full run from here")]
+    why = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=10) if entry["message"].startswith("full run from here")]
     assert why == ["full run from here: 61 badges changed (2 pages, read one after the other): more than "
                    "the 1 pages of every badge of the 1 mapped templates that a full run reads"]
     d = delta(before, calls(w))

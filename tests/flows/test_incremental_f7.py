@@ -127,7 +127,7 @@ async def test_F3b_learning_plan_completed_since_and_F4_award_updated_since(make
 
 
 async def test_F3a_course_dropdown_newly_set_gives_all_its_past_completions_their_badges(make_world):
-    past = [completed(101, 1), completed(102, 1), completed(103, 1)] + [completed(103, u, "2024-06-0%d 10:00:00" % u) for u in (2, 3)]
+    past = [completed(101, 1), completed(102, 1), completed(103, 1)] + [completed(103, u, f"2024-06-0{u} 10:00:00") for u in (2, 3)]
     w, full = await full_world(make_world, enrollments=past)
     assert ("bob@example.com", T_FIRE) not in w.badge_keys()
     field = int(w.store.get_meta("docebo.course_field_id"))
@@ -231,16 +231,16 @@ async def test_F7_tenant_ignoring_the_filter_gives_correct_results_and_one_logge
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["issued"] == 1
     assert ("bob@example.com", T_SAFETY) in w.badge_keys() and len(w.badges()) == 4
-    lines = [l["message"] for l in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
     assert lines[0].startswith("incremental run")
-    warned = [l for l in lines if "ignores the changed-since filter" in l and "falls back to full reads" in l]
+    warned = [line for line in lines if "ignores the changed-since filter" in line and "falls back to full reads" in line]
     assert len(warned) == 1 and "Docebo" in warned[0]
     mark = json.loads(w.store.get_meta(incremental.IGNORED_KEY))["docebo"]
     assert mark["run_id"] == s.run_id
     s2 = await w.run(FLOW)
     assert s2.mode == "full" and "Docebo ignores the changed-since filter" in first_line(w, s2)
-    lines2 = [l["message"] for l in runs.query_run_log(w.store, s2.run_id, limit=1000)]
-    assert not any("falls back to full reads" in l for l in lines2)  # said once
+    lines2 = [entry["message"] for entry in runs.query_run_log(w.store, s2.run_id, limit=1000)]
+    assert not any("falls back to full reads" in line for line in lines2)  # said once
     assert s2.counts["issued"] == 0
 
 

@@ -59,7 +59,7 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         # F7 just issued more badges than F6's full read has pages: F6 sees it on the first page
         # of the changes (Credly's total_count) and reads everything at once instead of them all
         s6, d6 = await run(f"{F6} settle", F6)
-        why = [l["message"] for l in runs.query_run_log(store, s6.run_id, limit=5) if l["message"].startswith("full run from here")]
+        why = [entry["message"] for entry in runs.query_run_log(store, s6.run_id, limit=5) if entry["message"].startswith("full run from here")]
         assert s6.mode == "full" and len(why) == 1, why
         chain, full = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) pages", why[0]))
         assert chain > full and d6["credly GET /v1/organizations/{org}/badges"] == 1 + full

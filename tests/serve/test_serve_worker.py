@@ -159,7 +159,8 @@ async def test_after_the_last_try_the_event_stays_failed_with_one_notification(s
     inbox.insert_items(store, [completion("a", 1)])
     running({"course_completion": broken}, clock=clock, policy=RetryPolicy(delays=(10,), max_attempts=3))
     for attempt in (1, 2):
-        await until(lambda: inbox.get_item(store, 1)["attempts"] == attempt and inbox.get_item(store, 1)["status"] == "queued")
+        await until(lambda attempt=attempt: inbox.get_item(store, 1)["attempts"] == attempt
+                    and inbox.get_item(store, 1)["status"] == "queued")
         clock.advance(11)
     await until(lambda: inbox.get_item(store, 1)["status"] == "failed", what="failed")
     row = inbox.get_item(store, 1)
