@@ -8,7 +8,8 @@ from services.flows import Callbacks, check_mappings, handle_badge_event, handle
 from services.sandbox.common import FaultConfig
 from services.store import notifications, runs
 from services.store.runs import RunRecorder, acquire_lock, release_lock
-from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed, tid
+from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, tid
+from tests.support.world import completed
 
 
 def rich_data():

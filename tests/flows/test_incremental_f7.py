@@ -13,7 +13,8 @@ from services.flows import incremental
 from services.flows.incremental import read_state
 from services.store import runs
 from services.store.templates import set_template_active
-from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
+from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data
+from tests.support.world import completed
 
 FLOW = "docebo-to-credly"
 LP_ENROLLED = [{"learning_plan_id": 501, "user_id": u, "enrolled_at": "2025-01-01 09:00:00"} for u in (1, 2)]

@@ -25,7 +25,8 @@ from tests.flows.test_kill_and_cli import (
     _write_config,
     big_data,
 )
-from tests.flows.world import T_CERT, T_IMPORT, T_SAFETY, completed
+from tests.flows.world import T_CERT, T_IMPORT, T_SAFETY
+from tests.support.world import completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 

@@ -215,7 +215,8 @@ notice = st.fixed_dictionaries({"id": st.one_of(junk, st.uuids().map(str))},
 @given(kind=st.sampled_from(["completion", "certification", "badge", "template"]), data=st.data())
 def test_W2_accepted_nonsense_payloads_end_in_a_plain_outcome_and_create_nothing(store, kind, data):
     from services.flows import handle_badge_event, handle_certification_event, handle_course_completion, handle_template_event
-    from tests.flows.world import World, base_data, completed
+    from tests.flows.world import World, base_data
+    from tests.support.world import completed
 
     if kind == "completion":
         payload = data.draw(completion)
