@@ -39,8 +39,7 @@ from services.store.db import Store
 from services.store.mappings import CSV_HEADER
 from services.store.settings import SETTING_KEYS, SettingError, get_setting, set_settings, validate_setting
 from tests.serve.test_serve_receiver import SECRET, completion_body, db_path, make_client, rows, writer  # noqa: F401  (fixtures)
-from tests.test_mappings import T1, T2, table
-from tests.test_templates import put_template
+from tests.support.store_rows import T1, T2, put_template, table
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
