@@ -52,7 +52,9 @@ def _learner(user: dict[str, Any]) -> dict[str, str]:
             "first_name": str(data.get("first_name") or ""), "last_name": str(data.get("last_name") or "")}
 
 
-def _badge_body(settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str) -> dict[str, Any]:
+def _badge_body(
+    settings: Any, learner: dict[str, str], template_id: str, issued: Any, expiry: Any, origin: str
+) -> dict[str, Any]:
     when = rules.parse_datetime(issued)
     return rules.badge_fields(
         email=learner["email"], first_name=learner["first_name"], last_name=learner["last_name"],
@@ -107,12 +109,23 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
             learner = _learner(await docebo.get_user(e["user_id"]))
             wanted: list[tuple[str, Any, Any, str]] = []
             if course_tpl:
-                wanted.append((course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}"))
+                wanted.append(
+                    (course_tpl, e.get("enrollment_completion_date"), e.get("enrollment_date_end_validity"), f"course {cid}")
+                )
             if lps:
-                async for lpe in docebo.iter_learning_plan_enrollments(lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]):
+                async for lpe in docebo.iter_learning_plan_enrollments(
+                    lp_ids=lps, user_ids=[learner["user_id"]], statuses=["completed"]
+                ):
                     lp = str(lpe.get("learning_plan_id"))
                     for t in lp_maps.get(lp, []):
-                        wanted.append((t, lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"), None, f"learning plan {lp}"))
+                        wanted.append(
+                            (
+                                t,
+                                lpe.get("enrollment_completion_date") or e.get("enrollment_completion_date"),
+                                None,
+                                f"learning plan {lp}",
+                            )
+                        )
             for template_id, issued, expiry, origin in wanted:
                 if not learner["email"] or await _held(credly, learner["email"], template_id):
                     continue
@@ -130,7 +143,9 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
         mark = meter.start()
         learner = _learner(await docebo.get_user(a["user_id"]))
         for template_id in cert_maps[certs[str(a["id_cert"])]]:
-            body = _badge_body(settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}")
+            body = _badge_body(
+                settings, learner, template_id, a.get("issued_on"), a.get("expire_on"), f"award {a.get('id_award')}"
+            )
             held = await _held(credly, learner["email"], template_id) if learner["email"] else [None]
             if not held:
                 await credly.issue_badge(body)
@@ -179,7 +194,12 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
                                 "training_institute": settings.external_training_institute_name})
                     code = str(m["certification_code"] or "")
                     if code and code in certs:
-                        have = [a async for a in docebo.iter_certification_awards(user_ids=[learner["user_id"]], certification_ids=[certs[code]])]
+                        have = [
+                            a
+                            async for a in docebo.iter_certification_awards(
+                                user_ids=[learner["user_id"]], certification_ids=[certs[code]]
+                            )
+                        ]
                         if not have:
                             await docebo.create_certification_award({
                                 "id_cert": certs[code], "user_id": int(learner["user_id"]), "issued_on": issued,

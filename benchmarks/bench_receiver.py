@@ -124,8 +124,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="FULL",
-                        help="SQLite synchronous mode of the inbox writer (serve uses FULL, which survives a power cut; NORMAL only a killed process)")
+    parser.add_argument(
+        "--synchronous",
+        choices=["NORMAL", "FULL"],
+        default="FULL",
+        help="SQLite synchronous mode of the inbox writer "
+        "(serve uses FULL, which survives a power cut; NORMAL only a killed process)",
+    )
     parser.add_argument("--rate", type=float, default=500.0,
                         help="offered load of the first phase, deliveries per second (latency at that rate)")
     parser.add_argument("--client", nargs=6, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE", "PREFIX"),

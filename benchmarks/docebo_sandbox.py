@@ -46,18 +46,29 @@ async def latencies(state: DoceboState, data) -> dict[str, float]:
             out[name] = statistics.median(samples) * 1000
 
         emails = [u["email"] for u in data.users[:: max(1, len(data.users) // 50)]]
-        await timed("user by e-mail (match_type=full)", [("/manage/v1/user", {"search_text": e, "match_type": "full"}) for e in emails])
+        await timed(
+            "user by e-mail (match_type=full)", [("/manage/v1/user", {"search_text": e, "match_type": "full"}) for e in emails]
+        )
         await timed("users page 200 (page 3)", [("/manage/v1/user", {"page": 3, "page_size": 200})] * 10)
         course_ids = [c["id_course"] for c in data.courses]
         chunks = [course_ids[i : i + 50] for i in range(0, min(len(course_ids), 500), 50)]
         await timed(
             "completed enrollments, 50 course ids",
-            [("/course/v1/courses/enrollments", [*(("course_id[]", x) for x in ch), ("enrollment_status[]", "completed")]) for ch in chunks],
+            [
+                ("/course/v1/courses/enrollments", [*(("course_id[]", x) for x in ch), ("enrollment_status[]", "completed")])
+                for ch in chunks
+            ],
         )
         lp_ids = [lp["learning_plan_id"] for lp in data.learning_plans[:20]]
         await timed(
             "LP enrollments of one plan",
-            [("/learningplan/v1/learningplans/enrollments", [("learning_plan_id[]", lp), ("extra_fields[]", "enrollment_status")]) for lp in lp_ids],
+            [
+                (
+                    "/learningplan/v1/learningplans/enrollments",
+                    [("learning_plan_id[]", lp), ("extra_fields[]", "enrollment_status")],
+                )
+                for lp in lp_ids
+            ],
         )
         await timed("all enrollments, page 100", [("/course/v1/courses/enrollments", {"page": 100})] * 5)
     return out

@@ -368,7 +368,9 @@ class _Simulator:
         pool = [c for c in self.courses if c["id_course"] in self.assigned] or self.courses
         course = self.rng.choice(pool)
         user = self.rng.choice(self.users)
-        await self._post(f"{self.docebo}/_sandbox/learner/complete", {"course_id": course["id_course"], "user_id": user["user_id"]})
+        await self._post(
+            f"{self.docebo}/_sandbox/learner/complete", {"course_id": course["id_course"], "user_id": user["user_id"]}
+        )
         self.env._note("completion", f"{user['first_name']} {user['last_name']} completed {course['name']!r} in Docebo")
 
     async def _award(self) -> None:

@@ -39,9 +39,14 @@ def _connection_problems(config: Any, secrets: Any, services: tuple[str, ...]) -
         if not config.docebo.client_id:
             problems.append("[docebo] client_id is not set in the configuration file")
         if not secrets.get("docebo_client_secret"):
-            problems.append("the Docebo client secret is not set (keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET environment variable)")
+            problems.append(
+                "the Docebo client secret is not set "
+                "(keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET environment variable)"
+            )
         if (config.docebo.grant or "") == "password" and not secrets.get("docebo_password"):
-            problems.append("the Docebo password is not set (keyring entry docebo_password or the DOCEBO_PASSWORD environment variable)")
+            problems.append(
+                "the Docebo password is not set (keyring entry docebo_password or the DOCEBO_PASSWORD environment variable)"
+            )
     return problems
 
 

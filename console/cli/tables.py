@@ -187,7 +187,9 @@ def mappings_group() -> None:
 
 
 @mappings_group.command("list")
-@click.option("--search", "text", default="", help="Only mappings whose template, learning plan or certification contains this text.")
+@click.option(
+    "--search", "text", default="", help="Only mappings whose template, learning plan or certification contains this text."
+)
 @click.option("--active/--inactive", "active", default=None, help="Only active / only inactive mappings.")
 @click.option("--template", "template_id", default=None, help="Only mappings of this template id.")
 @click.option("--sort", type=click.Choice(["id", "template_id", "template_name", "learning_plan_id",

@@ -73,7 +73,11 @@ async def sync_dropdown(job: Job) -> None:
 
     if field is None:
         labels = [r["name"] for r in active]
-        job.action("create_course_field", f"course field {name!r}", f"create the dropdown course field {name!r} with {len(labels)} options")
+        job.action(
+            "create_course_field",
+            f"course field {name!r}",
+            f"create the dropdown course field {name!r} with {len(labels)} options",
+        )
         for r in active:
             job.rec.count("created")
             job.action("add_dropdown_option", r["template_id"], f"add option {r['name']!r} for template {r['template_id']}")
@@ -84,7 +88,13 @@ async def sync_dropdown(job: Job) -> None:
         by_label: dict[str, str] = {}
         for oid, label in field_options(created).items():
             by_label.setdefault(label, oid)
-        _store_ids(job, fid, {r["template_id"]: by_label.get(r["name"], "") for r in active}, clear=[r["template_id"] for r in rows if r["dropdown_element_id"] and not r["is_active"]], orphans_done=orphans)
+        _store_ids(
+            job,
+            fid,
+            {r["template_id"]: by_label.get(r["name"], "") for r in active},
+            clear=[r["template_id"] for r in rows if r["dropdown_element_id"] and not r["is_active"]],
+            orphans_done=orphans,
+        )
         job.rec.info(f"created course field {name!r} (id {fid}) with {len(labels)} options")
         job.rec.progress(len(rows), len(rows))
         return
@@ -120,7 +130,13 @@ async def sync_dropdown(job: Job) -> None:
     known = {r["dropdown_element_id"] for r in rows if r["dropdown_element_id"]} if same_field else set()
     for r in rest:
         match = next(
-            (oid for oid, label in options.items() if label == r["name"] and oid not in claimed and (oid not in known or oid in orphans or oid == r["dropdown_element_id"])),
+            (
+                oid
+                for oid, label in options.items()
+                if label == r["name"]
+                and oid not in claimed
+                and (oid not in known or oid in orphans or oid == r["dropdown_element_id"])
+            ),
             None,
         )
         if match is not None:
@@ -142,12 +158,20 @@ async def sync_dropdown(job: Job) -> None:
         if same_field and oid in options and oid not in claimed and oid not in deleted:
             deleted.append(oid)
             job.rec.count("deleted")
-            job.action("remove_dropdown_option", r["template_id"], f"remove option {oid} ({options[oid]!r}): template {r['name']!r} is not active")
+            job.action(
+                "remove_dropdown_option",
+                r["template_id"],
+                f"remove option {oid} ({options[oid]!r}): template {r['name']!r} is not active",
+            )
     for oid in sorted(orphans):
         if oid in options and oid not in claimed and oid not in deleted:
             deleted.append(oid)
             job.rec.count("deleted")
-            job.action("remove_dropdown_option", f"option {oid}", f"remove option {oid} ({options[oid]!r}): its template was deleted in Credly")
+            job.action(
+                "remove_dropdown_option",
+                f"option {oid}",
+                f"remove option {oid} ({options[oid]!r}): its template was deleted in Credly",
+            )
     # Active rows whose stored id vanished (or belongs to another field) are cleared unless re-assigned.
     for r in active:
         if r["dropdown_element_id"] and r["template_id"] not in assign and r["dropdown_element_id"] not in claimed:
@@ -170,7 +194,9 @@ async def sync_dropdown(job: Job) -> None:
             if ids:
                 assign[r["template_id"]] = ids.pop(0)
             else:
-                job.rec.warning(f"Docebo did not return an option for {r['name']!r}; the next run adds it", object=r["template_id"])
+                job.rec.warning(
+                    f"Docebo did not return an option for {r['name']!r}; the next run adds it", object=r["template_id"]
+                )
     else:
         job.rec.info("the course field is up to date: no write call")
     _store_ids(job, fid, assign, clear=clear, orphans_done=orphans)
@@ -185,7 +211,8 @@ def _store_ids(job: Job, fid: str, assign: dict[str, str], *, clear: list[str], 
         for tid in clear:
             if tid not in assign:
                 store.db.execute(
-                    "UPDATE badge_templates SET dropdown_element_id = '', option_label = '', updated_at = ? WHERE template_id = ?",
+                    "UPDATE badge_templates SET dropdown_element_id = '', option_label = '', updated_at = ? "
+                    "WHERE template_id = ?",
                     (now, tid),
                 )
         for tid, oid in assign.items():

@@ -59,7 +59,9 @@ def _delete_rows(job: Job, doomed: list[dict[str, Any]]) -> list[dict[str, Any]]
     now = utcnow()
     for row in doomed:
         job.rec.count("deleted")
-        job.action("delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly")
+        job.action(
+            "delete_template", row["template_id"], f"delete template {row['name']!r} ({row['template_id']}): gone from Credly"
+        )
         maps = list(
             store.db.query(
                 "SELECT * FROM mappings WHERE lower(template_id) = lower(?) AND is_active = 1 ORDER BY id",

@@ -81,7 +81,8 @@ CREATE INDEX mappings_certification ON mappings(certification_code) WHERE certif
 -- Runs of flows (SPEC §2: "every flow writes a run record (start, end, status, counts)").
 CREATE TABLE runs (
     id             INTEGER PRIMARY KEY,
-    flow           TEXT NOT NULL,      -- templates|dropdown|course_completion|certification|badge_event|docebo_to_credly|credly_to_docebo
+    flow           TEXT NOT NULL,      -- templates|dropdown|course_completion|certification|badge_event|
+                                       -- docebo_to_credly|credly_to_docebo
     trigger        TEXT NOT NULL,      -- console|cli|schedule|webhook|test
     dry_run        INTEGER NOT NULL DEFAULT 0,
     status         TEXT NOT NULL,      -- running|succeeded|failed|cancelled|skipped|interrupted

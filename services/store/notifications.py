@@ -176,7 +176,8 @@ def deletion_notice(
     else:
         lines.append("No mapping named these templates.")
     n = len(templates)
-    title = f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; {len(mappings)} mapping{'s' if len(mappings) != 1 else ''} deactivated"
+    title = (f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; "
+             f"{len(mappings)} mapping{'s' if len(mappings) != 1 else ''} deactivated")
     return create_notification(
         store,
         "deletion_notice",

@@ -25,12 +25,15 @@ MAX_TEXT_LENGTH = 255
 
 # What each key expects, in the words the error messages and `settings list` use.
 EXPECTED: dict[str, str] = {
-    "BATCH_SYNC_START_DATE": "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), or blank for no lower bound",
+    "BATCH_SYNC_START_DATE": "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), "
+    "or blank for no lower bound",
     "NOTIFICATION_MAIL_ID": "an e-mail address such as lms-admin@example.com",
     "SYNC_REVOCATION": "true or false (exactly, lower-case)",
-    "CREDLY_DEFAULT_EXPIRATION_DAYS": f"blank (badges do not expire) or a whole number of days from 0 to {MAX_EXPIRATION_DAYS} (0 = the template's own default)",
+    "CREDLY_DEFAULT_EXPIRATION_DAYS": "blank (badges do not expire) or a whole number of days "
+    f"from 0 to {MAX_EXPIRATION_DAYS} (0 = the template's own default)",
     "EXTERNAL_TRAINING_INSTITUTE_NAME": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
-    "COURSE_ADDITIONAL_FIELD": f"the name of a Docebo course additional field: a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
+    "COURSE_ADDITIONAL_FIELD": "the name of a Docebo course additional field: "
+    f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
     "CREDLY_INTEGRATION_MASTER": "blank (both directions), DOCEBO or CREDLY (upper-case)",
     "EVIDENCE_TITLE": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
 }

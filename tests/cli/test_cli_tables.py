@@ -117,7 +117,9 @@ def test_mappings_add_list_edit_remove(run):
     rows = json.loads(run("mappings", "list", "--json").stdout)
     assert [(r["id"], r["learning_plan_id"], r["certification_code"]) for r in rows] == [(1, "12", ""), (2, "", "AWS-CP")]
     assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--inactive").stdout)] == [2]
-    assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--sort", "id", "--desc", "--limit", "1").stdout)] == [2]
+    assert [r["id"] for r in json.loads(run("mappings", "list", "--json", "--sort", "id", "--desc", "--limit", "1").stdout)] == [
+        2
+    ]
 
     result = run("mappings", "edit", "2", "--active", "--learning-plan", "7")
     assert result.exit_code == 0

@@ -9,7 +9,13 @@ from tests.support.world import completed
 
 
 def _issue(w, template, email, issued="2025-02-01 09:00:00", expires=None, accept=False):
-    fields = {"badge_template_id": template, "recipient_email": email, "issued_to_first_name": "X", "issued_to_last_name": "Y", "issued_at": issued}
+    fields = {
+        "badge_template_id": template,
+        "recipient_email": email,
+        "issued_to_first_name": "X",
+        "issued_to_last_name": "Y",
+        "issued_at": issued,
+    }
     if expires:
         fields["expires_at"] = expires
     b = w.credly_state.issue(fields)

@@ -75,10 +75,34 @@ async def test_F3b_learning_plan_completed_issues_its_mapped_badge(make_world):
 async def test_F3c_never_issues_what_the_learner_holds_pending_or_accepted(make_world):
     w = make_world(_data(enrollments=[completed(101, 1), completed(101, 2), completed(101, 3)]))
     await w.prepare_dropdown({101: "Safety Basics"})
-    w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "ALICE@example.com", "issued_to_first_name": "A", "issued_to_last_name": "A", "issued_at": "2024-01-01"})
-    acc = w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "bob@example.com", "issued_to_first_name": "B", "issued_to_last_name": "B", "issued_at": "2024-01-01"})
+    w.credly_state.issue(
+        {
+            "badge_template_id": T_SAFETY,
+            "recipient_email": "ALICE@example.com",
+            "issued_to_first_name": "A",
+            "issued_to_last_name": "A",
+            "issued_at": "2024-01-01",
+        }
+    )
+    acc = w.credly_state.issue(
+        {
+            "badge_template_id": T_SAFETY,
+            "recipient_email": "bob@example.com",
+            "issued_to_first_name": "B",
+            "issued_to_last_name": "B",
+            "issued_at": "2024-01-01",
+        }
+    )
     w.credly_state.earner_decides(acc.id, True)
-    rej = w.credly_state.issue({"badge_template_id": T_SAFETY, "recipient_email": "carol@example.com", "issued_to_first_name": "C", "issued_to_last_name": "C", "issued_at": "2024-01-01"})
+    rej = w.credly_state.issue(
+        {
+            "badge_template_id": T_SAFETY,
+            "recipient_email": "carol@example.com",
+            "issued_to_first_name": "C",
+            "issued_to_last_name": "C",
+            "issued_at": "2024-01-01",
+        }
+    )
     w.credly_state.earner_decides(rej.id, False)
     s = await w.run("docebo-to-credly")
     assert s.status == "succeeded", s.reason
@@ -124,7 +148,9 @@ async def test_F4_certification_awarded_updated_revoked_with_sync_revocation_tru
     w = make_world()
     await w.run("templates")
     w.add_mapping(T_CERT, cert="CERT-OP")
-    award = w.docebo_state.create_award({"id_cert": 1, "user_id": 1, "issued_on": "2025-05-01 00:00:00", "expire_on": "2027-05-01 00:00:00"})
+    award = w.docebo_state.create_award(
+        {"id_cert": 1, "user_id": 1, "issued_on": "2025-05-01 00:00:00", "expire_on": "2027-05-01 00:00:00"}
+    )
     s = await handle_certification_event(w.ctx, "certification.awarded", w.docebo_state.award_payload(award))
     assert s.status == "succeeded", s.reason
     assert s.counts["issued"] == 1
@@ -164,7 +190,9 @@ async def test_F4_revoked_with_sync_revocation_false_is_skipped_with_a_log_line(
 
 
 async def test_F4_updated_without_a_badge_issues_one_and_F7_covers_awards(make_world):
-    w = make_world(_data(awards=[{"id_award": 7, "id_cert": 1, "user_id": 3, "issued_on": "2025-02-02 00:00:00", "expire_on": None}]))
+    w = make_world(
+        _data(awards=[{"id_award": 7, "id_cert": 1, "user_id": 3, "issued_on": "2025-02-02 00:00:00", "expire_on": None}])
+    )
     await w.run("templates")
     w.add_mapping(T_CERT, cert="CERT-OP")
     s = await w.run("docebo-to-credly")
@@ -181,7 +209,9 @@ async def test_F7_batch_skips_objects_already_expired_and_logs_them(make_world):
         {"id_award": 1, "id_cert": 1, "user_id": 1, "issued_on": "2024-01-01 00:00:00", "expire_on": "2025-06-01 00:00:00"},
         {"id_award": 2, "id_cert": 1, "user_id": 2, "issued_on": "2025-01-01 00:00:00", "expire_on": "2027-06-01 00:00:00"},
     ]
-    w = make_world(base_data(awards=awards, enrollments=[completed(101, 3, "2025-03-01 10:00:00", validity_end="2025-02-01 00:00:00")]))
+    w = make_world(
+        base_data(awards=awards, enrollments=[completed(101, 3, "2025-03-01 10:00:00", validity_end="2025-02-01 00:00:00")])
+    )
     await w.prepare_dropdown({101: "Safety Basics"})
     w.add_mapping(T_CERT, cert="CERT-OP")
     s = await w.run("docebo-to-credly")

@@ -15,7 +15,14 @@ def _rows(store):
 
 async def test_F1_reads_every_page_active_archived_and_ignores_drafts(make_world):
     extra = [
-        {"id": tid(100 + i), "name": f"Extra {i:03d}", "state": "active", "allow_duplicate_badges": False, "description": "", "default_expires_in_days": None}
+        {
+            "id": tid(100 + i),
+            "name": f"Extra {i:03d}",
+            "state": "active",
+            "allow_duplicate_badges": False,
+            "description": "",
+            "default_expires_in_days": None,
+        }
         for i in range(60)
     ]
     data = base_data()
@@ -150,4 +157,6 @@ async def test_F2_finds_an_existing_field_by_name_and_adopts_options(world):
     assert world.store.get_meta("docebo.course_field_id") == str(field["id"])
     options = world.docebo_state.course_fields[field["id"]]["options"]
     assert list(options.values()).count("Safety Basics") == 1  # adopted, not added twice
-    assert _rows(world.store)[T_SAFETY]["dropdown_element_id"] == str(next(o for o, label in options.items() if label == "Safety Basics"))
+    assert _rows(world.store)[T_SAFETY]["dropdown_element_id"] == str(
+        next(o for o, label in options.items() if label == "Safety Basics")
+    )

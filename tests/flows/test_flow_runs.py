@@ -26,17 +26,29 @@ async def _prepare(w):
     w.add_mapping(T_CERT, cert="CERT-OP")
     w.add_mapping(T_IMPORT, et=True, cert="CERT-PARTNER")
     for email in ("alice@example.com", "bob@example.com"):
-        w.credly_state.issue({"badge_template_id": T_IMPORT, "recipient_email": email, "issued_to_first_name": "X", "issued_to_last_name": "Y", "issued_at": "2025-01-20 10:00:00"})
+        w.credly_state.issue(
+            {
+                "badge_template_id": T_IMPORT,
+                "recipient_email": email,
+                "issued_to_first_name": "X",
+                "issued_to_last_name": "Y",
+                "issued_at": "2025-01-20 10:00:00",
+            }
+        )
 
 
 def _state(w):
-    badges = sorted((b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in w.credly_state.badges.values())
+    badges = sorted(
+        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in w.credly_state.badges.values()
+    )
     trainings = sorted((t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in w.trainings())
     awards = sorted((a["user_id"], a["id_cert"], a["issued_on"], a["expire_on"]) for a in w.awards())
     return badges, trainings, awards
 
 
-@pytest.mark.parametrize("master,d2c,c2d", [("", "succeeded", "succeeded"), ("DOCEBO", "succeeded", "skipped"), ("CREDLY", "skipped", "succeeded")])
+@pytest.mark.parametrize(
+    "master,d2c,c2d", [("", "succeeded", "succeeded"), ("DOCEBO", "succeeded", "skipped"), ("CREDLY", "skipped", "succeeded")]
+)
 async def test_G1_each_master_value(make_world, master, d2c, c2d):
     w = make_world(rich_data())
     w.configure(CREDLY_INTEGRATION_MASTER=master)
@@ -107,7 +119,9 @@ async def test_ten_percent_5xx_or_dropped_connections_end_in_the_same_state_as_n
     other = Store(tmp_path / "faulty.db")
     from tests.flows.world import World
 
-    faulty = World(other, rich_data(), credly_faults=FaultConfig(seed=7, **{fault: 0.1}), docebo_faults=FaultConfig(seed=8, **{fault: 0.1}))
+    faulty = World(
+        other, rich_data(), credly_faults=FaultConfig(seed=7, **{fault: 0.1}), docebo_faults=FaultConfig(seed=8, **{fault: 0.1})
+    )
     try:
         faulty.configure()
         await _prepare(faulty)

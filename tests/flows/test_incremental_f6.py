@@ -119,7 +119,10 @@ async def test_F6_organisation_ignoring_the_filter_gives_correct_results_and_a_l
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
     assert sorted(t["user_id"] for t in w.trainings()) == [1, 2, 3]
     lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
-    assert sum("Credly ignores the changed-since filter on badges" in line and "falls back to full reads" in line for line in lines) == 1
+    assert (
+        sum("Credly ignores the changed-since filter on badges" in line and "falls back to full reads" in line for line in lines)
+        == 1
+    )
     assert "credly" in json.loads(w.store.get_meta(incremental.IGNORED_KEY))
     s2 = await w.run(FLOW)
     assert s2.mode == "full" and "Credly ignores the changed-since filter" in first_line(w, s2)
@@ -179,7 +182,11 @@ async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(m
     before = calls(w)
     s = await w.run(FLOW)
     assert (s.status, s.mode, s.counts["created"], s.counts["failed"]) == ("succeeded", "full", 2, 0)
-    why = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=10) if entry["message"].startswith("full run from here")]
+    why = [
+        entry["message"]
+        for entry in runs.query_run_log(w.store, s.run_id, limit=10)
+        if entry["message"].startswith("full run from here")
+    ]
     assert why == ["full run from here: 61 badges changed (2 pages, read one after the other): more than "
                    "the 1 pages of every badge of the 1 mapped templates that a full run reads"]
     d = delta(before, calls(w))

@@ -128,7 +128,9 @@ async def test_F3b_learning_plan_completed_since_and_F4_award_updated_since(make
 
 
 async def test_F3a_course_dropdown_newly_set_gives_all_its_past_completions_their_badges(make_world):
-    past = [completed(101, 1), completed(102, 1), completed(103, 1)] + [completed(103, u, f"2024-06-0{u} 10:00:00") for u in (2, 3)]
+    past = [completed(101, 1), completed(102, 1), completed(103, 1)] + [
+        completed(103, u, f"2024-06-0{u} 10:00:00") for u in (2, 3)
+    ]
     w, full = await full_world(make_world, enrollments=past)
     assert ("bob@example.com", T_FIRE) not in w.badge_keys()
     field = int(w.store.get_meta("docebo.course_field_id"))

@@ -88,9 +88,17 @@ async def test_F7_incremental_run_killed_with_sigkill_converges_without_duplicat
 
 async def test_F6_incremental_run_killed_with_sigkill_converges_without_duplicates(tmp_path):
     old = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted",
+            "issuer_earner_id": None,
+        }
         for i in range(1, 11)
     ]
     data = dataclasses.replace(big_data(), badges=old, awards=[], enrollments=[completed(101, 1)])

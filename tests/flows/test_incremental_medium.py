@@ -29,7 +29,9 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         pool = iter(active)
         for lp in data.learning_plans[:4]:
             t = next(pool)
-            add_mapping(store, MappingInput(template_id=t["id"], template_name=t["name"], learning_plan_id=str(lp["learning_plan_id"])))
+            add_mapping(
+                store, MappingInput(template_id=t["id"], template_name=t["name"], learning_plan_id=str(lp["learning_plan_id"]))
+            )
         for cert in data.certifications[:3]:
             t = next(pool)
             add_mapping(store, MappingInput(template_id=t["id"], template_name=t["name"], certification_code=str(cert["code"])))
@@ -59,7 +61,11 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         # F7 just issued more badges than F6's full read has pages: F6 sees it on the first page
         # of the changes (Credly's total_count) and reads everything at once instead of them all
         s6, d6 = await run(f"{F6} settle", F6)
-        why = [entry["message"] for entry in runs.query_run_log(store, s6.run_id, limit=5) if entry["message"].startswith("full run from here")]
+        why = [
+            entry["message"]
+            for entry in runs.query_run_log(store, s6.run_id, limit=5)
+            if entry["message"].startswith("full run from here")
+        ]
         assert s6.mode == "full" and len(why) == 1, why
         chain, full = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) pages", why[0]))
         assert chain > full and d6["credly GET /v1/organizations/{org}/badges"] == 1 + full

@@ -27,7 +27,9 @@ async def docebo():
         enrollments=[completed(101, 1, "2025-03-01 10:00:00"), completed(102, 2, "2025-04-01 10:00:00")],
         awards=[{"id_award": 7, "id_cert": 1, "user_id": 1, "issued_on": "2025-05-01 00:00:00", "expire_on": None}],
         lp_enrollments=[{"learning_plan_id": 501, "user_id": 2, "enrolled_at": "2025-01-01 09:00:00"}],
-        course_fields=[{"id": 9, "name": "Level", "type": "dropdown", "options": [{"id": 1, "label": "A"}, {"id": 2, "label": "B"}]}],
+        course_fields=[
+            {"id": 9, "name": "Level", "type": "dropdown", "options": [{"id": 1, "label": "A"}, {"id": 2, "label": "B"}]}
+        ],
     )
     state = DoceboState.from_demo(data)
     app = create_docebo_app(state)

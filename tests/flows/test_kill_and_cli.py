@@ -29,7 +29,13 @@ N_LEARNERS = 400
 
 def big_data():
     users = [
-        {"user_id": i, "username": f"u{i}", "first_name": f"First{i}", "last_name": f"Last{i}", "email": f"learner{i}@example.com"}
+        {
+            "user_id": i,
+            "username": f"u{i}",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "email": f"learner{i}@example.com",
+        }
         for i in range(1, N_LEARNERS + 1)
     ]
     enr = [completed(101, i, f"2025-03-{1 + i % 28:02d} 10:00:00") for i in range(1, N_LEARNERS + 1)]
@@ -45,7 +51,9 @@ def _state(credly_state, docebo_state):
         (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at)
         for b in credly_state.badges.values()
     )
-    trainings = sorted((t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in docebo_state.external_trainings.values())
+    trainings = sorted(
+        (t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in docebo_state.external_trainings.values()
+    )
     awards = sorted((a["user_id"], a["id_cert"], a["issued_on"], a["expire_on"]) for a in docebo_state.awards.values())
     return badges, trainings, awards
 
@@ -53,7 +61,9 @@ def _state(credly_state, docebo_state):
 def _write_config(tmp_path, sb) -> dict:
     cfg = AppConfig(
         credly=CredlyConfig(base_url=sb.credly.base_url, organization_id=sb.credly.organization_id),
-        docebo=DoceboConfig(base_url=sb.docebo.base_url, client_id=sb.docebo.client_id, rate_limit_per_hour=1_000_000, burst=1000),
+        docebo=DoceboConfig(
+            base_url=sb.docebo.base_url, client_id=sb.docebo.client_id, rate_limit_per_hour=1_000_000, burst=1000
+        ),
     )
     save_config(cfg)
     env = dict(os.environ)
@@ -248,9 +258,17 @@ async def test_F7_batch_killed_with_sigkill_at_several_points_converges_without_
 async def test_F6_batch_killed_with_sigkill_at_several_points_converges_without_duplicates(tmp_path):
     data = big_data()
     badges = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted" if i % 2 else "pending", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted" if i % 2 else "pending",
+            "issuer_earner_id": None,
+        }
         for i in range(1, 61)
     ]
     data = dataclasses.replace(data, badges=badges, awards=[])

@@ -166,12 +166,23 @@ def test_deletion_notice_lists_templates_and_mappings(store):
     nid = notifications.deletion_notice(
         store,
         [{"template_id": "T1", "name": "Safety"}, {"template_id": "T2", "name": "Fire"}],
-        [{"id": 4, "template_id": "T1", "template_name": "Safety", "learning_plan_id": "12", "certification_code": "", "import_as_external_training": 0}],
+        [
+            {
+                "id": 4,
+                "template_id": "T1",
+                "template_name": "Safety",
+                "learning_plan_id": "12",
+                "certification_code": "",
+                "import_as_external_training": 0,
+            }
+        ],
         run_id=None,
     )
     n = notifications.get_notification(store, nid)
     assert n["kind"] == "deletion_notice" and "2 badge templates" in n["title"] and "1 mapping" in n["title"]
-    assert "Safety (T1)" in n["body"] and "Fire (T2)" in n["body"] and "mapping 4" in n["body"] and "learning plan 12" in n["body"]
+    assert (
+        "Safety (T1)" in n["body"] and "Fire (T2)" in n["body"] and "mapping 4" in n["body"] and "learning plan 12" in n["body"]
+    )
 
 
 def test_read_unread_and_config_dedup(store):

@@ -36,7 +36,10 @@ def test_S3_required_settings_per_flow():
     assert "EVIDENCE_TITLE" in rules.required_settings("docebo-to-credly")
     assert "EVIDENCE_TITLE" not in rules.required_settings("credly-to-docebo")
     assert "EXTERNAL_TRAINING_INSTITUTE_NAME" in rules.required_settings("badge_event")
-    assert all("NOTIFICATION_MAIL_ID" in rules.required_settings(f) for f in ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo"))
+    assert all(
+        "NOTIFICATION_MAIL_ID" in rules.required_settings(f)
+        for f in ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo")
+    )
 
 
 def test_E1_each_case():
@@ -62,7 +65,9 @@ def test_dates_and_start_bound():
 
 def test_evidence_and_badge_body_carry_what_spec_lists():
     ev = rules.evidence("Docebo achievement", "F3b", "learning plan 501")
-    assert ev[0]["title"] == "Docebo achievement" and "F3b" in ev[0]["description"] and "learning plan 501" in ev[0]["description"]
+    assert (
+        ev[0]["title"] == "Docebo achievement" and "F3b" in ev[0]["description"] and "learning plan 501" in ev[0]["description"]
+    )
     body = rules.badge_fields(
         email="a@x.com", first_name="A", last_name="B", template_id="t", issued_at=T0,
         docebo_user_id=12, expires_at=False, evidence_items=ev,

@@ -66,7 +66,9 @@ def test_action_lines_form_the_plan_and_failures_filter(store):
 def test_progress_is_coalesced_but_final_value_always_sent(store, monkeypatch):
     monkeypatch.setattr(runs, "PROGRESS_INTERVAL", 3600)
     calls = []
-    rec = RunRecorder.start(store, "templates", trigger="test", callbacks=Callbacks(on_progress=lambda d, t: calls.append((d, t))))
+    rec = RunRecorder.start(
+        store, "templates", trigger="test", callbacks=Callbacks(on_progress=lambda d, t: calls.append((d, t)))
+    )
     rec.set_total(1000)
     for _ in range(1000):
         rec.advance()
@@ -92,7 +94,8 @@ def test_running_row_of_a_dead_process_becomes_interrupted(store):
     proc.wait()
     with store.write():
         store.db.execute(
-            "INSERT INTO runs (flow, trigger, status, started_at, pid) VALUES ('docebo_to_credly', 'cli', 'running', '2024-01-01T00:00:00Z', ?)",
+            "INSERT INTO runs (flow, trigger, status, started_at, pid) "
+            "VALUES ('docebo_to_credly', 'cli', 'running', '2024-01-01T00:00:00Z', ?)",
             (proc.pid,),
         )
         run_id = store.db.execute("SELECT max(id) FROM runs").fetchone()[0]

@@ -36,9 +36,17 @@ def both_ways_data(n_learners: int = N_LEARNERS, n_imported: int = N_IMPORTED):
         for i in range(1, N_AWARDS + 1)
     ]
     badges = [
-        {"id": f"b{i:04d}-0000-4000-8000-000000000000", "badge_template_id": T_IMPORT, "recipient_email": f"learner{i}@example.com",
-         "issued_to_first_name": "F", "issued_to_last_name": "L", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted" if i % 2 else "pending", "issuer_earner_id": None}
+        {
+            "id": f"b{i:04d}-0000-4000-8000-000000000000",
+            "badge_template_id": T_IMPORT,
+            "recipient_email": f"learner{i}@example.com",
+            "issued_to_first_name": "F",
+            "issued_to_last_name": "L",
+            "issued_at": "2025-05-01T10:00:00.000Z",
+            "expires_at": None,
+            "state": "accepted" if i % 2 else "pending",
+            "issuer_earner_id": None,
+        }
         for i in range(1, n_imported + 1)
     ]
     return dataclasses.replace(base_data(users=users, enrollments=enrollments, awards=awards), badges=badges)

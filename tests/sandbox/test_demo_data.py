@@ -152,11 +152,15 @@ def test_every_size_has_the_cases_the_flows_need(size):
     assert credly_only
     docebo_only = set(by_email) - {b["recipient_email"].lower() for b in d.badges}
     assert docebo_only
-    assert any(b["recipient_email"] != b["recipient_email"].lower() and b["recipient_email"].lower() in by_email for b in d.badges)
+    assert any(
+        b["recipient_email"] != b["recipient_email"].lower() and b["recipient_email"].lower() in by_email for b in d.badges
+    )
 
     # no duplicate pending/accepted badge unless its template allows it (Credly would refuse it)
     allow = {t["id"]: t["allow_duplicate_badges"] for t in d.templates}
-    held = Counter((b["badge_template_id"], b["recipient_email"].lower()) for b in d.badges if b["state"] in ("pending", "accepted"))
+    held = Counter(
+        (b["badge_template_id"], b["recipient_email"].lower()) for b in d.badges if b["state"] in ("pending", "accepted")
+    )
     assert all(n == 1 or allow[key[0]] for key, n in held.items())
 
 

@@ -112,7 +112,13 @@ def test_notifications_list_show_mark_read(run, db):
     listed = run("notifications", "list", "--unread")
     assert listed.exit_code == 0 and "Issuing a badge failed" in listed.stdout and "*" in listed.stdout
     shown = run("notifications", "show", "1")
-    for part in ("details", "Object: user 1 / course 7", "Call: Credly POST", "Service message: Invalid template", "Mail: pending"):
+    for part in (
+        "details",
+        "Object: user 1 / course 7",
+        "Call: Credly POST",
+        "Service message: Invalid template",
+        "Mail: pending",
+    ):
         assert part in shown.stdout
     unread = json.loads(run("notifications", "list", "--unread", "--json").stdout)
     assert [n["id"] for n in unread] == [2]  # show marked 1 read

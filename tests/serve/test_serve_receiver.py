@@ -112,7 +112,9 @@ async def test_a_wrong_secret_is_refused_and_notified(writer, db_path, source):
 
 async def test_malformed_bodies_are_refused_with_400(writer, db_path):
     async with make_client(writer) as client:
-        bad_json = await client.post(f"/webhooks/docebo/{SECRET}", content=b"{not json", headers={"content-type": "application/json"})
+        bad_json = await client.post(
+            f"/webhooks/docebo/{SECRET}", content=b"{not json", headers={"content-type": "application/json"}
+        )
         no_payload = await client.post(f"/webhooks/docebo/{SECRET}", json={"message_id": "m", "event": "e"})
         bad_notice = await client.post(f"/webhooks/credly/{SECRET}", json={"id": "x"})
     assert bad_json.status_code == no_payload.status_code == bad_notice.status_code == 400
@@ -127,7 +129,9 @@ async def test_malformed_bodies_are_refused_with_400(writer, db_path):
 
 async def test_a_notice_of_another_organization_is_refused(writer, db_path):
     async with make_client(writer) as client:
-        response = await client.post(f"/webhooks/credly/{SECRET}", json=notice("ev-9", org="99999999-0000-0000-0000-000000000000"))
+        response = await client.post(
+            f"/webhooks/credly/{SECRET}", json=notice("ev-9", org="99999999-0000-0000-0000-000000000000")
+        )
     assert response.status_code == 403
     writer.stop()
     assert rows(db_path) == []
@@ -169,7 +173,9 @@ async def test_docebo_basic_auth_when_configured(writer, db_path):
     async with make_client(writer, docebo_basic_auth_user="docebo") as client:
         missing = await client.post(f"/webhooks/docebo/{SECRET}", json=completion_body("wh-a"))
         wrong = await client.post(f"/webhooks/docebo/{SECRET}", json=completion_body("wh-a"), headers=basic("docebo", "nope"))
-        garbage = await client.post(f"/webhooks/docebo/{SECRET}", json=completion_body("wh-a"), headers={"Authorization": "Basic !!!"})
+        garbage = await client.post(
+            f"/webhooks/docebo/{SECRET}", json=completion_body("wh-a"), headers={"Authorization": "Basic !!!"}
+        )
         right = await client.post(f"/webhooks/docebo/{SECRET}", json=completion_body("wh-a"), headers=basic("docebo", SECRET))
         credly = await client.post(f"/webhooks/credly/{SECRET}", json=notice("ev-1"))  # Credly sends no Basic auth
     assert missing.status_code == wrong.status_code == garbage.status_code == 401
@@ -180,7 +186,9 @@ async def test_docebo_basic_auth_when_configured(writer, db_path):
 
 async def test_an_oversized_body_is_refused(writer, db_path):
     async with make_client(writer, max_body_bytes=1000) as client:
-        response = await client.post(f"/webhooks/docebo/{SECRET}", json={"message_id": "m", "event": "e", "payload": {"x": "y" * 2000}})
+        response = await client.post(
+            f"/webhooks/docebo/{SECRET}", json={"message_id": "m", "event": "e", "payload": {"x": "y" * 2000}}
+        )
     assert response.status_code == 413
     assert rows(db_path) == []
 

@@ -60,7 +60,9 @@ def test_the_daily_run_across_daylight_saving_changes():
 def test_five_minute_jobs_fall_on_five_minute_marks():
     t = dt.datetime(2026, 1, 1, 10, 3, 20, tzinfo=UTC)
     assert next_occurrence("dropdown", t) == dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
-    assert next_occurrence("docebo-to-credly", dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC)) == dt.datetime(2026, 1, 1, 10, 10, tzinfo=UTC)
+    assert next_occurrence("docebo-to-credly", dt.datetime(2026, 1, 1, 10, 5, tzinfo=UTC)) == dt.datetime(
+        2026, 1, 1, 10, 10, tzinfo=UTC
+    )
     assert next_occurrence("dropdown", dt.datetime(2026, 1, 1, 23, 58, tzinfo=UTC)) == dt.datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
 
 

@@ -538,7 +538,10 @@ class CredlyState:
                 return cached[1]
             candidates: dict[str, None] | None = None
             indexed = [
-                (self._by_email, [e.lower() for e in filters.get("recipient_email", []) + filters.get("recipient_email_all", [])]),
+                (
+                    self._by_email,
+                    [e.lower() for e in filters.get("recipient_email", []) + filters.get("recipient_email_all", [])],
+                ),
                 (self._by_template, filters.get("badge_template_id", [])),
                 (self._by_earner, filters.get("issuer_earner_id", [])),
             ]

@@ -1201,9 +1201,10 @@ def create_docebo_app(
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         status = exc.status_code
-        message = {404: f"Route {request.url.path} not found", 405: f"Method {request.method} not allowed on {request.url.path}"}.get(
-            status, str(exc.detail)
-        )
+        message = {
+            404: f"Route {request.url.path} not found",
+            405: f"Method {request.method} not allowed on {request.url.path}",
+        }.get(status, str(exc.detail))
         response = _error_response(status, message)
         if exc.headers:
             response.headers.update(exc.headers)

@@ -351,7 +351,9 @@ class DoceboState:
         fullname = f"{user['first_name']} {user['last_name']}"
         for key in {user["email"].lower(), user["username"].lower(), fullname.lower()}:
             self._user_exact.setdefault(key, []).append(uid)
-        self._user_blob[uid] = " ".join((user["first_name"], user["last_name"], user["username"], user["email"], fullname)).lower()
+        self._user_blob[uid] = " ".join(
+            (user["first_name"], user["last_name"], user["username"], user["email"], fullname)
+        ).lower()
         self._user_orders.clear()
         return user
 

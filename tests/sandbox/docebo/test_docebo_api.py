@@ -333,8 +333,16 @@ async def test_course_field_update_validation_changes_nothing(api, state):
     assert_error(await api.put("/learn/v1/courses/field/1", json=bad), 400, "999")
     assert state.course_fields[1]["options"] == before
     assert_error(await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"moved": []}}), 400, "moved")
-    assert_error(await api.put("/learn/v1/courses/field/2", json={"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}), 400, "dropdown")
-    assert_error(await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"updated": [{"translations": {"english": "A"}}]}}), 400, "id_option")
+    assert_error(
+        await api.put("/learn/v1/courses/field/2", json={"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}),
+        400,
+        "dropdown",
+    )
+    assert_error(
+        await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"updated": [{"translations": {"english": "A"}}]}}),
+        400,
+        "id_option",
+    )
 
 
 # -- course enrollments (§4.1) ----------------------------------------------------------------------
@@ -399,10 +407,14 @@ async def _find(state, status):
 
 
 async def test_put_enrollment_completes_course(api, state):
-    rec = next(r for r in state.enrollments.values() if r["status"] == "in_progress" and state.courses[r["course_id"]]["validity_days"])
+    rec = next(
+        r for r in state.enrollments.values() if r["status"] == "in_progress" and state.courses[r["course_id"]]["validity_days"]
+    )
     r = await api.put(f"/learn/v1/enrollments/{rec['course_id']}/{rec['user_id']}", json={"status": "completed"})
     assert r.status_code == 200, r.text
-    item = (await api.get("/course/v1/courses/enrollments", params={"course_id[]": rec["course_id"], "user_id[]": rec["user_id"]})).json()["data"]["items"][0]
+    item = (
+        await api.get("/course/v1/courses/enrollments", params={"course_id[]": rec["course_id"], "user_id[]": rec["user_id"]})
+    ).json()["data"]["items"][0]
     assert item["enrollment_status"] == "completed"
     assert item["enrollment_completion_date"] is not None
     assert item["enrollment_date_end_validity"] > item["enrollment_completion_date"]
@@ -422,7 +434,12 @@ async def test_put_enrollment_with_date_score_and_legacy_status_code(api, state)
 
 @pytest.mark.parametrize(
     "body, part",
-    [({"status": "finished"}, "status"), ({"date_complete": "yesterday"}, "date_complete"), ({"score_given": "lots"}, "score"), ({}, "nothing")],
+    [
+        ({"status": "finished"}, "status"),
+        ({"date_complete": "yesterday"}, "date_complete"),
+        ({"score_given": "lots"}, "score"),
+        ({}, "nothing"),
+    ],
 )
 async def test_put_enrollment_validation(api, demo, body, part):
     e = demo.enrollments[0]
@@ -461,7 +478,9 @@ async def test_learning_plans_and_their_courses(api, demo):
 
 async def test_lp_enrollments_status_columns_only_when_asked(api, demo):
     lp_id = demo.learning_plans[0]["learning_plan_id"]
-    plain = (await api.get("/learningplan/v1/learningplans/enrollments", params={"learning_plan_id[]": lp_id})).json()["data"]["items"]
+    plain = (await api.get("/learningplan/v1/learningplans/enrollments", params={"learning_plan_id[]": lp_id})).json()["data"][
+        "items"
+    ]
     assert plain and "enrollment_status" not in plain[0] and "enrollment_completion_date" not in plain[0]
     assert {"user_id", "learning_plan_id", "enrollment_created_at"} <= set(plain[0])
     params = [("learning_plan_id[]", lp_id), ("extra_fields[]", "enrollment_status"),
@@ -562,7 +581,17 @@ async def test_certifications_list(api, demo):
 async def test_awards_list_and_filters(api, demo, state):
     items = await all_items(api, "/certification/v1/awards")
     assert len(items) == len(demo.awards)
-    assert set(items[0]) == {"id_award", "id_cert", "user_id", "issued_on", "expire_on", "status", "source", "external_link", "date_last_updated"}
+    assert set(items[0]) == {
+        "id_award",
+        "id_cert",
+        "user_id",
+        "issued_on",
+        "expire_on",
+        "status",
+        "source",
+        "external_link",
+        "date_last_updated",
+    }
     assert any(i["expire_on"] is None for i in items) and any(i["expire_on"] for i in items)
     uid = demo.awards[0]["user_id"]
     mine = await all_items(api, "/certification/v1/awards", [("user_id[]", uid)])
@@ -601,7 +630,9 @@ async def test_award_lifecycle(api, state, demo):
 async def test_award_defaults_expiry_from_certification_validity(api, state, demo):
     uid = next(u for u in state.users if not state.awards_by_user.get(u))
     cert = next(c for c in demo.certifications if c["validity_days"] == 365)
-    r = await api.post("/certification/v1/awards", json={"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-01-01 00:00:00"})
+    r = await api.post(
+        "/certification/v1/awards", json={"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-01-01 00:00:00"}
+    )
     rec = state.awards[r.json()["data"]["id_award"]]
     assert rec["expire_on"] == "2027-01-01 00:00:00"
 

@@ -63,7 +63,9 @@ async def test_forced_failure_answers_5xx_with_docebo_body_and_changes_nothing(a
 
 async def test_dropped_connection_after_processing(api, anon, state):
     rec = next(r for r in state.enrollments.values() if r["status"] == "in_progress")
-    await anon.put("/_sandbox/faults", json={"force": [{"kind": "drop", "route": "PUT /learn/v1/enrollments/{course_id}/{user_id}"}]})
+    await anon.put(
+        "/_sandbox/faults", json={"force": [{"kind": "drop", "route": "PUT /learn/v1/enrollments/{course_id}/{user_id}"}]}
+    )
     with pytest.raises(httpx.RemoteProtocolError):
         await api.put(f"/learn/v1/enrollments/{rec['course_id']}/{rec['user_id']}", json={"status": "completed"})
     assert rec["status"] == "completed"  # processed, answer lost
@@ -140,7 +142,9 @@ async def test_token_control_expires(api, anon):
 
 async def test_learner_completes_a_course_enrolling_first(api, anon, state):
     uid = next(u for u in state.users if 101 not in state.enr_by_user.get(u, {}))
-    r = await anon.post("/_sandbox/learner/complete", json={"course_id": 101, "user_id": uid, "completion_date": "2026-05-05 10:00:00"})
+    r = await anon.post(
+        "/_sandbox/learner/complete", json={"course_id": 101, "user_id": uid, "completion_date": "2026-05-05 10:00:00"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["enrollment_status"] == "completed"
     rec = state.enrollments[(101, uid)]
@@ -149,7 +153,10 @@ async def test_learner_completes_a_course_enrolling_first(api, anon, state):
 
 async def test_learner_batch_validates_everything_first(anon, state):
     before = {k: dict(v) for k, v in state.enrollments.items()}
-    r = await anon.post("/_sandbox/learner/complete", json={"completions": [{"course_id": 101, "user_id": 10001}, {"course_id": 1, "user_id": 10001}]})
+    r = await anon.post(
+        "/_sandbox/learner/complete",
+        json={"completions": [{"course_id": 101, "user_id": 10001}, {"course_id": 1, "user_id": 10001}]},
+    )
     assert r.status_code == 404
     assert {k: dict(v) for k, v in state.enrollments.items()} == before
     assert (await anon.post("/_sandbox/learner/complete", json={"completions": []})).status_code == 400

@@ -91,7 +91,9 @@ async def test_webhook_samples(state):
     open_recs = [r for r in state.enrollments.values() if r["status"] != "completed"][:3]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         await c.put("/_sandbox/webhook", json={"url": "http://hook.test/"})
-        await c.post("/_sandbox/learner/complete", json={"course_id": open_recs[0]["course_id"], "user_id": open_recs[0]["user_id"]})
+        await c.post(
+            "/_sandbox/learner/complete", json={"course_id": open_recs[0]["course_id"], "user_id": open_recs[0]["user_id"]}
+        )
         await c.put("/_sandbox/webhook", json={"grouping": True, "group_window_s": 60})
         await c.post("/_sandbox/learner/complete", json={"completions": [
             {"course_id": r["course_id"], "user_id": r["user_id"]} for r in open_recs[1:]]})

@@ -26,7 +26,16 @@ COMPLETION_SAMPLE_KEYS = {
     "fired_at", "user_id", "username", "course_id", "course_name", "level", "status", "enrollment_date",
     "completion_date", "enrollment_date_begin_validity", "enrollment_date_end_validity", "subscribed_by_id",
 }
-CERT_PAYLOAD_KEYS = {"fired_at", "user_id", "username", "certification_id", "certification_code", "award_id", "issued_on", "expire_on"}
+CERT_PAYLOAD_KEYS = {
+    "fired_at",
+    "user_id",
+    "username",
+    "certification_id",
+    "certification_code",
+    "award_id",
+    "issued_on",
+    "expire_on",
+}
 HOOK = "http://receiver.test/docebo"
 
 
@@ -131,7 +140,9 @@ async def test_event_filter(app, api, ctl, state, capture):
 async def test_certification_events_from_admin_and_public_api(app, api, ctl, state, capture):
     await ctl.put("/_sandbox/webhook", json={"url": HOOK})
     uid = next(u for u in state.users if not state.awards_by_user.get(u))
-    award = (await ctl.post("/_sandbox/admin/awards", json={"id_cert": 2, "user_id": uid, "issued_on": "2026-03-01 09:00:00"})).json()["data"]
+    award = (
+        await ctl.post("/_sandbox/admin/awards", json={"id_cert": 2, "user_id": uid, "issued_on": "2026-03-01 09:00:00"})
+    ).json()["data"]
     await ctl.put(f"/_sandbox/admin/awards/{award['id_award']}", json={"expire_on": "2028-03-01 09:00:00"})
     await ctl.delete(f"/_sandbox/admin/awards/{award['id_award']}")
     r = await api.post("/certification/v1/awards", json={"id_cert": 1, "user_id": uid})
