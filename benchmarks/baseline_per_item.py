@@ -57,8 +57,12 @@ def _badge_body(
 ) -> dict[str, Any]:
     when = rules.parse_datetime(issued)
     return rules.badge_fields(
-        email=learner["email"], first_name=learner["first_name"], last_name=learner["last_name"],
-        template_id=template_id, issued_at=when, docebo_user_id=learner["user_id"],
+        email=learner["email"],
+        first_name=learner["first_name"],
+        last_name=learner["last_name"],
+        template_id=template_id,
+        issued_at=when,
+        docebo_user_id=learner["user_id"],
         expires_at=rules.badge_expires_at(expiry, when, settings.default_expiration_days),
         evidence_items=rules.evidence(settings.evidence_title, "baseline", origin),
     )
@@ -75,8 +79,10 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("course_list", "course", "completion", "award_list", "award")}
     field_id = store.get_meta("docebo.course_field_id")
-    by_option = {str(r["dropdown_element_id"]): str(r["template_id"]).lower()
-                 for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")}
+    by_option = {
+        str(r["dropdown_element_id"]): str(r["template_id"]).lower()
+        for r in store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")
+    }
     lp_maps: dict[str, list[str]] = {}
     cert_maps: dict[str, list[str]] = {}
     for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 ORDER BY id"):
@@ -149,8 +155,11 @@ async def baseline_f7(store: Any, credly: Any, docebo: Any, *, sample_every: int
             held = await _held(credly, learner["email"], template_id) if learner["email"] else [None]
             if not held:
                 await credly.issue_badge(body)
-            elif held[0] is not None and str(held[0].get("issuer_earner_id") or "") == learner["user_id"] \
-                    and not rules.same_day(held[0].get("issued_at"), body["issued_at"]):
+            elif (
+                held[0] is not None
+                and str(held[0].get("issuer_earner_id") or "") == learner["user_id"]
+                and not rules.same_day(held[0].get("issued_at"), body["issued_at"])
+            ):
                 await credly.replace_badge(str(held[0]["id"]), {k: v for k, v in body.items() if k != "recipient_email"})
         meter.stop(parts["award"], mark, 1)
     return parts
@@ -162,8 +171,13 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
     settings = read_settings(store)
     meter = _Meter(credly, docebo)
     parts = {k: Part() for k in ("badge_list", "badge")}
-    maps = [dict(m) for m in store.db.query("SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
-                                             "OR certification_code != '') AND learning_plan_id = '' ORDER BY id")]
+    maps = [
+        dict(m)
+        for m in store.db.query(
+            "SELECT * FROM mappings WHERE is_active = 1 AND (import_as_external_training = 1 "
+            "OR certification_code != '') AND learning_plan_id = '' ORDER BY id"
+        )
+    ]
     names = {str(r["template_id"]).lower(): r["name"] for r in store.db.query("SELECT template_id, name FROM badge_templates")}
     mark = meter.start()
     certs = {str(c.get("code")): c.get("id_cert") async for c in docebo.iter_certifications()}
@@ -185,13 +199,22 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
                 if str(b.get("issuer_earner_id") or "") != learner["user_id"]:  # L1
                     if m["import_as_external_training"]:
                         name = names.get(tid, tid)
-                        have = [t async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
-                                if t.get("course_name") == name]
+                        have = [
+                            t
+                            async for t in docebo.iter_external_trainings(user_ids=[learner["user_id"]])
+                            if t.get("course_name") == name
+                        ]
                         if not have:
-                            await docebo.create_external_training({
-                                "user_id": int(learner["user_id"]), "course_name": name, "course_type": "Credly badge",
-                                "date_from": issued, "date_to": expiry,
-                                "training_institute": settings.external_training_institute_name})
+                            await docebo.create_external_training(
+                                {
+                                    "user_id": int(learner["user_id"]),
+                                    "course_name": name,
+                                    "course_type": "Credly badge",
+                                    "date_from": issued,
+                                    "date_to": expiry,
+                                    "training_institute": settings.external_training_institute_name,
+                                }
+                            )
                     code = str(m["certification_code"] or "")
                     if code and code in certs:
                         have = [
@@ -201,8 +224,15 @@ async def baseline_f6(store: Any, credly: Any, docebo: Any, *, sample_every: int
                             )
                         ]
                         if not have:
-                            await docebo.create_certification_award({
-                                "id_cert": certs[code], "user_id": int(learner["user_id"]), "issued_on": issued,
-                                "expire_on": expiry, "source": "Credly", "external_link": ""})
+                            await docebo.create_certification_award(
+                                {
+                                    "id_cert": certs[code],
+                                    "user_id": int(learner["user_id"]),
+                                    "issued_on": issued,
+                                    "expire_on": expiry,
+                                    "source": "Credly",
+                                    "external_link": "",
+                                }
+                            )
             meter.stop(parts["badge"], mark, 1)
     return parts

@@ -317,14 +317,34 @@ def main() -> None:
         )
         if base is not None:
             b = entry["baseline"]
-            rows.append([f"{flow} (per-item baseline, est.)", b["estimated_full_s"], b["estimated_full_calls"].get("credly", 0),
-                         b["estimated_full_calls"].get("docebo", 0), total(b["estimated_full_calls"]), "", "", "",
-                         b["docebo_hours_at_1000_per_hour"]])
+            rows.append(
+                [
+                    f"{flow} (per-item baseline, est.)",
+                    b["estimated_full_s"],
+                    b["estimated_full_calls"].get("credly", 0),
+                    b["estimated_full_calls"].get("docebo", 0),
+                    total(b["estimated_full_calls"]),
+                    "",
+                    "",
+                    "",
+                    b["docebo_hours_at_1000_per_hour"],
+                ]
+            )
         for rkey, label, _, _ in RERUNS:
             rr = entry["reruns"][rkey]
-            rows.append([f"{flow} ({label})", rr["wall_s"], rr["calls_sandbox"]["credly"], rr["calls_sandbox"]["docebo"],
-                         total(rr["calls_sandbox"]), "", "", f"{rr['peak_rss_mib']:.0f}",
-                         round(rr["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 3)])
+            rows.append(
+                [
+                    f"{flow} ({label})",
+                    rr["wall_s"],
+                    rr["calls_sandbox"]["credly"],
+                    rr["calls_sandbox"]["docebo"],
+                    total(rr["calls_sandbox"]),
+                    "",
+                    "",
+                    f"{rr['peak_rss_mib']:.0f}",
+                    round(rr["calls_sandbox"]["docebo"] / DOCEBO_LIMIT_PER_HOUR, 3),
+                ]
+            )
     f7e, f6e = result["flows"][F7], result["flows"][F6]
     result["targets"] = {
         "calls_within_1_2x_minimum": {F7: f7e["calls_vs_minimum"] <= 1.2, F6: f6e["calls_vs_minimum"] <= 1.2},
@@ -338,17 +358,37 @@ def main() -> None:
     result["sandbox_rss_mib"] = round(sandbox_rss, 0)
     result["bench_wall_s"] = round(time.perf_counter() - started, 1)
 
-    print(f"machine: {machine_line()}; sandboxes in a separate process, {args.latency_ms:g} ms per call; "
-          f"size {args.size} (seed {args.seed}); product concurrency {conc}; Docebo client limiter: "
-          f"{prod['f7']['docebo_limiter']} (switched off for this benchmark)")
-    print(f"data: {c['courses']:,} courses ({c['relevant_courses']:,} relevant), {c['relevant_completions']:,} completions of "
-          f"relevant courses, {c['f7_awards']:,} awards of mapped certifications, {c['f6_templates']} templates "
-          f"with a Docebo side (F6); F7 counts {f7e['counts']}; F6 counts {f6e['counts']}")
-    print(table(rows, ["run", "wall s", "Credly calls", "Docebo calls", "calls", "minimum (ratio)",
-                       "lower bound s (ratio)", "peak RSS MiB", "h at 1,000/h"]))
+    print(
+        f"machine: {machine_line()}; sandboxes in a separate process, {args.latency_ms:g} ms per call; "
+        f"size {args.size} (seed {args.seed}); product concurrency {conc}; Docebo client limiter: "
+        f"{prod['f7']['docebo_limiter']} (switched off for this benchmark)"
+    )
+    print(
+        f"data: {c['courses']:,} courses ({c['relevant_courses']:,} relevant), {c['relevant_completions']:,} completions of "
+        f"relevant courses, {c['f7_awards']:,} awards of mapped certifications, {c['f6_templates']} templates "
+        f"with a Docebo side (F6); F7 counts {f7e['counts']}; F6 counts {f6e['counts']}"
+    )
+    print(
+        table(
+            rows,
+            [
+                "run",
+                "wall s",
+                "Credly calls",
+                "Docebo calls",
+                "calls",
+                "minimum (ratio)",
+                "lower bound s (ratio)",
+                "peak RSS MiB",
+                "h at 1,000/h",
+            ],
+        )
+    )
     if base is not None:
-        print(f"per-item baseline: every {args.sample_every}th course/award/badge measured (lists read in full), "
-              f"extrapolated linearly per unit; speed-up F7 {f7e['baseline']['speedup']}x, F6 {f6e['baseline']['speedup']}x")
+        print(
+            f"per-item baseline: every {args.sample_every}th course/award/badge measured (lists read in full), "
+            f"extrapolated linearly per unit; speed-up F7 {f7e['baseline']['speedup']}x, F6 {f6e['baseline']['speedup']}x"
+        )
     emit(result)
 
 

@@ -128,13 +128,17 @@ def main() -> None:
         "--synchronous",
         choices=["NORMAL", "FULL"],
         default="FULL",
-        help="SQLite synchronous mode of the inbox writer "
-        "(serve uses FULL, which survives a power cut; NORMAL only a killed process)",
+        help=(
+            "SQLite synchronous mode of the inbox writer (serve uses FULL, which survives a power cut; NORMAL only a killed "
+            "process)"
+        ),
     )
-    parser.add_argument("--rate", type=float, default=500.0,
-                        help="offered load of the first phase, deliveries per second (latency at that rate)")
-    parser.add_argument("--client", nargs=6, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE", "PREFIX"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="offered load of the first phase, deliveries per second (latency at that rate)"
+    )
+    parser.add_argument(
+        "--client", nargs=6, metavar=("URL", "N", "CONCURRENCY", "DUPLICATES", "RATE", "PREFIX"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.client:
         url, n, c, d, rate, prefix = args.client
@@ -161,16 +165,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "bench.db"
         config = AppConfig()
-        options = ServeOptions(port=0, scheduler=False, mail=False, workers=args.workers, poll_s=0.2,
-                               handlers={"course_completion": record}, clients=lambda: (None, None),
-                               receiver=ReceiverSettings(secret=SECRET), synchronous=args.synchronous)
+        options = ServeOptions(
+            port=0,
+            scheduler=False,
+            mail=False,
+            workers=args.workers,
+            poll_s=0.2,
+            handlers={"course_completion": record},
+            clients=lambda: (None, None),
+            receiver=ReceiverSettings(secret=SECRET),
+            synchronous=args.synchronous,
+        )
         with ServeRuntime(config, MemorySecrets(), db_path, options) as rt:
 
             def phase(rate: float, prefix: str) -> dict:
                 out = subprocess.run(
-                    [sys.executable, __file__, "--client", rt.urls["docebo"], str(args.deliveries),
-                     str(args.concurrency), str(args.duplicates), str(rate), prefix],
-                    capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--client",
+                        rt.urls["docebo"],
+                        str(args.deliveries),
+                        str(args.concurrency),
+                        str(args.duplicates),
+                        str(rate),
+                        prefix,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -206,25 +229,37 @@ def main() -> None:
         "deliveries_per_commit": round(stored / batches, 1) if batches else 0,
         "drain_after_load_s": round(drain_s, 2),
         "processed_exactly_once": exactly_once,
-        "target_met": (flat_out["acks_per_s"] >= 500 and paced["acks_per_s"] >= 0.95 * args.rate
-                       and paced["p99_ms"] < 50 and nothing_lost and exactly_once),
+        "target_met": (
+            flat_out["acks_per_s"] >= 500
+            and paced["acks_per_s"] >= 0.95 * args.rate
+            and paced["p99_ms"] < 50
+            and nothing_lost
+            and exactly_once
+        ),
     }
     print(f"machine                      {result['machine']}")
-    print(f"connections                  {args.concurrency} keep-alive, from a second process "
-          f"(inbox writer synchronous = {args.synchronous})")
+    print(
+        f"connections                  {args.concurrency} keep-alive, from a second process "
+        f"(inbox writer synchronous = {args.synchronous})"
+    )
     for name, load in (("paced", paced), ("saturation", flat_out)):
         label = f"offered {args.rate:.0f}/s" if name == "paced" else "as fast as possible"
         print(f"{name} ({label})")
-        print(f"  requests                   {load['sent']} ({load['distinct']} distinct, "
-              f"{load['sent'] - load['distinct']} re-sent), statuses {load['statuses']}")
+        print(
+            f"  requests                   {load['sent']} ({load['distinct']} distinct, "
+            f"{load['sent'] - load['distinct']} re-sent), statuses {load['statuses']}"
+        )
         print(f"  acknowledged per second    {load['acks_per_s']:.0f}")
         print(f"  ack latency p50/p99/max    {load['p50_ms']:.1f} / {load['p99_ms']:.1f} / {load['max_ms']:.1f} ms")
     print(f"rows stored / done           {rows} / {done} (expected {distinct})")
     print(f"commits (group commit)       {batches} ({result['deliveries_per_commit']} items per commit)")
     print(f"processed exactly once       {exactly_once} (backlog drained {drain_s:.2f} s after the load)")
-    print(f"target met                   {result['target_met']}  (≥ 500/s acknowledged, p99 < 50 ms at "
-          f"{args.rate:.0f}/s, nothing lost)")
+    print(
+        f"target met                   {result['target_met']}  (≥ 500/s acknowledged, p99 < 50 ms at "
+        f"{args.rate:.0f}/s, nothing lost)"
+    )
     print(json.dumps(result))
+
 
 if __name__ == "__main__":
     main()

@@ -161,7 +161,7 @@ def main() -> None:
     print(f"{'python start + import the console':<38}{result['start_and_import_s']:>10.3f}")
     print(f"{'first screen (dashboard painted)':<38}{result['first_screen_s']:>10.3f}")
     print(f"{'open mappings (first page + total)':<38}{result['open_mappings_s']:>10.3f}")
-    for n, (ui, sql) in enumerate(zip(keys, result["sql_per_keystroke_s"], strict=False), start=1):
+    for n, (ui, sql) in enumerate(zip(keys, result["sql_per_keystroke_s"], strict=True), start=1):
         print(f"{'filter keystroke ' + repr(args.filter[:n]):<38}{ui:>10.3f}   (SQL alone {sql:.3f})")
     print(f"{'keystroke median / max':<38}{statistics.median(keys):>10.3f} / {max(keys):.3f}")
     print(f"{'(test driver round trip, median)':<38}{statistics.median(result['pilot_round_trip_s']):>10.3f}")

@@ -85,10 +85,12 @@ def main() -> None:
         data = generate(size, args.seed)  # type: ignore[arg-type]
         gen_s = time.perf_counter() - t
         completed = sum(1 for e in data.enrollments if e["status"] == "completed")
-        print(f"[{size}] generate: {gen_s:.2f} s  users={len(data.users):,} courses={len(data.courses):,} "
-              f"learning_plans={len(data.learning_plans):,} enrollments={len(data.enrollments):,} "
-              f"completed={completed:,} awards={len(data.awards):,} templates={len(data.templates):,} "
-              f"badges={len(data.badges):,}")
+        print(
+            f"[{size}] generate: {gen_s:.2f} s  users={len(data.users):,} courses={len(data.courses):,} "
+            f"learning_plans={len(data.learning_plans):,} enrollments={len(data.enrollments):,} "
+            f"completed={completed:,} awards={len(data.awards):,} templates={len(data.templates):,} "
+            f"badges={len(data.badges):,}"
+        )
         gc.collect()
         tracemalloc.start()
         t = time.perf_counter()

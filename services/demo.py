@@ -368,9 +368,8 @@ class _Simulator:
         pool = [c for c in self.courses if c["id_course"] in self.assigned] or self.courses
         course = self.rng.choice(pool)
         user = self.rng.choice(self.users)
-        await self._post(
-            f"{self.docebo}/_sandbox/learner/complete", {"course_id": course["id_course"], "user_id": user["user_id"]}
-        )
+        body = {"course_id": course["id_course"], "user_id": user["user_id"]}
+        await self._post(f"{self.docebo}/_sandbox/learner/complete", body)
         self.env._note("completion", f"{user['first_name']} {user['last_name']} completed {course['name']!r} in Docebo")
 
     async def _award(self) -> None:
@@ -395,11 +394,16 @@ class _Simulator:
         m = self.rng.choice(mapped)
         user = self.rng.choice(self.users)
         try:
-            await self._post(f"{self.credly}/_sandbox/badges", {
-                "badge_template_id": m["template_id"], "recipient_email": user["email"],
-                "issued_to_first_name": user["first_name"], "issued_to_last_name": user["last_name"],
-                "state": self.rng.choice(["pending", "accepted"]),
-            })
+            await self._post(
+                f"{self.credly}/_sandbox/badges",
+                {
+                    "badge_template_id": m["template_id"],
+                    "recipient_email": user["email"],
+                    "issued_to_first_name": user["first_name"],
+                    "issued_to_last_name": user["last_name"],
+                    "state": self.rng.choice(["pending", "accepted"]),
+                },
+            )
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", 0) == 422:  # already holds it
                 return await self._completion()

@@ -40,8 +40,8 @@ def _connection_problems(config: Any, secrets: Any, services: tuple[str, ...]) -
             problems.append("[docebo] client_id is not set in the configuration file")
         if not secrets.get("docebo_client_secret"):
             problems.append(
-                "the Docebo client secret is not set "
-                "(keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET environment variable)"
+                "the Docebo client secret is not set (keyring entry docebo_client_secret or the DOCEBO_CLIENT_SECRET "
+                "environment variable)"
             )
         if (config.docebo.grant or "") == "password" and not secrets.get("docebo_password"):
             problems.append(
@@ -106,9 +106,12 @@ def _exit_code(s: Any) -> int:
 @click.argument("flow", type=click.Choice(FLOWS))
 @click.option("--dry-run", is_flag=True, help="List what the flow would do; change nothing in Credly, Docebo or the tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary (counts, status, actions) as JSON.")
-@click.option("--full", is_flag=True,
-              help="docebo-to-credly / credly-to-docebo: read everything instead of only what changed "
-                   "since the last good run (a full reconciliation).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="docebo-to-credly / credly-to-docebo: read everything instead of only what changed "
+    "since the last good run (a full reconciliation).",
+)
 def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
     """Run one sync flow now and print its summary.
 

@@ -187,34 +187,53 @@ def mappings_group() -> None:
 
 
 @mappings_group.command("list")
-@click.option(
-    "--search", "text", default="", help="Only mappings whose template, learning plan or certification contains this text."
-)
+@click.option("--search", "text", default="", help="Only mappings whose template, learning plan or certification contains this "
+                                                   "text.")
 @click.option("--active/--inactive", "active", default=None, help="Only active / only inactive mappings.")
 @click.option("--template", "template_id", default=None, help="Only mappings of this template id.")
-@click.option("--sort", type=click.Choice(["id", "template_id", "template_name", "learning_plan_id",
-                                           "certification_code", "is_active", "check_status", "updated_at"]),
-              default="id", show_default=True, help="Sort column.")
+@click.option(
+    "--sort",
+    type=click.Choice(
+        [
+            "id",
+            "template_id",
+            "template_name",
+            "learning_plan_id",
+            "certification_code",
+            "is_active",
+            "check_status",
+            "updated_at",
+        ]
+    ),
+    default="id",
+    show_default=True,
+    help="Sort column.",
+)
 @click.option("--desc", "descending", is_flag=True, help="Sort in descending order.")
 @click.option("--limit", type=click.IntRange(1, SQLITE_MAX_INT), default=1000, show_default=True, help=LIMIT_HELP)
 @click.option("--offset", type=OFFSET, default=0, help="Skip this many rows first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
-def mappings_list(text: str, active: bool | None, template_id: str | None, sort: str, descending: bool,
-                  limit: int, offset: int, as_json: bool) -> None:
+def mappings_list(
+    text: str, active: bool | None, template_id: str | None, sort: str, descending: bool, limit: int, offset: int, as_json: bool
+) -> None:
     """List mappings."""
     from services.store.mappings import count_mappings, query_mappings
 
     with open_store() as store:
-        rows = query_mappings(store, text=text, active=active, template_id=template_id, sort=sort,
-                              descending=descending, limit=limit, offset=offset)
+        rows = query_mappings(
+            store, text=text, active=active, template_id=template_id, sort=sort, descending=descending, limit=limit, offset=offset
+        )
         total = count_mappings(store, text=text, active=active, template_id=template_id)
     if as_json:
         echo_json(rows)
     else:
         for row in rows:
-            row["check"] = (row["check_status"] + (f": {row['check_message']}" if row["check_message"] else "")) \
-                if row["check_status"] else ("unchecked" if not row["template_known"] else "")
+            row["check"] = (
+                (row["check_status"] + (f": {row['check_message']}" if row["check_message"] else ""))
+                if row["check_status"]
+                else ("unchecked" if not row["template_known"] else "")
+            )
         echo_table(rows, MAPPING_TABLE, empty="(no mappings)")
     paging_note(len(rows), offset, total)
 
@@ -225,12 +244,22 @@ def mappings_list(text: str, active: bool | None, template_id: str | None, sort:
 @click.option("--external-training", is_flag=True, help="Import badges of this template as Docebo external trainings.")
 @click.option("--certification", "certification_code", default="", help="Docebo certification code.")
 @click.option("--inactive", is_flag=True, help="Create the mapping switched off.")
-@click.option("--template-name", default="", help="Label for a template not yet in the local template table "
-              "(ignored when it is: the table's name is used).")
+@click.option(
+    "--template-name",
+    default="",
+    help="Label for a template not yet in the local template table (ignored when it is: the table's name is used).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new mapping as JSON.")
 @handle_errors
-def mappings_add(template_id: str, learning_plan_id: str, external_training: bool, certification_code: str,
-                 inactive: bool, template_name: str, as_json: bool) -> None:
+def mappings_add(
+    template_id: str,
+    learning_plan_id: str,
+    external_training: bool,
+    certification_code: str,
+    inactive: bool,
+    template_name: str,
+    as_json: bool,
+) -> None:
     """Add a mapping.
 
     \b
@@ -239,9 +268,14 @@ def mappings_add(template_id: str, learning_plan_id: str, external_training: boo
     """
     from services.store.mappings import MappingInput, add_mapping
 
-    data = MappingInput(template_id=template_id, learning_plan_id=learning_plan_id,
-                        import_as_external_training=external_training, certification_code=certification_code,
-                        is_active=not inactive, template_name=template_name)
+    data = MappingInput(
+        template_id=template_id,
+        learning_plan_id=learning_plan_id,
+        import_as_external_training=external_training,
+        certification_code=certification_code,
+        is_active=not inactive,
+        template_name=template_name,
+    )
     with open_store() as store:
         row = add_mapping(store, data)
     _print_mapping(row, as_json, "added")
@@ -251,22 +285,38 @@ def mappings_add(template_id: str, learning_plan_id: str, external_training: boo
 @click.argument("mapping_id", metavar="ID", type=ROW_ID)
 @click.option("--template", "template_id", default=None, help="New Credly badge template id.")
 @click.option("--learning-plan", "learning_plan_id", default=None, help='New learning plan id ("" to clear).')
-@click.option("--external-training/--no-external-training", "external_training", default=None,
-              help="Import badges as external trainings, or stop doing so.")
+@click.option(
+    "--external-training/--no-external-training",
+    "external_training",
+    default=None,
+    help="Import badges as external trainings, or stop doing so.",
+)
 @click.option("--certification", "certification_code", default=None, help='New certification code ("" to clear).')
 @click.option("--active/--inactive", "active", default=None, help="Switch the mapping on or off.")
 @click.option("--template-name", default=None, help="Label for a template not yet in the local template table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the changed mapping as JSON.")
 @handle_errors
-def mappings_edit(mapping_id: int, template_id: str | None, learning_plan_id: str | None,
-                  external_training: bool | None, certification_code: str | None, active: bool | None,
-                  template_name: str | None, as_json: bool) -> None:
+def mappings_edit(
+    mapping_id: int,
+    template_id: str | None,
+    learning_plan_id: str | None,
+    external_training: bool | None,
+    certification_code: str | None,
+    active: bool | None,
+    template_name: str | None,
+    as_json: bool,
+) -> None:
     """Change mapping ID; options not given keep their value."""
     from services.store.mappings import MappingInput, MappingNotFound, edit_mapping, get_mapping
 
-    changes = dict(template_id=template_id, learning_plan_id=learning_plan_id,
-                   import_as_external_training=external_training, certification_code=certification_code,
-                   is_active=active, template_name=template_name)
+    changes = dict(
+        template_id=template_id,
+        learning_plan_id=learning_plan_id,
+        import_as_external_training=external_training,
+        certification_code=certification_code,
+        is_active=active,
+        template_name=template_name,
+    )
     if all(v is None for v in changes.values()):
         fail("nothing to change; give at least one option (see --help)", 2)
     with open_store() as store:
@@ -317,8 +367,7 @@ def mappings_deactivate(mapping_id: int) -> None:
 
 @mappings_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
-@click.option("--replace", is_flag=True,
-              help="Make the table exactly the file: also remove mappings that are not in it.")
+@click.option("--replace", is_flag=True, help="Make the table exactly the file: also remove mappings that are not in it.")
 @click.option("--dry-run", is_flag=True, help="Check the file and say what would change, changing nothing.")
 @handle_errors
 def mappings_import(file: str, replace: bool, dry_run: bool) -> None:
@@ -337,8 +386,10 @@ def mappings_import(file: str, replace: bool, dry_run: bool) -> None:
     with open_store() as store:
         result = import_mappings_csv(store, Path(file), replace=replace, dry_run=dry_run)
     prefix = "dry run, nothing changed: would import" if dry_run else "imported"
-    click.echo(f"{prefix} {result.rows} row(s): {result.added} added, {result.updated} updated, "
-               f"{result.unchanged} unchanged, {result.removed} removed")
+    click.echo(
+        f"{prefix} {result.rows} row(s): {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {result.removed} removed"
+    )
 
 
 @mappings_group.command("export")

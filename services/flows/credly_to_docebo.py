@@ -116,7 +116,9 @@ async def apply_badge(
         job.skip(obj, f"no Docebo user has the e-mail {email!r}: badge {badge.get('id')} skipped (F5)", level="warning")
         return
     if str(badge.get("issuer_earner_id") or "") == learner.user_id:
-        job.skip(obj, f"badge {badge.get('id')} was issued by credly-console for Docebo user {learner.user_id}: not imported back (L1)")
+        job.skip(
+            obj, f"badge {badge.get('id')} was issued by credly-console for Docebo user {learner.user_id}: not imported back (L1)"
+        )
         return
     tid = badge_template_id(badge)
     # A replacement badge: objects of the replaced badge under ANOTHER template go (F5).
@@ -124,7 +126,9 @@ async def apply_badge(
     if follow_replacement and replaced and state in HELD_STATES:
         for e in ledger.find_by_origin(job.store, "credly_badge", replaced):
             if e.object_type == "external_training" and e.target != tid:
-                await _delete_training_entry(job, learner, e, side, f"badge {replaced} was replaced by badge {badge.get('id')} of another template")
+                await _delete_training_entry(
+                    job, learner, e, side, f"badge {replaced} was replaced by badge {badge.get('id')} of another template"
+                )
     if not maps:
         job.skip(obj, f"no active mapping for the template of badge {badge.get('id')}: nothing to import")
         return
@@ -143,13 +147,28 @@ async def apply_badge(
         if replaced_by_other_template:
             for m in maps:
                 if m["import_as_external_training"]:
-                    await _remove_training(job, learner, badge, tid, name, side, why=f"badge {badge.get('id')} was replaced by a badge of another template")
+                    await _remove_training(
+                        job,
+                        learner,
+                        badge,
+                        tid,
+                        name,
+                        side,
+                        why=f"badge {badge.get('id')} was replaced by a badge of another template",
+                    )
             return
-        job.skip(obj, f"badge {badge.get('id')} was replaced by badge {badge.get('replacement_badge_id')}: handled with its replacement")
+        job.skip(
+            obj,
+            f"badge {badge.get('id')} was replaced by badge {badge.get('replacement_badge_id')}: handled with its replacement",
+        )
         return
     if state in ("revoked", "deleted"):
         if not job.settings.sync_revocation:
-            job.skip(obj, f"badge {badge.get('id')} ({name!r}) was {state} in Credly; SYNC_REVOCATION is false: the Docebo objects are kept")
+            job.skip(
+                obj,
+                f"badge {badge.get('id')} ({name!r}) was {state} in Credly; SYNC_REVOCATION is false: the Docebo objects are "
+                "kept",
+            )
             return
         why = f"badge {badge.get('id')} was {state} in Credly"
         for m in maps:
@@ -188,9 +207,10 @@ def _training_matches(t: dict[str, Any], body: dict[str, Any]) -> bool:
 def _find_training_by_content(job: Job, learner: Learner, name: str, side: DoceboSide) -> dict[str, Any] | None:
     institute = job.settings.external_training_institute_name.strip().casefold()
     for t in side.trainings.get(learner.user_id, []):
-        if str(t.get("course_name") or "").strip().casefold() == name.strip().casefold() and str(
-            t.get("training_institute") or ""
-        ).strip().casefold() == institute:
+        if (
+            str(t.get("course_name") or "").strip().casefold() == name.strip().casefold()
+            and str(t.get("training_institute") or "").strip().casefold() == institute
+        ):
             return t
     return None
 
@@ -203,13 +223,22 @@ async def _ensure_training(job: Job, learner: Learner, badge: dict[str, Any], ti
     store = job.store
     obj = f"Docebo user {learner.user_id} / external training {name!r}"
     body = _training_body(job, learner, badge, name)
-    details = {"badge_id": str(badge.get("id")), "template_id": tid, "issued_at": body["date_from"], "expires_at": body["date_to"]}
+    details = {
+        "badge_id": str(badge.get("id")),
+        "template_id": tid,
+        "issued_at": body["date_from"],
+        "expires_at": body["date_to"],
+    }
     entry = ledger.live_entry(store, "external_training", learner.user_id, tid)
     training: dict[str, Any] | None = None
     if entry is not None and entry.status == "active":
         training = _training_by_id(learner, side, entry.object_id)
         if training is None:
-            job.skip(obj, f"external training {entry.object_id} created by credly-console is no longer in Docebo (deleted there): not created again")
+            job.skip(
+                obj,
+                f"external training {entry.object_id} created by credly-console is no longer in Docebo (deleted there): not "
+                "created again",
+            )
             return
     elif entry is not None:  # an intent
         if not ledger.intent_is_orphaned(store, entry, job.run_id):
@@ -223,16 +252,25 @@ async def _ensure_training(job: Job, learner: Learner, badge: dict[str, Any], ti
         training = _find_training_by_content(job, learner, name, side)
         if training is not None and not job.dry_run:
             entry = ledger.record_active(
-                store, object_type="external_training", subject=learner.user_id, target=tid,
-                object_id=_training_id(training), origin_type="credly_badge", origin_id=str(badge.get("id")),
-                details=details, run_id=job.run_id,
+                store,
+                object_type="external_training",
+                subject=learner.user_id,
+                target=tid,
+                object_id=_training_id(training),
+                origin_type="credly_badge",
+                origin_id=str(badge.get("id")),
+                details=details,
+                run_id=job.run_id,
             )
     if training is not None:
         if _training_matches(training, body):
             if entry is not None and not job.dry_run and entry.origin_id != str(badge.get("id")):
                 ledger.update_details(store, entry.id, details, origin_id=str(badge.get("id")))
             return
-        message = f"update external training {_training_id(training)} of {learner.label} from badge {badge.get('id')}: {body['course_name']!r}, {body['date_from']} → {body['date_to'] or 'no expiry'}"
+        message = (
+            f"update external training {_training_id(training)} of {learner.label} from badge {badge.get('id')}: "
+            f"{body['course_name']!r}, {body['date_from']} → {body['date_to'] or 'no expiry'}"
+        )
         if job.dry_run:
             job.rec.count("updated")
             job.action("update_external_training", obj, message)
@@ -243,15 +281,22 @@ async def _ensure_training(job: Job, learner: Learner, badge: dict[str, Any], ti
         job.rec.count("updated")
         job.action("update_external_training", obj, message)
         return
-    message = f"create external training {name!r} for {learner.label} from badge {badge.get('id')} ({body['date_from']} → {body['date_to'] or 'no expiry'})"
+    message = (
+        f"create external training {name!r} for {learner.label} from badge {badge.get('id')} ({body['date_from']} → "
+        f"{body['date_to'] or 'no expiry'})"
+    )
     if job.dry_run:
         job.rec.count("created")
         job.action("create_external_training", obj, message)
         return
     created = await ledger.create_once(
-        store, ledger.Intent("external_training", learner.user_id, tid, "credly_badge", str(badge.get("id"))), details,
-        lambda: job.docebo.create_external_training(body), lambda result: _training_id(_returned(result)),
-        run_id=job.run_id, entry=entry,
+        store,
+        ledger.Intent("external_training", learner.user_id, tid, "credly_badge", str(badge.get("id"))),
+        details,
+        lambda: job.docebo.create_external_training(body),
+        lambda result: _training_id(_returned(result)),
+        run_id=job.run_id,
+        entry=entry,
     )
     if created.conflict is not None:
         job.skip(obj, f"another run is creating this external training ({created.conflict})")
@@ -282,14 +327,18 @@ async def _delete_training_entry(job: Job, learner: Learner, entry: ledger.Ledge
     job.action("delete_external_training", obj, message)
 
 
-async def _remove_training(job: Job, learner: Learner, badge: dict[str, Any], tid: str, name: str, side: DoceboSide, *, why: str) -> None:
+async def _remove_training(
+    job: Job, learner: Learner, badge: dict[str, Any], tid: str, name: str, side: DoceboSide, *, why: str
+) -> None:
     obj = f"Docebo user {learner.user_id} / external training {name!r}"
     entry = ledger.live_entry(job.store, "external_training", learner.user_id, tid)
     if entry is not None:
         if entry.status == "active" and entry.origin_id == str(badge.get("id")):
             await _delete_training_entry(job, learner, entry, side, why)
         else:
-            job.skip(obj, f"the external training of {name!r} belongs to badge {entry.origin_id}, not to badge {badge.get('id')}: kept")
+            job.skip(
+                obj, f"the external training of {name!r} belongs to badge {entry.origin_id}, not to badge {badge.get('id')}: kept"
+            )
         return
     training = _find_training_by_content(job, learner, name, side)
     if training is None:
@@ -333,18 +382,32 @@ async def _ensure_award(job: Job, learner: Learner, badge: dict[str, Any], code:
     obj = f"Docebo user {learner.user_id} / certification {code}"
     cert = side.certs.get(code)
     if cert is None:
-        job.skip(obj, f"certification code {code!r} does not exist in Docebo: not awarded (check the mappings, M3)", level="warning")
+        job.skip(
+            obj, f"certification code {code!r} does not exist in Docebo: not awarded (check the mappings, M3)", level="warning"
+        )
         return
     id_cert = cert.get("id_cert")
     body = _award_body(job, learner, badge, id_cert)
-    details = {"badge_id": str(badge.get("id")), "template_id": badge_template_id(badge), "issued_at": body["issued_on"], "expires_at": body["expire_on"]}
+    details = {
+        "badge_id": str(badge.get("id")),
+        "template_id": badge_template_id(badge),
+        "issued_at": body["issued_on"],
+        "expires_at": body["expire_on"],
+    }
     entry = ledger.live_entry(store, "certification_award", learner.user_id, code)
-    awards = [a for a in side.awards.get((learner.user_id, str(id_cert)), []) if str(a.get("status") or "").lower() not in ("revoked", "deleted")]
+    awards = [
+        a
+        for a in side.awards.get((learner.user_id, str(id_cert)), [])
+        if str(a.get("status") or "").lower() not in ("revoked", "deleted")
+    ]
     award = awards[0] if awards else None
     if entry is not None and entry.status == "active":
         award = next((a for a in awards if _award_id(a) == entry.object_id), award)
         if award is None:
-            job.skip(obj, f"award {entry.object_id} created by credly-console is no longer in Docebo (revoked there): not awarded again")
+            job.skip(
+                obj,
+                f"award {entry.object_id} created by credly-console is no longer in Docebo (revoked there): not awarded again",
+            )
             return
     elif entry is not None:
         if not ledger.intent_is_orphaned(store, entry, job.run_id):
@@ -355,35 +418,53 @@ async def _ensure_award(job: Job, learner: Learner, badge: dict[str, Any], code:
             job.rec.info(f"recovered award {_award_id(award)} created by an interrupted run", object=obj)
     elif award is not None and not job.dry_run:
         entry = ledger.record_active(
-            store, object_type="certification_award", subject=learner.user_id, target=code,
-            object_id=_award_id(award), origin_type="credly_badge", origin_id=str(badge.get("id")),
-            details=details, run_id=job.run_id,
+            store,
+            object_type="certification_award",
+            subject=learner.user_id,
+            target=code,
+            object_id=_award_id(award),
+            origin_type="credly_badge",
+            origin_id=str(badge.get("id")),
+            details=details,
+            run_id=job.run_id,
         )
     if award is not None:
         if _award_matches(award, body):
             if entry is not None and not job.dry_run and entry.origin_id != str(badge.get("id")):
                 ledger.update_details(store, entry.id, details, origin_id=str(badge.get("id")))
             return
-        message = f"update award {_award_id(award)} of certification {code!r} for {learner.label} from badge {badge.get('id')}: {body['issued_on']} → {body['expire_on'] or 'no expiry'}"
+        message = (
+            f"update award {_award_id(award)} of certification {code!r} for {learner.label} from badge {badge.get('id')}: "
+            f"{body['issued_on']} → {body['expire_on'] or 'no expiry'}"
+        )
         if job.dry_run:
             job.rec.count("updated")
             job.action("update_certification_award", obj, message)
             return
-        await job.docebo.update_certification_award(_award_id(award), {k: v for k, v in body.items() if k not in ("id_cert", "user_id")})
+        await job.docebo.update_certification_award(
+            _award_id(award), {k: v for k, v in body.items() if k not in ("id_cert", "user_id")}
+        )
         if entry is not None:
             ledger.update_details(store, entry.id, details, origin_id=str(badge.get("id")))
         job.rec.count("updated")
         job.action("update_certification_award", obj, message)
         return
-    message = f"award certification {code!r} to {learner.label} from badge {badge.get('id')} ({body['issued_on']} → {body['expire_on'] or 'no expiry'})"
+    message = (
+        f"award certification {code!r} to {learner.label} from badge {badge.get('id')} ({body['issued_on']} → "
+        f"{body['expire_on'] or 'no expiry'})"
+    )
     if job.dry_run:
         job.rec.count("created")
         job.action("create_certification_award", obj, message)
         return
     created = await ledger.create_once(
-        store, ledger.Intent("certification_award", learner.user_id, code, "credly_badge", str(badge.get("id"))), details,
-        lambda: job.docebo.create_certification_award(body), lambda result: _award_id(_returned(result)),
-        run_id=job.run_id, entry=entry,
+        store,
+        ledger.Intent("certification_award", learner.user_id, code, "credly_badge", str(badge.get("id"))),
+        details,
+        lambda: job.docebo.create_certification_award(body),
+        lambda result: _award_id(_returned(result)),
+        run_id=job.run_id,
+        entry=entry,
     )
     if created.conflict is not None:
         job.skip(obj, f"another run is awarding this certification ({created.conflict})")
@@ -401,7 +482,10 @@ async def _remove_award(job: Job, learner: Learner, badge: dict[str, Any], code:
     award_id = ""
     if entry is not None:
         if entry.status != "active" or entry.origin_id != str(badge.get("id")):
-            job.skip(obj, f"the award of certification {code!r} belongs to badge {entry.origin_id}, not to badge {badge.get('id')}: kept")
+            job.skip(
+                obj,
+                f"the award of certification {code!r} belongs to badge {entry.origin_id}, not to badge {badge.get('id')}: kept",
+            )
             return
         award_id = entry.object_id
     else:
@@ -448,10 +532,14 @@ async def badge_event(job: Job, event: dict[str, Any]) -> None:
     maps = mappings_by_template(job).get(tid, [])
     replaced = str(badge.get("replaces_badge_id") or "")
     follow = bool(replaced) and any(
-        e.object_type == "external_training" and e.target != tid for e in ledger.find_by_origin(job.store, "credly_badge", replaced)
+        e.object_type == "external_training" and e.target != tid
+        for e in ledger.find_by_origin(job.store, "credly_badge", replaced)
     )
     if not maps and not follow:
-        job.skip(_obj(str(badge.get("recipient_email") or ""), badge), f"no active mapping for the template of badge {badge.get('id')}: nothing to import")
+        job.skip(
+            _obj(str(badge.get("recipient_email") or ""), badge),
+            f"no active mapping for the template of badge {badge.get('id')}: nothing to import",
+        )
         return
     email = str(badge.get("recipient_email") or "")
     learner = (await users_by_email(job, [email])).get(email.strip().lower())
@@ -461,7 +549,9 @@ async def badge_event(job: Job, event: dict[str, Any]) -> None:
     await apply_badge(job, badge, learner, maps, side, deleted=event_type == "badge.deleted")
 
 
-async def _read_side(job: Job, side: DoceboSide, user_ids: list[str], *, maps_by_template: dict[str, list[dict[str, Any]]]) -> None:
+async def _read_side(
+    job: Job, side: DoceboSide, user_ids: list[str], *, maps_by_template: dict[str, list[dict[str, Any]]]
+) -> None:
     """Read what Docebo holds for these learners: trainings and the awards of the mapped
     certifications."""
     await asyncio.gather(
@@ -470,7 +560,9 @@ async def _read_side(job: Job, side: DoceboSide, user_ids: list[str], *, maps_by
     )
 
 
-async def _read_trainings(job: Job, side: DoceboSide, user_ids: list[str], maps_by_template: dict[str, list[dict[str, Any]]]) -> None:
+async def _read_trainings(
+    job: Job, side: DoceboSide, user_ids: list[str], maps_by_template: dict[str, list[dict[str, Any]]]
+) -> None:
     """External trainings of these learners (filtered by user, or one unfiltered scan when many)."""
     if not any(m["import_as_external_training"] for ms in maps_by_template.values() for m in ms) or not user_ids:
         return
@@ -480,9 +572,18 @@ async def _read_trainings(job: Job, side: DoceboSide, user_ids: list[str], maps_
         side.add_training(t)
 
 
-async def _read_awards(job: Job, side: DoceboSide, maps_by_template: dict[str, list[dict[str, Any]]], *, user_ids: list[str] | None = None) -> None:
+async def _read_awards(
+    job: Job, side: DoceboSide, maps_by_template: dict[str, list[dict[str, Any]]], *, user_ids: list[str] | None = None
+) -> None:
     """Certifications, and every award of the mapped certifications (one scan)."""
-    codes = sorted({str(m["certification_code"]).strip() for ms in maps_by_template.values() for m in ms if str(m["certification_code"] or "").strip()})
+    codes = sorted(
+        {
+            str(m["certification_code"]).strip()
+            for ms in maps_by_template.values()
+            for m in ms
+            if str(m["certification_code"] or "").strip()
+        }
+    )
     if not codes:
         return
     side.certs.update(await certifications_by_code(job))
@@ -504,7 +605,8 @@ def _fingerprint(job: Job, maps: dict[str, list[dict[str, Any]]]) -> dict[str, A
     return {
         "active mappings": sorted(
             (tid, bool(m["import_as_external_training"]), str(m["certification_code"] or "").strip())
-            for tid, ms in maps.items() for m in ms
+            for tid, ms in maps.items()
+            for m in ms
         ),
         "mapped template names": sorted((tid, str((rows.get(tid) or {}).get("name") or "")) for tid in maps),
         "EXTERNAL_TRAINING_INSTITUTE_NAME": s.external_training_institute_name,
@@ -522,7 +624,10 @@ async def batch_credly_to_docebo(job: Job) -> None:
     start = job.settings.batch_sync_start_date
     maps = mappings_by_template(job)
     inc = incremental.begin(job, "credly_to_docebo", {"credly": job.credly}, _fingerprint(job, maps))
-    job.rec.info(f"{len(maps)} badge templates have an active mapping to Docebo" + (f"; badges issued on or after {start.isoformat()}" if start else ""))
+    job.rec.info(
+        f"{len(maps)} badge templates have an active mapping to Docebo"
+        + (f"; badges issued on or after {start.isoformat()}" if start else "")
+    )
     if not maps:
         return
     counts: dict[str, int] = {}  # the templates' badge counts, once read (by either kind of run)
@@ -548,8 +653,9 @@ async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]], counts: dict
         if not counts and len(maps) > 1:
             counts.update(await template_badge_counts(job))
         badges, _ = await asyncio.gather(
-            scan_badges(job, maps, states=None, counts=counts or None,
-                        on_badge=lambda b: users.want(str(b.get("recipient_email") or ""))),
+            scan_badges(
+                job, maps, states=None, counts=counts or None, on_badge=lambda b: users.want(str(b.get("recipient_email") or ""))
+            ),
             _read_awards(job, side, maps),
         )
         job.check_cancel()
@@ -559,18 +665,22 @@ async def _full_f6(job: Job, maps: dict[str, list[dict[str, Any]]], counts: dict
         for b in in_range:
             groups.setdefault((str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b)), []).append(b)
         gone = _gone_entries(job, maps, seen_ids)
-        job.rec.info(f"read {len(badges)} badges ({len(in_range)} in range) for {len(groups)} learner/template pairs; {len(gone)} objects of badges deleted in Credly")
+        job.rec.info(
+            f"read {len(badges)} badges ({len(in_range)} in range) for {len(groups)} learner/template pairs; {len(gone)} "
+            "objects of badges deleted in Credly"
+        )
         # 2. The learners, then their external trainings.
         learners = await users.resolve() if groups else {}
     finally:
         users.cancel()
-    await _read_trainings(job, side, sorted({learner.user_id for learner in learners.values()}), maps)
+    await _read_trainings(job, side, sorted({ln.user_id for ln in learners.values()}), maps)
     job.check_cancel()
     await _apply_groups(job, groups, gone, learners, side, maps)
 
 
-def _gone_entries(job: Job, maps: dict[str, list[dict[str, Any]]], seen_ids: set[str],
-                  subjects: set[str] | None = None) -> list[ledger.LedgerEntry]:
+def _gone_entries(
+    job: Job, maps: dict[str, list[dict[str, Any]]], seen_ids: set[str], subjects: set[str] | None = None
+) -> list[ledger.LedgerEntry]:
     """Objects the ledger tied to badges of the scanned templates that Credly no longer lists
     (deleted there); `subjects`: only these Docebo users (an incremental run reads only theirs)."""
     start = job.settings.batch_sync_start_date
@@ -586,8 +696,14 @@ def _gone_entries(job: Job, maps: dict[str, list[dict[str, Any]]], seen_ids: set
     return gone
 
 
-async def _apply_groups(job: Job, groups: dict[tuple[str, str], list[dict[str, Any]]], gone: list[ledger.LedgerEntry],
-                        learners: dict[str, Learner], side: DoceboSide, maps: dict[str, list[dict[str, Any]]]) -> None:
+async def _apply_groups(
+    job: Job,
+    groups: dict[tuple[str, str], list[dict[str, Any]]],
+    gone: list[ledger.LedgerEntry],
+    learners: dict[str, Learner],
+    side: DoceboSide,
+    maps: dict[str, list[dict[str, Any]]],
+) -> None:
     """F5 for every (learner, template) group, and the removal of objects of deleted badges;
     the same for full and incremental runs."""
     items: list[tuple[str, Any]] = [("group", k) for k in sorted(groups)] + [("gone", e) for e in gone]
@@ -605,8 +721,13 @@ async def _apply_groups(job: Job, groups: dict[tuple[str, str], list[dict[str, A
         learner = learners.get(email)
         try:
             await apply_badge(
-                job, badge, learner, maps.get(tid, []), side,
-                replaced_by_other_template=other_template, follow_replacement=False,
+                job,
+                badge,
+                learner,
+                maps.get(tid, []),
+                side,
+                replaced_by_other_template=other_template,
+                follow_replacement=False,
             )
         except ApiError as exc:
             job.item_failed(_obj(learner or email, badge), exc, what=f"import badge {badge.get('id')}")
@@ -614,8 +735,9 @@ async def _apply_groups(job: Job, groups: dict[tuple[str, str], list[dict[str, A
     await job.for_each(items, work, limit=job.concurrency(job.docebo))
 
 
-async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str, list[dict[str, Any]]],
-                          counts: dict[str, int]) -> bool:
+async def _incremental_f6(
+    job: Job, inc: incremental.Incremental, maps: dict[str, list[dict[str, Any]]], counts: dict[str, int]
+) -> bool:
     """F6 over the badges changed in Credly since the watermark (incremental.py). Returns False
     when the run should go on as a full run: decided on the first page when the changed badges
     alone are more pages than a full run reads (`_changes_outweigh_full`), else after the scan
@@ -631,8 +753,13 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
     emails: dict[str, str] = {}
     listing: dict[str, Any] = {}  # the first page's metadata: `total_count` of the changed badges
     first = True
-    async for b in inc.changed(job.credly.iter_badges(updated_at_min=since, metadata=listing), "credly", "badges",
-                               "updated_at", key=lambda b: b.get("id")):
+    async for b in inc.changed(
+        job.credly.iter_badges(updated_at_min=since, metadata=listing),
+        "credly",
+        "badges",
+        "updated_at",
+        key=lambda b: b.get("id"),
+    ):
         if first:
             first = False
             why = await _changes_outweigh_full(job, listing, maps, counts)
@@ -670,7 +797,7 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
         key = (str(b.get("recipient_email") or "").strip().lower(), badge_template_id(b))
         if key in pairs and rules.on_or_after(b.get("issued_at"), start):
             groups.setdefault(key, []).append(b)
-    user_ids = sorted({learner.user_id for learner in learners.values()})
+    user_ids = sorted({ln.user_id for ln in learners.values()})
     gone = _gone_entries(job, maps, seen_ids, subjects=set(user_ids))
     await asyncio.gather(_read_trainings(job, side, user_ids, maps), _read_awards(job, side, maps, user_ids=user_ids))
     job.check_cancel()
@@ -678,8 +805,9 @@ async def _incremental_f6(job: Job, inc: incremental.Incremental, maps: dict[str
     return True
 
 
-async def _changes_outweigh_full(job: Job, listing: dict[str, Any], maps: dict[str, list[dict[str, Any]]],
-                                 counts: dict[str, int]) -> str:
+async def _changes_outweigh_full(
+    job: Job, listing: dict[str, Any], maps: dict[str, list[dict[str, Any]]], counts: dict[str, int]
+) -> str:
     """Why this incremental run should be a full run at once ('' when it should go on), from the
     first page of the changed badges alone: Credly's `total_count` says how many there are, and
     they come one page after another (`next_page_url`), whatever their templates. When they are
@@ -704,14 +832,17 @@ async def _changes_outweigh_full(job: Job, listing: dict[str, Any], maps: dict[s
     chain, full = credly_pages(changed), scan_calls(counts, maps)
     if chain <= full:
         return ""
-    return (f"{changed:,} badges changed ({chain:,} pages, read one after the other): more than the "
-            f"{full:,} pages of every badge of the {len(maps)} mapped templates that a full run reads")
+    return (
+        f"{changed:,} badges changed ({chain:,} pages, read one after the other): more than the "
+        f"{full:,} pages of every badge of the {len(maps)} mapped templates that a full run reads"
+    )
 
 
 def _representative(group: list[dict[str, Any]]) -> tuple[dict[str, Any], bool | None]:
     """The badge that decides a (learner, template) pair: the newest live one; else the newest
     revoked; else a replaced one (replaced by another template when its replacement is not among
     this template's badges); else the newest."""
+
     def newest(bs: list[dict[str, Any]]) -> dict[str, Any]:
         return max(bs, key=lambda b: (str(b.get("issued_at") or ""), str(b.get("id"))))
 
@@ -731,7 +862,7 @@ def _representative(group: list[dict[str, Any]]) -> tuple[dict[str, Any], bool |
 
 async def _gone(job: Job, entry: ledger.LedgerEntry, learners: dict[str, Learner], side: DoceboSide) -> None:
     """An object whose badge was deleted in Credly (F5 badge.deleted, found by the batch)."""
-    learner = next((known for known in learners.values() if known.user_id == entry.subject), None)
+    learner = next((ln for ln in learners.values() if ln.user_id == entry.subject), None)
     obj = f"Docebo user {entry.subject} / {entry.object_type.replace('_', ' ')} {entry.object_id}"
     job.rec.count("examined")
     if not job.settings.sync_revocation:

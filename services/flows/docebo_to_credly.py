@@ -154,7 +154,8 @@ async def ensure_badge(
             if cand.replace_any or ours:
                 await _replace(job, learner, cand, held, entry)
                 return
-        job.skip(obj, f"{learner.email} already holds {cand.template_name!r} (badge {held_id}, {held.get('state')}): not issued again (F3c)")
+        job.skip(obj, f"{learner.email} already holds {cand.template_name!r} (badge {held_id}, {held.get('state')}): not issued "
+                      "again (F3c)")
         return
 
     if entry is not None:
@@ -188,8 +189,13 @@ async def _issue(job: Job, learner: Learner, cand: Candidate, entry: ledger.Ledg
         job.action("issue_badge", obj, message)
         return
     created = await ledger.create_once(
-        job.store, _intent(learner, cand), _details(cand, body), lambda: job.credly.issue_badge(body), _issued_id,
-        run_id=job.run_id, entry=entry,
+        job.store,
+        _intent(learner, cand),
+        _details(cand, body),
+        lambda: job.credly.issue_badge(body),
+        _issued_id,
+        run_id=job.run_id,
+        entry=entry,
     )
     if created.conflict is not None:
         job.skip(obj, f"another run is issuing this badge ({created.conflict})")
@@ -222,7 +228,9 @@ async def issue_many(job: Job, items: list[tuple[Learner, Candidate, ledger.Ledg
             for learner, cand, entry in chunk:
                 body = badge_body(job, learner, cand)
                 try:
-                    opened = ledger.open_intent(store, _intent(learner, cand), _details(cand, body), run_id=job.run_id, entry=entry)
+                    opened = ledger.open_intent(
+                        store, _intent(learner, cand), _details(cand, body), run_id=job.run_id, entry=entry
+                    )
                 except ledger.IntentConflict as exc:
                     job.skip(_object(learner, cand.template_id), f"another run is issuing this badge ({exc})")
                     continue
@@ -256,9 +264,7 @@ def _issue_message(learner: Learner, cand: Candidate) -> str:
     return f"issue {cand.template_name!r} to {learner.label} for {cand.origin_label} ({cand.rule})"
 
 
-async def _replace(
-    job: Job, learner: Learner, cand: Candidate, held: dict[str, Any], entry: ledger.LedgerEntry | None
-) -> None:
+async def _replace(job: Job, learner: Learner, cand: Candidate, held: dict[str, Any], entry: ledger.LedgerEntry | None) -> None:
     obj = _object(learner, cand.template_id)
     body = badge_body(job, learner, cand)
     message = (
@@ -293,7 +299,9 @@ async def _replace(
     job.action("replace_badge", obj, message + f": new badge {new_id}")
 
 
-async def revoke_badge(job: Job, learner: Learner, template_id: str, template_name: str, held_index: HeldBadges, why: str) -> None:
+async def revoke_badge(
+    job: Job, learner: Learner, template_id: str, template_name: str, held_index: HeldBadges, why: str
+) -> None:
     obj = _object(learner, template_id)
     entry = ledger.live_entry(job.store, "badge", learner.email, template_id)
     held = held_index.get(learner.email, template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id)
@@ -342,9 +350,7 @@ def _dropdown_templates(job: Job) -> dict[str, dict[str, Any]]:
     """F3a: option id → active template row."""
     return {
         str(r["dropdown_element_id"]): dict(r)
-        for r in job.store.db.query(
-            "SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''"
-        )
+        for r in job.store.db.query("SELECT * FROM badge_templates WHERE is_active = 1 AND dropdown_element_id != ''")
     }
 
 
@@ -433,9 +439,12 @@ async def course_completion(job: Job, payload: dict[str, Any]) -> None:
         job.skip(f"user {user_id} / course {course_id}", f"enrollment status is {status!r}, not completed: nothing to do")
         return
     job.rec.count("examined")
-    completed_at = rules.parse_datetime(
-        payload.get("completion_date") or payload.get("enrollment_completion_date") or payload.get("fired_at")
-    ) or job.ctx.now()
+    completed_at = (
+        rules.parse_datetime(
+            payload.get("completion_date") or payload.get("enrollment_completion_date") or payload.get("fired_at")
+        )
+        or job.ctx.now()
+    )
     expiry = _validity_end(payload)
     docebo = job.docebo
     learners = await users_by_id(job, [user_id])
@@ -453,7 +462,17 @@ async def course_completion(job: Job, payload: dict[str, Any]) -> None:
         tpl = _dropdown_templates(job).get(option) if option else None
         if tpl is not None:
             cands.append(
-                Candidate(learner.user_id, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", course_id, label, completed_at, expiry)
+                Candidate(
+                    learner.user_id,
+                    str(tpl["template_id"]).lower(),
+                    tpl["name"],
+                    "F3a",
+                    "course",
+                    course_id,
+                    label,
+                    completed_at,
+                    expiry,
+                )
             )
         elif option:
             job.rec.info(f"{label}: dropdown option {option} names no active template", object=label)
@@ -463,10 +482,11 @@ async def course_completion(job: Job, payload: dict[str, Any]) -> None:
         containing = await _plans_containing(job, course, course_id, list(lp_maps))
         if containing:
             done = {}
-            async for e in docebo.iter_learning_plan_enrollments(
-                lp_ids=containing, user_ids=[user_id], statuses=["completed"]
-            ):
-                if _enrollment_user(e) == user_id and str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
+            async for e in docebo.iter_learning_plan_enrollments(lp_ids=containing, user_ids=[user_id], statuses=["completed"]):
+                if (
+                    _enrollment_user(e) == user_id
+                    and str(e.get("enrollment_status", e.get("status", "completed"))) == "completed"
+                ):
                     done[_lp_id(e)] = e
             for lp in containing:
                 if lp not in done:
@@ -476,7 +496,17 @@ async def course_completion(job: Job, payload: dict[str, Any]) -> None:
                 for m in lp_maps[lp]:
                     tid = str(m["template_id"]).lower()
                     cands.append(
-                        Candidate(learner.user_id, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", when, _validity_end(done[lp]))
+                        Candidate(
+                            learner.user_id,
+                            tid,
+                            _template_name(job, tid, m["template_name"]),
+                            "F3b",
+                            "learning_plan",
+                            lp,
+                            f"learning plan {lp}",
+                            when,
+                            _validity_end(done[lp]),
+                        )
                     )
     if not cands:
         job.rec.info(f"{label} completed by {learner.label}: no badge template applies", object=label)
@@ -516,7 +546,11 @@ def _current(job: Job, cands: list[Candidate]) -> list[Candidate]:
         expiry = rules.parse_datetime(c.docebo_expiry)
         obj = f"user {c.user_id} / template {c.template_id}"
         if expiry is not None and expiry <= c.issued_at:
-            job.skip(obj, f"{c.origin_label}: its expiry {expiry.date()} is not after its date {c.issued_at.date()}: no badge", level="warning")
+            job.skip(
+                obj,
+                f"{c.origin_label}: its expiry {expiry.date()} is not after its date {c.issued_at.date()}: no badge",
+                level="warning",
+            )
         elif expiry is not None and expiry <= now:
             job.skip(obj, f"{c.origin_label} expired on {expiry.date()}: no badge for it")
         else:
@@ -570,12 +604,23 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
         name = _template_name(job, tid, m["template_name"])
         try:
             if kind == "revoked":
-                await revoke_badge(job, learner, tid, name, held, f"Docebo certification {code} award {award_id} was revoked (F4)")
+                await revoke_badge(
+                    job, learner, tid, name, held, f"Docebo certification {code} award {award_id} was revoked (F4)"
+                )
                 continue
             cand = Candidate(
-                learner.user_id, tid, name, "F4", "certification_award", award_id or f"{user_id}:{code}",
-                f"certification {code!r} award {award_id}", issued, payload.get("expire_on"),
-                mode="update" if kind == "updated" else "award", reissue=True, replace_any=True,
+                learner.user_id,
+                tid,
+                name,
+                "F4",
+                "certification_award",
+                award_id or f"{user_id}:{code}",
+                f"certification {code!r} award {award_id}",
+                issued,
+                payload.get("expire_on"),
+                mode="update" if kind == "updated" else "award",
+                reissue=True,
+                replace_any=True,
             )
             entry = ledger.live_entry(job.store, "badge", learner.email, tid)
             await ensure_badge(job, learner, cand, held, entry)
@@ -586,8 +631,12 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
 # -- F7 batch --------------------------------------------------------------------------------------
 
 
-def _fingerprint(job: Job, dropdown: dict[str, dict[str, Any]], lp_maps: dict[str, list[dict[str, Any]]],
-                 cert_maps: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _fingerprint(
+    job: Job,
+    dropdown: dict[str, dict[str, Any]],
+    lp_maps: dict[str, list[dict[str, Any]]],
+    cert_maps: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
     """What decides which completions and awards qualify (incremental.py): a change here makes
     the next run full."""
     s = job.settings
@@ -614,8 +663,7 @@ async def batch_docebo_to_credly(job: Job) -> None:
     inc = incremental.begin(job, "docebo_to_credly", {"docebo": job.docebo}, _fingerprint(job, dropdown, lp_maps, cert_maps))
     job.rec.info(
         f"{len(dropdown)} templates in the course dropdown, {len(lp_maps)} mapped learning plans, "
-        f"{len(cert_maps)} mapped certifications"
-        + (f"; completions and awards on or after {start.isoformat()}" if start else "")
+        f"{len(cert_maps)} mapped certifications" + (f"; completions and awards on or after {start.isoformat()}" if start else "")
     )
     if not dropdown and not lp_maps and not cert_maps:
         job.rec.info("no course names a badge template and no mapping names a learning plan or certification: nothing to do")
@@ -629,8 +677,13 @@ async def batch_docebo_to_credly(job: Job) -> None:
     await _full_f7(job, inc, dropdown, lp_maps, cert_maps)
 
 
-async def _full_f7(job: Job, inc: incremental.Incremental, dropdown: dict[str, dict[str, Any]],
-                   lp_maps: dict[str, list[dict[str, Any]]], cert_maps: dict[str, list[dict[str, Any]]]) -> None:
+async def _full_f7(
+    job: Job,
+    inc: incremental.Incremental,
+    dropdown: dict[str, dict[str, Any]],
+    lp_maps: dict[str, list[dict[str, Any]]],
+    cert_maps: dict[str, list[dict[str, Any]]],
+) -> None:
     """F7 over everything."""
     docebo = job.docebo
     start = job.settings.batch_sync_start_date
@@ -741,8 +794,13 @@ async def _full_f7(job: Job, inc: incremental.Incremental, dropdown: dict[str, d
     await _decide_and_issue(job, cands, learners, held)
 
 
-def _plan(field_id: str, course_option: dict[str, str], course_by_id: dict[str, dict[str, Any]],
-          lp_courses: dict[str, list[str]], cert_ids: dict[str, str]) -> dict[str, Any]:
+def _plan(
+    field_id: str,
+    course_option: dict[str, str],
+    course_by_id: dict[str, dict[str, Any]],
+    lp_courses: dict[str, list[str]],
+    cert_ids: dict[str, str],
+) -> dict[str, Any]:
     """What an incremental run needs from the full run (kept with the watermark): the courses
     naming a template (option, name), the courses of the mapped learning plans, the mapped
     certifications' ids. Changes of course dropdown values are applied by incremental runs;
@@ -796,7 +854,9 @@ def _candidates(
         label = _course_label(course_by_id.get(cid), cid)
         tpl = course_template.get(cid)
         if tpl is not None:
-            cands.append(Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e)))
+            cands.append(
+                Candidate(uid, str(tpl["template_id"]).lower(), tpl["name"], "F3a", "course", cid, label, when, _validity_end(e))
+            )
         for lp in lp_courses.get(cid, []):
             done = lp_done.get((lp, uid))
             if done is None:
@@ -804,7 +864,19 @@ def _candidates(
             lp_when = rules.parse_datetime(_completion_date(done)) or when
             for m in lp_maps.get(lp, []):
                 tid = str(m["template_id"]).lower()
-                cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F3b", "learning_plan", lp, f"learning plan {lp}", lp_when, _validity_end(done)))
+                cands.append(
+                    Candidate(
+                        uid,
+                        tid,
+                        _template_name(job, tid, m["template_name"]),
+                        "F3b",
+                        "learning_plan",
+                        lp,
+                        f"learning plan {lp}",
+                        lp_when,
+                        _validity_end(done),
+                    )
+                )
     for a, code in awards:
         award_id, uid, issued_on, expire_on = _award_fields(a)
         if str(a.get("status") or "").lower() in ("revoked", "deleted"):
@@ -815,7 +887,20 @@ def _candidates(
         job.rec.count("examined")
         for m in cert_maps.get(code, []):
             tid = str(m["template_id"]).lower()
-            cands.append(Candidate(uid, tid, _template_name(job, tid, m["template_name"]), "F4", "certification_award", award_id, f"certification {code!r} award {award_id}", awarded_at or job.ctx.now(), expire_on, mode="update"))
+            cands.append(
+                Candidate(
+                    uid,
+                    tid,
+                    _template_name(job, tid, m["template_name"]),
+                    "F4",
+                    "certification_award",
+                    award_id,
+                    f"certification {code!r} award {award_id}",
+                    when or job.ctx.now(),
+                    expire_on,
+                    mode="update",
+                )
+            )
     cands = _dedupe(_current(job, cands))
     job.rec.info(f"{len(cands)} (learner, template) pairs to check")
     job.rec.set_total(len(cands))
@@ -831,7 +916,11 @@ async def _decide_and_issue(job: Job, cands: list[Candidate], learners: dict[str
     async def work(cand: Candidate) -> None:
         learner = learners.get(cand.user_id)
         if learner is None:
-            job.skip(f"user {cand.user_id}", f"Docebo user {cand.user_id} was not found: no badge for {cand.origin_label}", level="warning")
+            job.skip(
+                f"user {cand.user_id}",
+                f"Docebo user {cand.user_id} was not found: no badge for {cand.origin_label}",
+                level="warning",
+            )
             return
         entry = entries.get((learner.email.lower(), cand.template_id))
         try:
@@ -845,8 +934,13 @@ async def _decide_and_issue(job: Job, cands: list[Candidate], learners: dict[str
     await issue_many(job, queue)
 
 
-async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict[str, dict[str, Any]],
-                          lp_maps: dict[str, list[dict[str, Any]]], cert_maps: dict[str, list[dict[str, Any]]]) -> bool:
+async def _incremental_f7(
+    job: Job,
+    inc: incremental.Incremental,
+    dropdown: dict[str, dict[str, Any]],
+    lp_maps: dict[str, list[dict[str, Any]]],
+    cert_maps: dict[str, list[dict[str, Any]]],
+) -> bool:
     """F7 over what changed in Docebo since the watermark (incremental.py). Returns False when
     the run should go on as a full run (too many learners touched).
 
@@ -875,8 +969,13 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
     async def courses() -> None:
         if not field_id or not dropdown:
             return
-        async for c in inc.changed(docebo.iter_courses(updated_from=since), "docebo", "courses", "date_last_updated",
-                                   key=lambda c: c.get("id_course", c.get("id"))):
+        async for c in inc.changed(
+            docebo.iter_courses(updated_from=since),
+            "docebo",
+            "courses",
+            "date_last_updated",
+            key=lambda c: c.get("id_course", c.get("id")),
+        ):
             cid = str(c.get("id_course", c.get("id")))
             option = _field_value(job, c, field_id)
             option = option if option in dropdown else ""
@@ -886,16 +985,22 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
                 course_option[cid], course_names[cid] = option, _course_name(c)
                 if option != old:
                     retemplated.append(cid)
-                    job.rec.info(f"{label} now names {dropdown[option]['name']!r}: all its completions are read (F3a)", object=label)
+                    job.rec.info(
+                        f"{label} now names {dropdown[option]['name']!r}: all its completions are read (F3a)", object=label
+                    )
             elif old:
                 del course_option[cid]
                 course_names.pop(cid, None)
                 job.rec.info(f"{label} no longer names a badge template (badges already issued stay)", object=label)
 
     async def completions() -> None:
-        async for e in inc.changed(docebo.iter_enrollments(statuses=["completed"], updated_from=since),
-                                   "docebo", "course enrollments", "enrollment_date_last_updated",
-                                   key=lambda e: f"{_enrollment_course(e)}/{_enrollment_user(e)}"):
+        async for e in inc.changed(
+            docebo.iter_enrollments(statuses=["completed"], updated_from=since),
+            "docebo",
+            "course enrollments",
+            "enrollment_date_last_updated",
+            key=lambda e: f"{_enrollment_course(e)}/{_enrollment_user(e)}",
+        ):
             if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
                 changed_completions.append(e)
 
@@ -903,8 +1008,12 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
         if not lp_maps:
             return
         async for e in inc.changed(
-            docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), statuses=["completed"], updated_from=since),
-            "docebo", "learning-plan enrollments", "enrollment_date_last_updated",
+            docebo.iter_learning_plan_enrollments(
+                lp_ids=sorted(lp_maps, key=_num_key), statuses=["completed"], updated_from=since
+            ),
+            "docebo",
+            "learning-plan enrollments",
+            "enrollment_date_last_updated",
             key=lambda e: f"{_lp_id(e)}/{_enrollment_user(e)}",
         ):
             if _lp_id(e) in lp_maps:
@@ -915,7 +1024,9 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
             return
         async for a in inc.changed(
             docebo.iter_certification_awards(certification_ids=sorted(ids, key=_num_key), updated_from=since),
-            "docebo", "certification awards", "date_last_updated",
+            "docebo",
+            "certification awards",
+            "date_last_updated",
             key=lambda a: _award_fields(a)[0],
         ):
             if str(a.get("id_cert")) in ids:
@@ -930,8 +1041,11 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
             if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
                 touched.add(_enrollment_user(e))
     touched.discard("")
-    inc.plan = {**plan, "courses": {cid: [opt, course_names.get(cid, "")] for cid, opt in sorted(course_option.items())},
-                "certs": dict(sorted(cert_ids.items()))}
+    inc.plan = {
+        **plan,
+        "courses": {cid: [opt, course_names.get(cid, "")] for cid, opt in sorted(course_option.items())},
+        "certs": dict(sorted(cert_ids.items())),
+    }
     found = ", ".join(f"{n} {what}" for what, n in sorted(inc.changes.items())) or "nothing"
     if not touched:
         job.rec.info(f"changed since {since.isoformat()}: {found}; no learner to look at")
@@ -960,7 +1074,9 @@ async def _incremental_f7(job: Job, inc: incremental.Incremental, dropdown: dict
     async def their_plans() -> None:
         if not lp_maps:
             return
-        async for e in docebo.iter_learning_plan_enrollments(lp_ids=sorted(lp_maps, key=_num_key), user_ids=learner_ids, statuses=["completed"]):
+        async for e in docebo.iter_learning_plan_enrollments(
+            lp_ids=sorted(lp_maps, key=_num_key), user_ids=learner_ids, statuses=["completed"]
+        ):
             if str(e.get("enrollment_status", e.get("status", "completed"))) == "completed":
                 lp_done[(_lp_id(e), _enrollment_user(e))] = e
 

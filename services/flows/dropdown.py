@@ -211,8 +211,8 @@ def _store_ids(job: Job, fid: str, assign: dict[str, str], *, clear: list[str], 
         for tid in clear:
             if tid not in assign:
                 store.db.execute(
-                    "UPDATE badge_templates SET dropdown_element_id = '', option_label = '', updated_at = ? "
-                    "WHERE template_id = ?",
+                    "UPDATE badge_templates SET dropdown_element_id = '', option_label = '', updated_at = ? WHERE template_id = "
+                    "?",
                     (now, tid),
                 )
         for tid, oid in assign.items():

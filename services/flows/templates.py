@@ -160,8 +160,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
         if holder is not None and holder != tid:
             job.skip(
                 tid,
-                f"{_label(t)} skipped: the name is still used in the table by template {holder} "
-                "(names must be unique, F1)",
+                f"{_label(t)} skipped: the name is still used in the table by template {holder} (names must be unique, F1)",
                 level="warning",
             )
             continue
@@ -226,9 +225,7 @@ def apply_templates(job: Job, templates: list[dict[str, Any]], *, full: bool) ->
                 flow=job.rec.flow,
                 run_id=job.run_id,
             )
-            job.rec.info(
-                f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated"
-            )
+            job.rec.info(f"deletion notice sent: {len(doomed)} templates deleted, {len(deactivated)} mappings deactivated")
 
 
 async def template_event(job: Job, event: dict[str, Any]) -> None:

@@ -263,22 +263,30 @@ def _explain(path: Path, exc: BaseException) -> StoreError:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return DatabaseBusyError(
             f"the database {path} is locked by another process (waited {BUSY_TIMEOUT_S:g} s): "
-            "a long sync, a backup or another tool holds it; try again when it has finished")
+            "a long sync, a backup or another tool holds it; try again when it has finished"
+        )
     if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
-        return StoreError(f"{path} is not a credly-console database (not a usable SQLite file: {text}); "
-                          "move it away, or point CREDLY_CONSOLE_DB at another file")
+        return StoreError(
+            f"{path} is not a credly-console database (not a usable SQLite file: {text}); "
+            "move it away, or point CREDLY_CONSOLE_DB at another file"
+        )
     if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
-        return StoreError(f"cannot write to the database {path} ({text}); give this user write access to the "
-                          "file and its directory, or point CREDLY_CONSOLE_DB at a writable path")
+        return StoreError(
+            f"cannot write to the database {path} ({text}); give this user write access to the "
+            "file and its directory, or point CREDLY_CONSOLE_DB at a writable path"
+        )
     if isinstance(exc, (NotADirectoryError, FileExistsError)):
-        return StoreError(f"cannot create the database {path}: a part of its directory path is a file, not a "
-                          "directory; point CREDLY_CONSOLE_DB at a file in a directory")
+        return StoreError(
+            f"cannot create the database {path}: a part of its directory path is a file, not a "
+            "directory; point CREDLY_CONSOLE_DB at a file in a directory"
+        )
     if "full" in text or "i/o error" in text.lower():
         return StoreError(f"the database {path} cannot be written ({text}); free some disk space or check the disk")
     if isinstance(exc, OSError) or "unable to open" in text:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else text
-        return StoreError(f"cannot open the database {path} ({reason}); point CREDLY_CONSOLE_DB at a file in a "
-                          "writable directory")
+        return StoreError(
+            f"cannot open the database {path} ({reason}); point CREDLY_CONSOLE_DB at a file in a writable directory"
+        )
     return StoreError(f"the database {path} cannot be used: {text}")
 
 
@@ -462,7 +470,6 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )

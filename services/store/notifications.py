@@ -176,8 +176,10 @@ def deletion_notice(
     else:
         lines.append("No mapping named these templates.")
     n = len(templates)
-    title = (f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; "
-             f"{len(mappings)} mapping{'s' if len(mappings) != 1 else ''} deactivated")
+    title = (
+        f"{n} badge template{'s' if n != 1 else ''} deleted in Credly; {len(mappings)} "
+        f"mapping{'s' if len(mappings) != 1 else ''} deactivated"
+    )
     return create_notification(
         store,
         "deletion_notice",
@@ -264,7 +266,4 @@ def mark_unread(store: Store, ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with store.write():
-        return store.db.execute(
-            f"UPDATE notifications SET read_at = NULL WHERE id IN ({','.join('?' * len(ids))})", ids
-        ).rowcount
-
+        return store.db.execute(f"UPDATE notifications SET read_at = NULL WHERE id IN ({','.join('?' * len(ids))})", ids).rowcount

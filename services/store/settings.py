@@ -25,15 +25,21 @@ MAX_TEXT_LENGTH = 255
 
 # What each key expects, in the words the error messages and `settings list` use.
 EXPECTED: dict[str, str] = {
-    "BATCH_SYNC_START_DATE": "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), "
-    "or blank for no lower bound",
+    "BATCH_SYNC_START_DATE": (
+        "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), or blank for no lower "
+        "bound"
+    ),
     "NOTIFICATION_MAIL_ID": "an e-mail address such as lms-admin@example.com",
     "SYNC_REVOCATION": "true or false (exactly, lower-case)",
-    "CREDLY_DEFAULT_EXPIRATION_DAYS": "blank (badges do not expire) or a whole number of days "
-    f"from 0 to {MAX_EXPIRATION_DAYS} (0 = the template's own default)",
+    "CREDLY_DEFAULT_EXPIRATION_DAYS": (
+        f"blank (badges do not expire) or a whole number of days from 0 to {MAX_EXPIRATION_DAYS} "
+        "(0 = the template's own default)"
+    ),
     "EXTERNAL_TRAINING_INSTITUTE_NAME": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
-    "COURSE_ADDITIONAL_FIELD": "the name of a Docebo course additional field: "
-    f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
+    "COURSE_ADDITIONAL_FIELD": (
+        "the name of a Docebo course additional field: a non-blank single line of text (at most "
+        f"{MAX_TEXT_LENGTH} characters)"
+    ),
     "CREDLY_INTEGRATION_MASTER": "blank (both directions), DOCEBO or CREDLY (upper-case)",
     "EVIDENCE_TITLE": f"a non-blank single line of text (at most {MAX_TEXT_LENGTH} characters)",
 }
@@ -177,25 +183,19 @@ def _check_key(key: str) -> None:
 def get_setting(store: Store, key: str) -> str:
     """The stored value of `key` ('' when unset). Unknown keys raise `SettingError`."""
     _check_key(key)
-    row = store.db.execute(
-        "SELECT value FROM settings WHERE integration = ? AND key = ?", (INTEGRATION, key)
-    ).fetchone()
+    row = store.db.execute("SELECT value FROM settings WHERE integration = ? AND key = ?", (INTEGRATION, key)).fetchone()
     return row[0] if row else ""
 
 
 def all_settings(store: Store) -> dict[str, str]:
     """Every key → stored value, in `SETTING_KEYS` order."""
-    rows = dict(
-        store.db.execute("SELECT key, value FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall()
-    )
+    rows = dict(store.db.execute("SELECT key, value FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall())
     return {key: rows.get(key, "") for key in SETTING_KEYS}
 
 
 def list_settings(store: Store) -> list[dict]:
     """Rows for display: key, value, required, expected, description, updated_at, problem."""
-    updated = dict(
-        store.db.execute("SELECT key, updated_at FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall()
-    )
+    updated = dict(store.db.execute("SELECT key, updated_at FROM settings WHERE integration = ?", (INTEGRATION,)).fetchall())
     problems = {p.key: p.message for p in configuration_problems(store)}
     return [
         {

@@ -278,13 +278,13 @@ def _script() -> str:
 
 def test_installed_script_refuses_a_bad_boolean(tmp_path):
     env = dict(os.environ)
-    result = subprocess.run([_script(), "settings", "set", "SYNC_REVOCATION", "True"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_script(), "settings", "set", "SYNC_REVOCATION", "True"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "SYNC_REVOCATION" in result.stderr and "true or false" in result.stderr
     assert result.stdout == ""
-    ok = subprocess.run([_script(), "settings", "get", "SYNC_REVOCATION"], env=env, capture_output=True,
-                        text=True, timeout=60)
+    ok = subprocess.run([_script(), "settings", "get", "SYNC_REVOCATION"], env=env, capture_output=True, text=True, timeout=60)
     assert (ok.returncode, ok.stdout) == (0, "\n")
 
 

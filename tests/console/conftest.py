@@ -275,39 +275,102 @@ def seed(store: Store) -> None:
             db.execute(
                 "INSERT INTO runs (id, flow, trigger, dry_run, status, reason, started_at, ended_at, progress_done, "
                 "progress_total, examined, issued, replaced, revoked, created, skipped, failed) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                r,
+            )
         log = [
             (3, "info", "", "", "examining 12 completions"),
             (3, "info", "issue_badge", "user1@example.com / Fire Warden", "issued"),
             (3, "info", "issue_badge", "user2@example.com / Fire Warden", "issued"),
-            (3, "error", "", "user4@example.com / Safety Basics",
-             "POST /organizations/{org}/badges failed: 422 [recipient] is invalid"),
+            (
+                3,
+                "error",
+                "",
+                "user4@example.com / Safety Basics",
+                "POST /organizations/{org}/badges failed: 422 [recipient] is invalid",
+            ),
             (3, "info", "", "", "done"),
         ]
         for run_id, level, action, obj, message in log:
-            db.execute("INSERT INTO run_log (run_id, at, level, action, object, message) VALUES (?, ?, ?, ?, ?, ?)",
-                       (run_id, "2025-06-01T09:05:01.000Z", level, action, obj, message))
+            db.execute(
+                "INSERT INTO run_log (run_id, at, level, action, object, message) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, "2025-06-01T09:05:01.000Z", level, action, obj, message),
+            )
         notes = [
-            ("2025-06-01T09:05:09.000Z", "error", "Badge could not be issued to user4@example.com", "docebo_to_credly", 3,
-             "user4@example.com / Safety Basics", "POST /organizations/{org}/badges", "[recipient] is invalid", None,
-             "Credly refused the badge; check the learner's e-mail address in Docebo."),
-            ("2025-06-01T09:06:00.000Z", "config", "dropdown flow blocked by the configuration", "dropdown", None, "",
-             "", "", "2025-06-01T10:00:00.000Z", "COURSE_ADDITIONAL_FIELD is not set"),
-            ("2025-06-01T09:07:00.000Z", "webhook_rejected", "Rejected a Credly notice for another organization", "",
-             None, "event 7f3c", "", "", None, ""),
+            (
+                "2025-06-01T09:05:09.000Z",
+                "error",
+                "Badge could not be issued to user4@example.com",
+                "docebo_to_credly",
+                3,
+                "user4@example.com / Safety Basics",
+                "POST /organizations/{org}/badges",
+                "[recipient] is invalid",
+                None,
+                "Credly refused the badge; check the learner's e-mail address in Docebo.",
+            ),
+            (
+                "2025-06-01T09:06:00.000Z",
+                "config",
+                "dropdown flow blocked by the configuration",
+                "dropdown",
+                None,
+                "",
+                "",
+                "",
+                "2025-06-01T10:00:00.000Z",
+                "COURSE_ADDITIONAL_FIELD is not set",
+            ),
+            (
+                "2025-06-01T09:07:00.000Z",
+                "webhook_rejected",
+                "Rejected a Credly notice for another organization",
+                "",
+                None,
+                "event 7f3c",
+                "",
+                "",
+                None,
+                "",
+            ),
         ]
         for created, kind, title, flow, run_id, obj, call, service, read_at, body in notes:
             db.execute(
                 "INSERT INTO notifications (created_at, kind, title, body, flow, run_id, object, call, service_message, "
                 "read_at, mail_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sent')",
-                (created, kind, title, body, flow, run_id, obj, call, service, read_at))
+                (created, kind, title, body, flow, run_id, obj, call, service, read_at),
+            )
         items = [
-            ("docebo", "docebo:m-1:0", "course.enrollment.completed", "docebo:1", {"user_id": 1, "course_id": 101},
-             "done", 1, ""),
-            ("credly", "credly:ev-2", "badge.created", "", {"id": "ev-2", "event_type": "badge.created"}, "failed", 5,
-             "Credly GET /organizations/{org}/events/{id}: 503 Service Unavailable"),
-            ("docebo", "docebo:m-3:0", "course.enrollment.completed", "docebo:2", {"user_id": 2, "course_id": 101},
-             "queued", 0, ""),
+            (
+                "docebo",
+                "docebo:m-1:0",
+                "course.enrollment.completed",
+                "docebo:1",
+                {"user_id": 1, "course_id": 101},
+                "done",
+                1,
+                "",
+            ),
+            (
+                "credly",
+                "credly:ev-2",
+                "badge.created",
+                "",
+                {"id": "ev-2", "event_type": "badge.created"},
+                "failed",
+                5,
+                "Credly GET /organizations/{org}/events/{id}: 503 Service Unavailable",
+            ),
+            (
+                "docebo",
+                "docebo:m-3:0",
+                "course.enrollment.completed",
+                "docebo:2",
+                {"user_id": 2, "course_id": 101},
+                "queued",
+                0,
+                "",
+            ),
         ]
         import json
 
@@ -315,10 +378,14 @@ def seed(store: Store) -> None:
             db.execute(
                 "INSERT INTO inbox (source, delivery_key, event_type, learner_key, payload, received_at, status, "
                 "attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (source, key, event, learner, json.dumps(payload), T0, status, attempts, error))
-        db.execute("INSERT INTO connection_health (service, checked_at, ok, message) VALUES "
-                   "('credly', ?, 1, 'Connected to Credly organization Acme Learning.'), "
-                   "('docebo', ?, 0, 'Docebo rejected the client secret (HTTP 401).')", (T0, T0))
+                (source, key, event, learner, json.dumps(payload), T0, status, attempts, error),
+            )
+        db.execute(
+            "INSERT INTO connection_health (service, checked_at, ok, message) VALUES "
+            "('credly', ?, 1, 'Connected to Credly organization Acme Learning.'), "
+            "('docebo', ?, 0, 'Docebo rejected the client secret (HTTP 401).')",
+            (T0, T0),
+        )
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ async def test_F5_revoked_badge_kept_when_sync_revocation_false(world):
     world.credly_state.revoke(b.id, "mistake")
     s = await handle_badge_event(world.ctx, _last_notice(world))
     assert len(world.trainings()) == 1 and len(world.awards()) == 1
-    assert any("SYNC_REVOCATION is false" in entry["message"] for entry in runs.query_run_log(world.store, s.run_id))
+    assert any("SYNC_REVOCATION is false" in ln["message"] for ln in runs.query_run_log(world.store, s.run_id))
 
 
 async def test_F5_deleted_badge_removes_external_training(world):
@@ -116,7 +116,7 @@ async def test_L1_badge_issued_by_the_product_is_not_imported_back(make_world):
     created = [e for e in w.credly_state.list_events() if e.event_type == "badge.created"][-1]
     s = await handle_badge_event(w.ctx, w.credly_state.notice(created))
     assert s.status == "succeeded" and w.trainings() == []
-    assert any("(L1)" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id))
+    assert any("(L1)" in ln["message"] for ln in runs.query_run_log(w.store, s.run_id))
     s = await w.run("credly-to-docebo")
     assert w.trainings() == [] and s.counts["skipped"] >= 1
 
@@ -127,7 +127,7 @@ async def test_F5_user_missing_in_docebo_is_skipped_and_logged(world):
     s = await handle_badge_event(world.ctx, _last_notice(world))
     assert s.status == "succeeded" and world.trainings() == []
     lines = runs.query_run_log(world.store, s.run_id)
-    assert any("stranger@example.org" in entry["message"] and "no Docebo user" in entry["message"] for entry in lines)
+    assert any("stranger@example.org" in ln["message"] and "no Docebo user" in ln["message"] for ln in lines)
     assert s.counts["skipped"] == 1
 
 
@@ -136,7 +136,7 @@ async def test_F5_rejected_badge_is_ignored(world):
     b = _issue(world, T_IMPORT, "bob@example.com")
     world.credly_state.earner_decides(b.id, False)
     s = await handle_badge_event(world.ctx, _last_notice(world))
-    assert world.trainings() == [] and any("rejected" in entry["message"] for entry in runs.query_run_log(world.store, s.run_id))
+    assert world.trainings() == [] and any("rejected" in ln["message"] for ln in runs.query_run_log(world.store, s.run_id))
 
 
 async def test_F6_batch_imports_every_mapped_badge_and_follows_revocations(world):

@@ -186,7 +186,7 @@ async def test_F4_revoked_with_sync_revocation_false_is_skipped_with_a_log_line(
     s = await handle_certification_event(w.ctx, "certification.revoked", payload)
     assert s.status == "succeeded" and s.counts["revoked"] == 0 and s.counts["skipped"] == 1
     assert len(w.badges()) == 1
-    assert any("SYNC_REVOCATION is false" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id))
+    assert any("SYNC_REVOCATION is false" in ln["message"] for ln in runs.query_run_log(w.store, s.run_id))
 
 
 async def test_F4_updated_without_a_badge_issues_one_and_F7_covers_awards(make_world):
@@ -217,5 +217,5 @@ async def test_F7_batch_skips_objects_already_expired_and_logs_them(make_world):
     s = await w.run("docebo-to-credly")
     assert w.badge_keys() == [("bob@example.com", T_CERT)]
     lines = runs.query_run_log(w.store, s.run_id)
-    assert any("expired on 2025-06-01" in entry["message"] for entry in lines)
-    assert any("not after its date" in entry["message"] and entry["level"] == "warning" for entry in lines)
+    assert any("expired on 2025-06-01" in ln["message"] for ln in lines)
+    assert any("not after its date" in ln["message"] and ln["level"] == "warning" for ln in lines)

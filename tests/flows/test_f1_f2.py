@@ -157,6 +157,5 @@ async def test_F2_finds_an_existing_field_by_name_and_adopts_options(world):
     assert world.store.get_meta("docebo.course_field_id") == str(field["id"])
     options = world.docebo_state.course_fields[field["id"]]["options"]
     assert list(options.values()).count("Safety Basics") == 1  # adopted, not added twice
-    assert _rows(world.store)[T_SAFETY]["dropdown_element_id"] == str(
-        next(o for o, label in options.items() if label == "Safety Basics")
-    )
+    safety = next(o for o, label in options.items() if label == "Safety Basics")
+    assert _rows(world.store)[T_SAFETY]["dropdown_element_id"] == str(safety)

@@ -76,7 +76,7 @@ async def test_S3_missing_required_key_blocks_the_flow_with_reason_and_notificat
     w.store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
     s = await w.run("docebo-to-credly")
     assert s.status == "failed" and "EVIDENCE_TITLE" in s.reason
-    assert any("EVIDENCE_TITLE" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id, failures_only=True))
+    assert any("EVIDENCE_TITLE" in ln["message"] for ln in runs.query_run_log(w.store, s.run_id, failures_only=True))
     assert [n["kind"] for n in notifications.list_notifications(w.store)] == ["config"]
     assert w.issue_calls() == 0
     # F6 does not need EVIDENCE_TITLE: it still runs

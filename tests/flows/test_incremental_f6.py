@@ -95,7 +95,7 @@ async def test_F6_badge_issued_by_the_product_is_not_imported_back_L1(make_world
                           "badge_template_id": T_IMPORT, "issued_at": "2025-08-01T00:00:00Z", "issuer_earner_id": "3"})
     s = await w.run(FLOW)
     assert s.mode == "incremental" and s.counts["created"] == 0 and s.counts["skipped"] == 1
-    assert any("(L1)" in entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=100))
+    assert any("(L1)" in ln["message"] for ln in runs.query_run_log(w.store, s.run_id, limit=100))
 
 
 async def test_F6_a_new_mapping_or_renamed_template_makes_the_next_run_full(make_world):
@@ -118,10 +118,9 @@ async def test_F6_organisation_ignoring_the_filter_gives_correct_results_and_a_l
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
     assert sorted(t["user_id"] for t in w.trainings()) == [1, 2, 3]
-    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    lines = [ln["message"] for ln in runs.query_run_log(w.store, s.run_id, limit=1000)]
     assert (
-        sum("Credly ignores the changed-since filter on badges" in line and "falls back to full reads" in line for line in lines)
-        == 1
+        sum("Credly ignores the changed-since filter on badges" in ln and "falls back to full reads" in ln for ln in lines) == 1
     )
     assert "credly" in json.loads(w.store.get_meta(incremental.IGNORED_KEY))
     s2 = await w.run(FLOW)
@@ -145,8 +144,12 @@ async def test_F6_incremental_dry_run_lists_what_the_real_run_does(make_world):
     assert dry.mode == "incremental" and read_state(w.store, "credly_to_docebo") == state
     real = await w.run(FLOW)
     assert sorted((a["action"], a["object"]) for a in dry.actions) == sorted((a["action"], a["object"]) for a in real.actions)
-    assert {a["action"] for a in real.actions} == {"create_external_training", "create_certification_award",
-                                                   "delete_external_training", "revoke_certification_award"}
+    assert {a["action"] for a in real.actions} == {
+        "create_external_training",
+        "create_certification_award",
+        "delete_external_training",
+        "revoke_certification_award",
+    }
 
 
 async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make_world, monkeypatch):
@@ -165,8 +168,8 @@ async def test_F6_organisation_refusing_the_filter_falls_back_to_a_full_run(make
     monkeypatch.setattr(w.credly, "iter_badges", iter_badges)
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["created"] == 2
-    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
-    assert any("refused (422: Invalid filter)" in line and "falls back to full reads" in line for line in lines)
+    lines = [ln["message"] for ln in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    assert any("refused (422: Invalid filter)" in ln and "falls back to full reads" in ln for ln in lines)
 
 
 async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(make_world, monkeypatch):
@@ -183,12 +186,12 @@ async def test_F6_changes_outnumbering_a_full_read_go_full_on_their_first_page(m
     s = await w.run(FLOW)
     assert (s.status, s.mode, s.counts["created"], s.counts["failed"]) == ("succeeded", "full", 2, 0)
     why = [
-        entry["message"]
-        for entry in runs.query_run_log(w.store, s.run_id, limit=10)
-        if entry["message"].startswith("full run from here")
+        ln["message"] for ln in runs.query_run_log(w.store, s.run_id, limit=10) if ln["message"].startswith("full run from here")
     ]
-    assert why == ["full run from here: 61 badges changed (2 pages, read one after the other): more than "
-                   "the 1 pages of every badge of the 1 mapped templates that a full run reads"]
+    assert why == [
+        "full run from here: 61 badges changed (2 pages, read one after the other): more than "
+        "the 1 pages of every badge of the 1 mapped templates that a full run reads"
+    ]
     d = delta(before, calls(w))
     assert d["credly GET /v1/organizations/{org}/badges"] == 2  # the first page of the changes, then the full read
     assert d["credly GET /v1/organizations/{org}/badge_templates"] == 1

@@ -141,8 +141,11 @@ async def test_F3a_course_dropdown_newly_set_gives_all_its_past_completions_thei
     # Alice holds Fire Warden already (F3b); Bob and Carol get it for their 2024 completions (F3a)
     assert s.counts["issued"] == 2 and s.counts["skipped"] == 3  # and their own held badges: F3c
     fire = sorted((b.recipient_email.lower(), b.issued_at.date()) for b in w.badges() if b.template_id == T_FIRE)
-    assert fire == [("alice@example.com", dt.date(2025, 3, 1)), ("bob@example.com", dt.date(2024, 6, 2)),
-                    ("carol@example.com", dt.date(2024, 6, 3))]
+    assert fire == [
+        ("alice@example.com", dt.date(2025, 3, 1)),
+        ("bob@example.com", dt.date(2024, 6, 2)),
+        ("carol@example.com", dt.date(2024, 6, 3)),
+    ]
     d = delta(before, calls(w))
     assert d["docebo GET /course/v1/courses/enrollments"] == 3  # changed, course 103 in full, the learners'
     assert d["docebo GET /learn/v1/courses"] == 1 and "docebo GET /manage/v1/user" not in d
@@ -151,13 +154,16 @@ async def test_F3a_course_dropdown_newly_set_gives_all_its_past_completions_thei
     assert read_state(w.store, "docebo_to_credly")["plan"]["courses"]["103"][1] == "Fire 2"
 
 
-@pytest.mark.parametrize("change, what", [
-    ("mapping", "learning-plan mappings"),
-    ("template", "course templates (dropdown)"),
-    ("start_date", "BATCH_SYNC_START_DATE"),
-    ("expiry", "CREDLY_DEFAULT_EXPIRATION_DAYS"),
-    ("revocation", "SYNC_REVOCATION"),
-])
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        ("mapping", "learning-plan mappings"),
+        ("template", "course templates (dropdown)"),
+        ("start_date", "BATCH_SYNC_START_DATE"),
+        ("expiry", "CREDLY_DEFAULT_EXPIRATION_DAYS"),
+        ("revocation", "SYNC_REVOCATION"),
+    ],
+)
 async def test_F7_a_change_of_what_qualifies_makes_the_next_run_full(make_world, change, what):
     w, _ = await full_world(make_world)
     if change == "mapping":
@@ -172,7 +178,7 @@ async def test_F7_a_change_of_what_qualifies_makes_the_next_run_full(make_world,
         w.configure(SYNC_REVOCATION="false")
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full"
-    assert first_line(w, s) .startswith("full run: changed since the last full run: ") and what in first_line(w, s)
+    assert first_line(w, s).startswith("full run: changed since the last full run: ") and what in first_line(w, s)
     s2 = await w.run(FLOW)
     assert s2.mode == "incremental"  # the full run recorded the new fingerprint
 
@@ -234,16 +240,16 @@ async def test_F7_tenant_ignoring_the_filter_gives_correct_results_and_one_logge
     s = await w.run(FLOW)
     assert s.status == "succeeded" and s.mode == "full" and s.counts["issued"] == 1
     assert ("bob@example.com", T_SAFETY) in w.badge_keys() and len(w.badges()) == 4
-    lines = [entry["message"] for entry in runs.query_run_log(w.store, s.run_id, limit=1000)]
+    lines = [ln["message"] for ln in runs.query_run_log(w.store, s.run_id, limit=1000)]
     assert lines[0].startswith("incremental run")
-    warned = [line for line in lines if "ignores the changed-since filter" in line and "falls back to full reads" in line]
+    warned = [ln for ln in lines if "ignores the changed-since filter" in ln and "falls back to full reads" in ln]
     assert len(warned) == 1 and "Docebo" in warned[0]
     mark = json.loads(w.store.get_meta(incremental.IGNORED_KEY))["docebo"]
     assert mark["run_id"] == s.run_id
     s2 = await w.run(FLOW)
     assert s2.mode == "full" and "Docebo ignores the changed-since filter" in first_line(w, s2)
-    lines2 = [entry["message"] for entry in runs.query_run_log(w.store, s2.run_id, limit=1000)]
-    assert not any("falls back to full reads" in line for line in lines2)  # said once
+    lines2 = [ln["message"] for ln in runs.query_run_log(w.store, s2.run_id, limit=1000)]
+    assert not any("falls back to full reads" in ln for ln in lines2)  # said once
     assert s2.counts["issued"] == 0
 
 

@@ -113,9 +113,15 @@ async def test_F6_incremental_run_killed_with_sigkill_converges_without_duplicat
         sb.docebo.state.advance(600)
         sb.credly.state.advance(600)
         for i in range(11, 61):  # 50 badges issued by hand in Credly after the full run
-            sb.credly.state.issue({"recipient_email": f"learner{i}@example.com", "issued_to_first_name": "F",
-                                   "issued_to_last_name": "L", "badge_template_id": T_IMPORT,
-                                   "issued_at": "2026-10-01T10:00:00Z"})
+            sb.credly.state.issue(
+                {
+                    "recipient_email": f"learner{i}@example.com",
+                    "issued_to_first_name": "F",
+                    "issued_to_last_name": "L",
+                    "badge_template_id": T_IMPORT,
+                    "issued_at": "2026-10-01T10:00:00Z",
+                }
+            )
         kills = await _kill_runs(env, sb, "credly-to-docebo", DoceboCreateKill())
         last = await _sync(env, "credly-to-docebo")
         assert last["mode"] == "incremental" and last["status"] == "succeeded" and last["counts"]["failed"] == 0

@@ -62,9 +62,9 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         # of the changes (Credly's total_count) and reads everything at once instead of them all
         s6, d6 = await run(f"{F6} settle", F6)
         why = [
-            entry["message"]
-            for entry in runs.query_run_log(store, s6.run_id, limit=5)
-            if entry["message"].startswith("full run from here")
+            ln["message"]
+            for ln in runs.query_run_log(store, s6.run_id, limit=5)
+            if ln["message"].startswith("full run from here")
         ]
         assert s6.mode == "full" and len(why) == 1, why
         chain, full = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) pages", why[0]))
@@ -77,24 +77,38 @@ async def test_medium_world_full_versus_incremental_call_counts(store):
         s7, d7 = await run("F7 incremental, nothing changed", F7)
         s6, d6 = await run("F6 incremental, nothing changed", F6)
         assert s7.mode == s6.mode == "incremental"
-        assert d7 == {"docebo GET /learn/v1/courses": 1, "docebo GET /course/v1/courses/enrollments": 1,
-                      "docebo GET /learningplan/v1/learningplans/enrollments": 1, "docebo GET /certification/v1/awards": 1}
+        assert d7 == {
+            "docebo GET /learn/v1/courses": 1,
+            "docebo GET /course/v1/courses/enrollments": 1,
+            "docebo GET /learningplan/v1/learningplans/enrollments": 1,
+            "docebo GET /certification/v1/awards": 1,
+        }
         assert d6 == {"credly GET /v1/organizations/{org}/badges": 1}
         # one change each
         course = data.courses[0]["id_course"]
         template = next(t["id"] for t in active if t["name"] == course_template[course])
         holders = {b.recipient_email.lower() for b in w.credly_state.badges.values() if b.template_id == template}
         enrolled = set(w.docebo_state.enr_by_course.get(course, {}))
-        uid = next(u for u in sorted(w.docebo_state.users)
-                   if u not in enrolled and w.docebo_state.users[u]["email"].lower() not in holders)
+        uid = next(
+            u
+            for u in sorted(w.docebo_state.users)
+            if u not in enrolled and w.docebo_state.users[u]["email"].lower() not in holders
+        )
         w.docebo_state.enroll(course, uid)
         w.docebo_state.set_enrollment(course, uid, status="completed")
         s, d = await run("F7 incremental, one new completion", F7)
         assert s.counts["issued"] == 1 and d["credly POST /v1/organizations/{org}/badges/batch"] == 1
         travel(w)
         user = w.docebo_state.users[uid]
-        w.credly_state.issue({"recipient_email": user["email"], "issued_to_first_name": "A", "issued_to_last_name": "B",
-                              "badge_template_id": imports[0], "issued_at": "2026-10-01T10:00:00Z"})
+        w.credly_state.issue(
+            {
+                "recipient_email": user["email"],
+                "issued_to_first_name": "A",
+                "issued_to_last_name": "B",
+                "badge_template_id": imports[0],
+                "issued_at": "2026-10-01T10:00:00Z",
+            }
+        )
         s, d = await run("F6 incremental, one new badge", F6)
         assert s.counts["created"] == 1 and d["docebo POST /learn/v1/external_training"] == 1
         assert counted["F7 full, nothing to do"] > 10 * counted["F7 incremental, nothing changed"]

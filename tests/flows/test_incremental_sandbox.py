@@ -34,8 +34,12 @@ async def docebo():
     state = DoceboState.from_demo(data)
     app = create_docebo_app(state)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docebo.test") as http:
-        token = (await http.post("/oauth2/token", data={"client_id": state.client_id, "client_secret": state.client_secret,
-                                                       "grant_type": "client_credentials"})).json()["access_token"]
+        token = (
+            await http.post(
+                "/oauth2/token",
+                data={"client_id": state.client_id, "client_secret": state.client_secret, "grant_type": "client_credentials"},
+            )
+        ).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {token}"
         yield state, http
 
@@ -50,8 +54,12 @@ async def test_docebo_updated_from_on_courses_enrollments_lp_enrollments_and_awa
     state, http = docebo
     bound = state.now().strftime("%Y-%m-%d %H:%M:%S")
     since = [("updated_from", bound)]
-    for path in ("/learn/v1/courses", "/course/v1/courses/enrollments", "/learningplan/v1/learningplans/enrollments",
-                 "/certification/v1/awards"):
+    for path in (
+        "/learn/v1/courses",
+        "/course/v1/courses/enrollments",
+        "/learningplan/v1/learningplans/enrollments",
+        "/certification/v1/awards",
+    ):
         assert await _items(http, path, since) == [], path
         assert await _items(http, path), path  # without the filter: everything
     state.advance(60)
@@ -99,14 +107,27 @@ async def test_docebo_date_header_follows_time_travel_and_filter_can_be_ignored(
 
 @pytest.fixture
 async def credly():
-    state = CredlyState.from_demo(base_data(badges=[
-        {"id": "11111111-0000-4000-8000-000000000001", "badge_template_id": T_SAFETY, "recipient_email": "alice@example.com",
-         "issued_to_first_name": "A", "issued_to_last_name": "A", "issued_at": "2025-05-01T10:00:00.000Z",
-         "expires_at": None, "state": "accepted", "issuer_earner_id": None},
-    ]))
+    state = CredlyState.from_demo(
+        base_data(
+            badges=[
+                {
+                    "id": "11111111-0000-4000-8000-000000000001",
+                    "badge_template_id": T_SAFETY,
+                    "recipient_email": "alice@example.com",
+                    "issued_to_first_name": "A",
+                    "issued_to_last_name": "A",
+                    "issued_at": "2025-05-01T10:00:00.000Z",
+                    "expires_at": None,
+                    "state": "accepted",
+                    "issuer_earner_id": None,
+                },
+            ]
+        )
+    )
     app = create_credly_app(state)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://credly.test/v1",
-                                 auth=(state.token, "")) as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://credly.test/v1", auth=(state.token, "")
+    ) as http:
         yield state, http
 
 
@@ -124,8 +145,15 @@ async def test_credly_updated_at_min_on_badges_by_instant_or_day(credly):
     state.advance(10)
     bound = state.now()
     state.advance(10)
-    new = state.issue({"recipient_email": "bob@example.com", "issued_to_first_name": "B", "issued_to_last_name": "B",
-                       "badge_template_id": T_FIRE, "issued_at": "2025-06-01T00:00:00Z"})
+    new = state.issue(
+        {
+            "recipient_email": "bob@example.com",
+            "issued_to_first_name": "B",
+            "issued_to_last_name": "B",
+            "badge_template_id": T_FIRE,
+            "issued_at": "2025-06-01T00:00:00Z",
+        }
+    )
     stamp = bound.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert await ids(f"updated_at_min::{stamp}") == [new.id]
     assert await ids(f"updated_at_max::{stamp}") == ["11111111-0000-4000-8000-000000000001"]

@@ -48,8 +48,7 @@ def big_data():
 
 def _state(credly_state, docebo_state):
     badges = sorted(
-        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at)
-        for b in credly_state.badges.values()
+        (b.recipient_email.lower(), b.template_id, b.state, b.issued_at, b.expires_at) for b in credly_state.badges.values()
     )
     trainings = sorted(
         (t["user_id"], t["course_name"], t["date_from"], t["date_to"]) for t in docebo_state.external_trainings.values()
@@ -73,8 +72,13 @@ def _write_config(tmp_path, sb) -> dict:
 
 async def _cli(env, *args) -> tuple[int, str, str, asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from console.cli import main; main()", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        "from console.cli import main; main()",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     return proc
 

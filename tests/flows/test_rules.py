@@ -69,11 +69,22 @@ def test_evidence_and_badge_body_carry_what_spec_lists():
         ev[0]["title"] == "Docebo achievement" and "F3b" in ev[0]["description"] and "learning plan 501" in ev[0]["description"]
     )
     body = rules.badge_fields(
-        email="a@x.com", first_name="A", last_name="B", template_id="t", issued_at=T0,
-        docebo_user_id=12, expires_at=False, evidence_items=ev,
+        email="a@x.com",
+        first_name="A",
+        last_name="B",
+        template_id="t",
+        issued_at=T0,
+        docebo_user_id=12,
+        expires_at=False,
+        evidence_items=ev,
     )
     assert body == {
-        "recipient_email": "a@x.com", "issued_to_first_name": "A", "issued_to_last_name": "B",
-        "badge_template_id": "t", "issued_at": "2025-03-01 10:00:00 +0000", "issuer_earner_id": "12",
-        "expires_at": False, "evidence": ev,
+        "recipient_email": "a@x.com",
+        "issued_to_first_name": "A",
+        "issued_to_last_name": "B",
+        "badge_template_id": "t",
+        "issued_at": "2025-03-01 10:00:00 +0000",
+        "issuer_earner_id": "12",
+        "expires_at": False,
+        "evidence": ev,
     }

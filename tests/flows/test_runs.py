@@ -94,8 +94,8 @@ def test_running_row_of_a_dead_process_becomes_interrupted(store):
     proc.wait()
     with store.write():
         store.db.execute(
-            "INSERT INTO runs (flow, trigger, status, started_at, pid) "
-            "VALUES ('docebo_to_credly', 'cli', 'running', '2024-01-01T00:00:00Z', ?)",
+            "INSERT INTO runs (flow, trigger, status, started_at, pid) VALUES ('docebo_to_credly', 'cli', 'running', "
+            "'2024-01-01T00:00:00Z', ?)",
             (proc.pid,),
         )
         run_id = store.db.execute("SELECT max(id) FROM runs").fetchone()[0]

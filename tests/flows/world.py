@@ -154,5 +154,3 @@ class World:
     async def aclose(self) -> None:
         await self.credly.aclose()
         await self.docebo.aclose()
-
-

@@ -67,8 +67,11 @@ def end_state(world) -> tuple:
 
 
 def assert_no_duplicates(world) -> None:
-    live = [(b.recipient_email.lower(), b.template_id) for b in world.credly_state.badges.values()
-            if b.state in ("pending", "accepted")]
+    live = [
+        (b.recipient_email.lower(), b.template_id)
+        for b in world.credly_state.badges.values()
+        if b.state in ("pending", "accepted")
+    ]
     assert len(live) == len(set(live)), "a learner holds two live badges of one template"
     trainings = [(t["user_id"], t["course_name"]) for t in world.docebo_state.external_trainings.values()]
     assert len(trainings) == len(set(trainings)), "an external training was created twice"
@@ -93,4 +96,3 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += max(0.0, seconds)
-

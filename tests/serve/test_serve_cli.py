@@ -138,7 +138,14 @@ def test_notifications_test_mail(run, db, smtp_server):
 
 
 def test_every_new_command_has_help(run):
-    for args in (["serve"], ["webhooks"], ["schedule", "list"], ["inbox", "list"], ["inbox", "retry"],
-                 ["notifications", "show"], ["demo"]):
+    for args in (
+        ["serve"],
+        ["webhooks"],
+        ["schedule", "list"],
+        ["inbox", "list"],
+        ["inbox", "retry"],
+        ["notifications", "show"],
+        ["demo"],
+    ):
         result = run(*args, "--help")
         assert result.exit_code == 0 and "Usage" in result.output

@@ -249,15 +249,21 @@ docebo_like = st.fixed_dictionaries(
     optional={"payload": json_values, "payloads": st.lists(json_values, max_size=30)},
 )
 credly_like = st.fixed_dictionaries(
-    {"id": st.one_of(st.text(max_size=30), st.none()), "event_type": st.text(max_size=30),
-     "organization_id": st.sampled_from([ORG, "other", ""])},
+    {
+        "id": st.one_of(st.text(max_size=30), st.none()),
+        "event_type": st.text(max_size=30),
+        "organization_id": st.sampled_from([ORG, "other", ""]),
+    },
     optional={"occurred_at": json_values},
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(json_values, docebo_like, credly_like), source=st.sampled_from(["docebo", "credly"]),
-       raw=st.one_of(st.none(), st.binary(max_size=50)))
+@given(
+    body=st.one_of(json_values, docebo_like, credly_like),
+    source=st.sampled_from(["docebo", "credly"]),
+    raw=st.one_of(st.none(), st.binary(max_size=50)),
+)
 def test_any_body_gets_a_clear_answer_and_nothing_half_stored(writer, db_path, body, source, raw):
     import asyncio
 

@@ -159,8 +159,11 @@ async def test_after_the_last_try_the_event_stays_failed_with_one_notification(s
     inbox.insert_items(store, [completion("a", 1)])
     running({"course_completion": broken}, clock=clock, policy=RetryPolicy(delays=(10,), max_attempts=3))
     for attempt in (1, 2):
-        await until(lambda attempt=attempt: inbox.get_item(store, 1)["attempts"] == attempt
-                    and inbox.get_item(store, 1)["status"] == "queued")
+        def queued_after(n=attempt):
+            item = inbox.get_item(store, 1)
+            return item["attempts"] == n and item["status"] == "queued"
+
+        await until(queued_after)
         clock.advance(11)
     await until(lambda: inbox.get_item(store, 1)["status"] == "failed", what="failed")
     row = inbox.get_item(store, 1)
@@ -178,8 +181,9 @@ async def test_a_permanent_error_gives_up_sooner(store, running):
         raise ValueError("422 Invalid badge template")
 
     inbox.insert_items(store, [completion("a", 1)])
-    running({"course_completion": refused}, clock=clock,
-            policy=RetryPolicy(delays=(10,), max_attempts=8, max_attempts_permanent=2))
+    running(
+        {"course_completion": refused}, clock=clock, policy=RetryPolicy(delays=(10,), max_attempts=8, max_attempts_permanent=2)
+    )
     await until(lambda: inbox.get_item(store, 1)["attempts"] == 1 and inbox.get_item(store, 1)["status"] == "queued")
     clock.advance(11)
     await until(lambda: inbox.get_item(store, 1)["status"] == "failed")
@@ -202,8 +206,9 @@ async def test_admin_retry_runs_a_failed_event_again(store, running):
 
 async def test_a_gated_off_run_marks_the_event_skipped(store, running):
     async def handler(ctx, row):
-        return RunSummary(run_id=7, flow="course_completion", status="skipped", counts={},
-                          reason="CREDLY_INTEGRATION_MASTER is CREDLY (G1)")
+        return RunSummary(
+            run_id=7, flow="course_completion", status="skipped", counts={}, reason="CREDLY_INTEGRATION_MASTER is CREDLY (G1)"
+        )
 
     inbox.insert_items(store, [completion("a", 1)])
     running({"course_completion": handler})

@@ -718,8 +718,7 @@ class CredlyState:
             held += [
                 p
                 for p in pending
-                if p.template_id == template.id
-                and (p.email_key == email.lower() or (earner and p.issuer_earner_id == earner))
+                if p.template_id == template.id and (p.email_key == email.lower() or (earner and p.issuer_earner_id == earner))
             ]
             if held:
                 if behaviour == "replace" and held[0].id in self.badges:

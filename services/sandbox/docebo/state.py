@@ -351,9 +351,8 @@ class DoceboState:
         fullname = f"{user['first_name']} {user['last_name']}"
         for key in {user["email"].lower(), user["username"].lower(), fullname.lower()}:
             self._user_exact.setdefault(key, []).append(uid)
-        self._user_blob[uid] = " ".join(
-            (user["first_name"], user["last_name"], user["username"], user["email"], fullname)
-        ).lower()
+        words = (user["first_name"], user["last_name"], user["username"], user["email"], fullname)
+        self._user_blob[uid] = " ".join(words).lower()
         self._user_orders.clear()
         return user
 
@@ -959,9 +958,7 @@ class DoceboState:
             raise DoceboError(400, f"User {uid} not found")
         for existing in self.awards_by_user.get(uid, {}).values():
             if existing["id_cert"] == cert["id_cert"]:
-                raise DoceboError(
-                    409, f"User {uid} already holds certification {cert['id_cert']} (award {existing['id_award']})"
-                )
+                raise DoceboError(409, f"User {uid} already holds certification {cert['id_cert']} (award {existing['id_award']})")
         issued = parse_date(body.get("issued_on"), "issued_on") or fmt(self.now())
         if "expire_on" in body:
             expire = parse_date(body.get("expire_on"), "expire_on")

@@ -355,7 +355,9 @@ async def test_enrollments_filters_with_many_ids(api, state):
     params.append(("enrollment_status[]", "completed"))
     items = await all_items(api, "/course/v1/courses/enrollments", params)
     expected = {
-        (c, u) for c in courses for u in users
+        (c, u)
+        for c in courses
+        for u in users
         if (c, u) in state.enrollments and state.enrollments[(c, u)]["status"] == "completed"
     }
     assert {(i["course_id"], i["user_id"]) for i in items} == expected
@@ -369,9 +371,18 @@ async def test_enrollment_item_shape_and_expiry(api, state, demo):
     for e in (with_expiry, without):
         r = await api.get("/course/v1/courses/enrollments", params={"course_id[]": e["course_id"], "user_id[]": e["user_id"]})
         item = r.json()["data"]["items"][0]
-        assert {"user_id", "course_id", "course_name", "course_type", "enrollment_status", "enrollment_created_at",
-                "enrollment_date_last_updated", "enrollment_completion_date", "enrollment_score",
-                "enrollment_date_end_validity"} <= set(item)
+        assert {
+            "user_id",
+            "course_id",
+            "course_name",
+            "course_type",
+            "enrollment_status",
+            "enrollment_created_at",
+            "enrollment_date_last_updated",
+            "enrollment_completion_date",
+            "enrollment_score",
+            "enrollment_date_end_validity",
+        } <= set(item)
         assert item["enrollment_date_end_validity"] == e["validity_end"]
         assert isinstance(item["user_id"], int) and isinstance(item["course_id"], int)
         assert "enrollment_time_spent" not in item
@@ -483,8 +494,12 @@ async def test_lp_enrollments_status_columns_only_when_asked(api, demo):
     ]
     assert plain and "enrollment_status" not in plain[0] and "enrollment_completion_date" not in plain[0]
     assert {"user_id", "learning_plan_id", "enrollment_created_at"} <= set(plain[0])
-    params = [("learning_plan_id[]", lp_id), ("extra_fields[]", "enrollment_status"),
-              ("extra_fields[]", "enrollment_completion_date"), ("extra_fields[]", "enrollment_completion_percentage")]
+    params = [
+        ("learning_plan_id[]", lp_id),
+        ("extra_fields[]", "enrollment_status"),
+        ("extra_fields[]", "enrollment_completion_date"),
+        ("extra_fields[]", "enrollment_completion_percentage"),
+    ]
     rich = (await api.get("/learningplan/v1/learningplans/enrollments", params=params)).json()["data"]["items"]
     assert {"enrollment_status", "enrollment_completion_date", "enrollment_completion_percentage"} <= set(rich[0])
     statuses = {i["enrollment_status"] for i in rich}
@@ -526,9 +541,16 @@ async def test_learning_plan_completes_when_all_its_courses_are(api, state):
 
 async def test_external_training_lifecycle(api, demo):
     uid = demo.users[2]["user_id"]
-    body = {"user_id": uid, "course_name": "Cloud Security Practitioner", "course_type": "Credly badge",
-            "date_from": "2025-01-02", "date_to": "2027-01-02 00:00:00", "score": 0, "credits": 1.5,
-            "training_institute": "Acme Academy"}
+    body = {
+        "user_id": uid,
+        "course_name": "Cloud Security Practitioner",
+        "course_type": "Credly badge",
+        "date_from": "2025-01-02",
+        "date_to": "2027-01-02 00:00:00",
+        "score": 0,
+        "credits": 1.5,
+        "training_institute": "Acme Academy",
+    }
     r = await api.post("/learn/v1/external_training", json=body)
     assert r.status_code == 201, r.text
     tid = r.json()["data"]["id"]
@@ -606,8 +628,14 @@ async def test_awards_list_and_filters(api, demo, state):
 async def test_award_lifecycle(api, state, demo):
     uid = next(u for u in state.users if not state.awards_by_user.get(u))
     cert = next(c for c in demo.certifications if c["validity_days"])
-    body = {"id_cert": cert["id_cert"], "user_id": uid, "issued_on": "2026-02-03 04:05:06", "expire_on": None,
-            "source": "credly", "external_link": "https://www.credly.com/badges/abc"}
+    body = {
+        "id_cert": cert["id_cert"],
+        "user_id": uid,
+        "issued_on": "2026-02-03 04:05:06",
+        "expire_on": None,
+        "source": "credly",
+        "external_link": "https://www.credly.com/badges/abc",
+    }
     r = await api.post("/certification/v1/awards", json=body)
     assert r.status_code == 201, r.text
     aid = r.json()["data"]["id_award"]

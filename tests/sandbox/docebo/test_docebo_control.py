@@ -215,8 +215,13 @@ async def test_webhook_settings_validation(anon, body):
 
 
 async def test_webhook_settings_round_trip(anon):
-    body = {"url": "http://127.0.0.1:9/hook", "grouping": True, "basic_auth": {"username": "u", "password": "p"},
-            "retry_delays": [0.1], "max_attempts": 3}
+    body = {
+        "url": "http://127.0.0.1:9/hook",
+        "grouping": True,
+        "basic_auth": {"username": "u", "password": "p"},
+        "retry_delays": [0.1],
+        "max_attempts": 3,
+    }
     got = (await anon.put("/_sandbox/webhook", json=body)).json()
     assert got["url"] == body["url"] and got["grouping"] is True
     assert got["basic_auth"] == {"username": "u"}  # the password is not echoed

@@ -95,8 +95,10 @@ async def test_webhook_samples(state):
             "/_sandbox/learner/complete", json={"course_id": open_recs[0]["course_id"], "user_id": open_recs[0]["user_id"]}
         )
         await c.put("/_sandbox/webhook", json={"grouping": True, "group_window_s": 60})
-        await c.post("/_sandbox/learner/complete", json={"completions": [
-            {"course_id": r["course_id"], "user_id": r["user_id"]} for r in open_recs[1:]]})
+        await c.post(
+            "/_sandbox/learner/complete",
+            json={"completions": [{"course_id": r["course_id"], "user_id": r["user_id"]} for r in open_recs[1:]]},
+        )
         await c.post("/_sandbox/webhook/flush")
         await sender.drain(timeout=5)
     assert len(bodies) == 2

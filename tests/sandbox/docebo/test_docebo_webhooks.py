@@ -256,10 +256,16 @@ async def test_delivery_over_loopback_with_retry_and_grouping(state):
     docebo = create_docebo_app(state)
     async with serve(receiver.app) as receiver_url, serve(docebo) as docebo_url:
         async with httpx.AsyncClient(base_url=docebo_url, timeout=10) as c:
-            r = await c.put("/_sandbox/webhook", json={
-                "url": f"{receiver_url}/hooks/docebo", "grouping": True, "group_window_s": 0.05,
-                "basic_auth": {"username": "hook", "password": "secret"}, "retry_delays": [0.05],
-            })
+            r = await c.put(
+                "/_sandbox/webhook",
+                json={
+                    "url": f"{receiver_url}/hooks/docebo",
+                    "grouping": True,
+                    "group_window_s": 0.05,
+                    "basic_auth": {"username": "hook", "password": "secret"},
+                    "retry_delays": [0.05],
+                },
+            )
             assert r.status_code == 200
             recs = open_enrollments(state, 30)
             body = {"completions": [{"course_id": x["course_id"], "user_id": x["user_id"]} for x in recs]}
