@@ -896,7 +896,7 @@ def _candidates(
                     "certification_award",
                     award_id,
                     f"certification {code!r} award {award_id}",
-                    when or job.ctx.now(),
+                    awarded_at or job.ctx.now(),
                     expire_on,
                     mode="update",
                 )

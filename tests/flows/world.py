@@ -14,6 +14,7 @@ from services.sandbox.credly.state import CredlyState
 from services.sandbox.demo_data import DemoData
 from services.sandbox.docebo.routes import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
+from services.store import runs
 from services.store import settings as settings_service
 from tests.support.world import SETTINGS as BASE_SETTINGS
 from tests.support.world import (
@@ -154,3 +155,24 @@ class World:
     async def aclose(self) -> None:
         await self.credly.aclose()
         await self.docebo.aclose()
+
+
+# -- incremental runs (issue 8): clocks and the sandboxes' call counters -----------------------
+
+
+def travel(w, seconds: int = 600) -> None:
+    """Both services' clocks move on (the next scheduled run comes minutes later)."""
+    w.docebo_state.advance(seconds)
+    w.credly_state.advance(seconds)
+
+
+def calls(w) -> dict[str, int]:
+    return {f"{svc} {route}": n for svc in ("credly", "docebo") for route, n in w.calls(svc).items()}
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+def first_line(w, summary) -> str:
+    return runs.query_run_log(w.store, summary.run_id, limit=1)[0]["message"]
