@@ -75,7 +75,14 @@ class DemoEnvironment:
         self.connections_checked = threading.Event()  # set once the test at start has ended
         self._sim_stop = threading.Event()
         self._rng = random.Random(self.options.seed)
-        self.actions = collections.Counter()
+        self.actions: collections.Counter[str] = collections.Counter()
+
+    @property
+    def started_db_path(self) -> Path:
+        """The demo's database; only there once `start()` has made it."""
+        if self.db_path is None:
+            raise RuntimeError("the demo has not been started: it has no database yet")
+        return self.db_path
 
     # -- what the console needs ----------------------------------------------------------------
     @property
@@ -242,7 +249,7 @@ class DemoEnvironment:
         from services.store.health import check_connections
 
         try:
-            with Store(self.db_path) as store:
+            with Store(self.started_db_path) as store:
                 results = asyncio.run(check_connections(
                     store, {"credly": self.credly_client, "docebo": self.docebo_client}))
         except Exception as exc:  # the demo goes on; the dashboard then says "not tested yet"
@@ -303,7 +310,7 @@ class _Simulator:
     def _store(self) -> Any:
         from services.store.db import Store
 
-        return Store(self.env.db_path)
+        return Store(self.env.started_db_path)
 
     def _templates(self) -> list[dict[str, Any]]:
         with self._store() as store:

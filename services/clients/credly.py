@@ -367,8 +367,8 @@ class CredlyClient:
             assert isinstance(response, httpx.Response)
             if response.status_code == 422:
                 message = self._session.redact(service_message(response))
-                index = _error_index(response)
-                if index is None or not 0 <= index < len(pending):
+                failed_index = _error_index(response)
+                if failed_index is None or not 0 <= failed_index < len(pending):
                     # Cannot tell which item failed: issue the rest one by one.
                     for i, fields in pending:
                         try:
@@ -376,7 +376,7 @@ class CredlyClient:
                         except ApiError as exc:
                             results[i] = exc
                     return
-                i, _ = pending.pop(index)
+                i, _ = pending.pop(failed_index)
                 results[i] = AlreadyHolds(message) if is_duplicate_message(message) else \
                     self._session.error(ValidationError, call, 422, message)
                 continue

@@ -209,7 +209,7 @@ class DoceboClient:
             body = json_body(response, SERVICE, r.call)
             data = body.get("data") if isinstance(body, dict) else None
             items = data.get("items") if isinstance(data, dict) else None
-            if not isinstance(items, list):
+            if not isinstance(data, dict) or not isinstance(items, list):
                 raise UnexpectedResponseError(SERVICE, r.call, response.status_code,
                                               "expected data.items in the list response")
             for item in items:
@@ -217,7 +217,7 @@ class DoceboClient:
             more = data.get("has_more_data")
             if more is None:  # older envelopes: fall back on the page count
                 total_pages = data.get("total_page_count")
-                more = bool(total_pages) and page < int(total_pages)
+                more = page < int(total_pages) if total_pages else False
             if not more:
                 return
             if not items:
@@ -465,7 +465,8 @@ class DoceboClient:
         payload = dict(fields)
 
         async def recover() -> dict | None:
-            async for item in self.iter_external_trainings(user_ids=[payload.get("user_id")]):
+            user_id: Any = payload.get("user_id")  # as the caller gave it (the API requires one)
+            async for item in self.iter_external_trainings(user_ids=[user_id]):
                 if str(item.get("user_id")) == str(payload.get("user_id")) \
                         and item.get("course_name") == payload.get("course_name") \
                         and _same_time(item.get("date_from"), payload.get("date_from")):
@@ -508,8 +509,9 @@ class DoceboClient:
         payload = dict(fields)
 
         async def recover() -> dict | None:
-            async for item in self.iter_certification_awards(
-                    user_ids=[payload.get("user_id")], certification_ids=[payload.get("id_cert")]):
+            user_id: Any = payload.get("user_id")  # as the caller gave them (the API requires both)
+            id_cert: Any = payload.get("id_cert")
+            async for item in self.iter_certification_awards(user_ids=[user_id], certification_ids=[id_cert]):
                 if str(item.get("user_id")) == str(payload.get("user_id")) \
                         and str(item.get("id_cert")) == str(payload.get("id_cert")) \
                         and (payload.get("issued_on") is None

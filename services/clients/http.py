@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote
 
 import httpx
@@ -585,6 +585,22 @@ class ApiSession:
         return format_route(route, path).lstrip("/")
 
     # --------------------------------------------------------------------------------------
+    # Only a call given `recover` can end in `Recovered`; the overloads tell the type checker so.
+    @overload
+    async def request(
+        self, method: str, route: str, *, path: Mapping[str, Any] | None = ..., params: Any = ..., json: Any = ...,
+        data: Mapping[str, Any] | None = ..., url: str | None = ..., idempotent: bool | None = ..., recover: None = ...,
+        accept: Container[int] = ..., auth: bool = ..., max_retries: int | None = ..., bypass_in_flight: bool = ...,
+    ) -> httpx.Response: ...
+
+    @overload
+    async def request(
+        self, method: str, route: str, *, path: Mapping[str, Any] | None = ..., params: Any = ..., json: Any = ...,
+        data: Mapping[str, Any] | None = ..., url: str | None = ..., idempotent: bool | None = ...,
+        recover: Callable[[], Awaitable[Any]], accept: Container[int] = ..., auth: bool = ...,
+        max_retries: int | None = ..., bypass_in_flight: bool = ...,
+    ) -> httpx.Response | Recovered: ...
+
     async def request(
         self,
         method: str,

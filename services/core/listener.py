@@ -36,5 +36,5 @@ class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: whoever runs it decides when it stops
     (`serve` installs its own handlers; the sandboxes stop with their owner)."""
 
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self):
         return contextlib.nullcontext()

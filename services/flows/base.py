@@ -73,6 +73,8 @@ class Job:
         # Called once the run has ended `succeeded` with no failed item (e.g. the watermark of
         # an incremental batch is committed then, never earlier).
         self.after_success: list[Callable[[], None]] = []
+        # T does not change during a run: read once, on first use (docebo_to_credly._template_name).
+        self.template_rows_cache: dict[str, dict[str, Any]] | None = None
 
     @property
     def run_id(self) -> int:

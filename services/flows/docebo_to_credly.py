@@ -378,9 +378,9 @@ def _cert_mappings(job: Job, code: str | None = None) -> dict[str, list[dict[str
 def _template_name(job: Job, template_id: str, fallback: str = "") -> str:
     # T does not change during a run: read it once per job, not once per candidate (a batch
     # has tens of thousands; issue 8 measured 11 s of a 17 s F7 run here).
-    rows = getattr(job, "_template_rows", None)
+    rows = job.template_rows_cache
     if rows is None:
-        rows = job._template_rows = template_rows(job)
+        rows = job.template_rows_cache = template_rows(job)
     row = rows.get(template_id.lower())
     return row["name"] if row else (fallback or template_id)
 
@@ -881,8 +881,8 @@ def _candidates(
         award_id, uid, issued_on, expire_on = _award_fields(a)
         if str(a.get("status") or "").lower() in ("revoked", "deleted"):
             continue
-        when = rules.parse_datetime(issued_on)
-        if not rules.on_or_after(when, start):
+        awarded_at = rules.parse_datetime(issued_on)
+        if not rules.on_or_after(awarded_at, start):
             continue
         job.rec.count("examined")
         for m in cert_maps.get(code, []):
@@ -896,7 +896,7 @@ def _candidates(
                     "certification_award",
                     award_id,
                     f"certification {code!r} award {award_id}",
-                    when or job.ctx.now(),
+                    awarded_at or job.ctx.now(),
                     expire_on,
                     mode="update",
                 )

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from services.core.errors import ValidationError
@@ -67,6 +67,14 @@ def _parse(text: Any) -> dt.datetime | None:
     return rules.parse_datetime(text) if text else None
 
 
+def _parse_stamp(text: str) -> dt.datetime:
+    """A timestamp this module wrote (`_iso`, `_iso_precise`): it always parses."""
+    moment = rules.parse_datetime(text)
+    if moment is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    return moment
+
+
 def read_state(store: Any, flow: str) -> dict[str, Any] | None:
     raw = store.get_meta(state_key(flow))
     if not raw:
@@ -86,12 +94,12 @@ def ignored_services(store: Any) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
-async def gather(*aws: Awaitable[Any]) -> list[Any]:
+async def gather(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     """Run concurrently; on the first failure cancel the rest and raise that failure itself (a
     FilterIgnored first), not an ExceptionGroup."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(a) for a in aws]  # type: ignore[arg-type]
+            tasks = [group.create_task(a) for a in aws]
     except BaseExceptionGroup as eg:  # noqa: F821 - builtin in 3.11
         flat: list[BaseException] = []
 
@@ -296,10 +304,10 @@ class Incremental:
         # are not tracked item by item, so the first incremental run after it reads them again).
         recent: dict[str, dict[str, str]] = {}
         if self.incremental:
-            started = min(_parse(b) for b in bounds.values())
+            started = min(_parse_stamp(b) for b in bounds.values())
             low, high = started - OVERLAP, started - SKIP_MARGIN
             for source, items in self.seen.items():
-                kept = {k: t for k, t in items.items() if low <= _parse(t) <= high}
+                kept = {k: t for k, t in items.items() if low <= _parse_stamp(t) <= high}
                 if kept:
                     recent[source] = kept
         state = {

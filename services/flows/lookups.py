@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from services.flows.base import Job, collect
@@ -20,6 +21,7 @@ from services.flows.rules import parse_datetime
 # (200 per page), stopping as soon as all are found.
 PER_USER_LOOKUPS_MAX = 3
 HELD_STATES = ("pending", "accepted")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # orders a badge without issued_at first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +41,8 @@ def learner_from(user: dict[str, Any] | None) -> Learner | None:
     """A Docebo user (list item, or `get_user`'s detail with `user_data`) as a Learner."""
     if not user:
         return None
-    data = user.get("user_data") if isinstance(user.get("user_data"), dict) else user
+    detail = user.get("user_data")
+    data: dict[str, Any] = detail if isinstance(detail, dict) else user
     uid = data.get("user_id", data.get("id"))
     if uid is None:
         return None
@@ -169,7 +172,7 @@ class HeldBadges:
             ours = [b for b in badges if str(b.get("issuer_earner_id") or "") == user_id]
             if ours:
                 badges = ours
-        return max(badges, key=lambda b: parse_datetime(b.get("issued_at")) or parse_datetime("1970-01-01"))
+        return max(badges, key=lambda b: parse_datetime(b.get("issued_at")) or _EPOCH)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_key.values())
@@ -361,8 +364,10 @@ async def badges_of_learners(
                     out.append(b)
 
     await asyncio.gather(*(one(e) for e in wanted))
-    seen: set[str] = set()
-    return [b for b in out if not (str(b.get("id")) in seen or seen.add(str(b.get("id"))))]
+    unique: dict[str, dict[str, Any]] = {}
+    for b in out:
+        unique.setdefault(str(b.get("id")), b)  # the first copy of each badge, in the order found
+    return list(unique.values())
 
 
 async def held_badges_of_learner(job: Job, email: str) -> HeldBadges:

@@ -337,7 +337,7 @@ def _learning_plans(rng, plan: _Plan, users, courses, enrollments) -> tuple[list
     by_id = {c["id_course"]: c for c in courses}
     kinds = [(t, k) for t in _TOPICS for k in _PLAN_KINDS]
     rng.shuffle(kinds)
-    lps = []
+    lps: list[dict[str, Any]] = []
     for i in range(plan.learning_plans):
         topic, kind = kinds[i % len(kinds)]
         title = f"{topic} {kind}" + (f" {i // len(kinds) + 1}" if i >= len(kinds) else "")
@@ -392,7 +392,7 @@ def _learning_plans(rng, plan: _Plan, users, courses, enrollments) -> tuple[list
 
 
 def _certifications(rng, plan: _Plan, users) -> tuple[list[dict], list[dict]]:
-    certs = []
+    certs: list[dict[str, Any]] = []
     topics = rng.sample(_TOPICS, plan.certifications)
     for i in range(plan.certifications):
         if i == 0:
@@ -409,7 +409,7 @@ def _certifications(rng, plan: _Plan, users) -> tuple[list[dict], list[dict]]:
                 "validity_days": validity,
             }
         )
-    awards = []
+    awards: list[dict[str, Any]] = []
     holders = rng.sample(users, max(2, int(len(users) * plan.awards_share)))
     for n, user in enumerate(holders):
         how_many = 1 if rng.random() < 0.8 else 2

@@ -97,19 +97,28 @@ async def _aclose(*clients: Any) -> None:
                 log.exception("closing a client failed")
 
 
-def _daemon_call(func: Callable[[], Any]) -> asyncio.Future:
+def _daemon_call(func: Callable[[], Any]) -> asyncio.Future[Any]:
     """Run ``func`` in a daemon thread; an asyncio future for its result."""
     loop = asyncio.get_running_loop()
-    future = loop.create_future()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any = None, error: BaseException | None = None) -> None:
+        """On the loop: hand the outcome over unless the awaiting task gave up on it already."""
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
     def main() -> None:
         try:
             result = func()
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            # bound now: `exc` is unset when this block ends, before the loop runs the callback
-            loop.call_soon_threadsafe(lambda error=exc: future.done() or future.set_exception(error))
+            # passed now: `exc` is unset when this block ends, before the loop runs the callback
+            loop.call_soon_threadsafe(settle, None, exc)
         else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+            loop.call_soon_threadsafe(settle, result)
 
     threading.Thread(target=main, name="scheduled-flow", daemon=True).start()
     return future

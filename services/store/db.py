@@ -305,19 +305,26 @@ class _Connection(sqlite3.Connection):
         if any(word in str(exc).lower() for word in _ENVIRONMENT):
             raise _explain(self.store_path, exc) from exc
 
-    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         try:
             return super().execute(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             self._environment(exc)
             raise
 
-    def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         try:
             return super().executemany(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             self._environment(exc)
             raise
+
+
+def inserted_rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just wrote: sqlite3 types `lastrowid` as optional, an INSERT always sets it."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the INSERT reported no rowid")
+    return cursor.lastrowid
 
 
 def utcnow() -> str:
@@ -359,7 +366,7 @@ class Store:
             if not memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, factory=_Connection)
-            conn.store_path = self.path  # type: ignore[attr-defined]
+            conn.store_path = self.path
             self.db = sqlite_utils.Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self.db.execute("PRAGMA foreign_keys = ON")

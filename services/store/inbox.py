@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.store.db import Store, Where
@@ -76,7 +76,7 @@ class NewItem:
     last_error: str = ""
 
 
-def _nonempty_str(value: Any) -> bool:
+def _nonempty_str(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and value.strip() != "" and len(value) <= MAX_ID_LENGTH
 
 

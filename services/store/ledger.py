@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from services.core.errors import ApiError
-from services.store.db import Store, utcnow
+from services.store.db import Store, inserted_rowid, utcnow
 
 T = TypeVar("T")
 
@@ -46,7 +46,8 @@ class LedgerEntry:
             data["details"] = json.loads(data.get("details") or "{}")
         except ValueError:
             data["details"] = {}
-        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in dataclasses.fields(cls)}
+        return cls(**values)
 
 
 class IntentConflict(Exception):
@@ -155,7 +156,7 @@ def record_intent(
                     now,
                 ),
             )
-            entry_id = cur.lastrowid
+            entry_id = inserted_rowid(cur)
     except sqlite3.IntegrityError:
         existing = live_entry(store, object_type, subj, target)
         if existing is None:  # pragma: no cover - the row vanished between insert and read
@@ -286,7 +287,7 @@ def replace(
                 now,
             ),
         )
-        new_id = cur.lastrowid
+        new_id = inserted_rowid(cur)
     entry = get(store, new_id)
     assert entry is not None
     return entry

@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.core.errors import CredlyConsoleError, FileAccessError
 from services.core.files import write_atomically
-from services.store.db import Store, Where, like_pattern, utcnow
+from services.store.db import Store, Where, inserted_rowid, like_pattern, utcnow
 
 CSV_HEADER: tuple[str, ...] = (
     "template_id",
@@ -70,7 +71,7 @@ class RowError:
 class MappingError(CredlyConsoleError, ValueError):
     """A refused mapping write (M1/M2/M4). `errors` lists every problem found."""
 
-    def __init__(self, errors: list[FieldError | RowError], summary: str = "") -> None:
+    def __init__(self, errors: Sequence[FieldError | RowError], summary: str = "") -> None:
         self.errors = list(errors)
         self.summary = summary
         lines = [summary] if summary else []
@@ -264,7 +265,7 @@ def add_mapping(store: Store, data: MappingInput) -> dict:
             "certification_code, is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (*_values(clean).values(), now, now),
         )
-        new_id = cursor.lastrowid
+        new_id = inserted_rowid(cursor)
     return _require(store, new_id)
 
 
@@ -537,7 +538,7 @@ def import_mappings_csv(store: Store, source: str | Path, *, replace: bool = Fal
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (*values.values(), now, now),
                     )
-                    kept.add(cursor.lastrowid)
+                    kept.add(inserted_rowid(cursor))
                 continue
             kept.add(existing_id)
             current = db.execute(

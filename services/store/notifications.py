@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.store.db import Store, Where, utcnow
+from services.store.db import Store, Where, inserted_rowid, utcnow
 
 KINDS = ("error", "deletion_notice", "digest", "config", "webhook_rejected")
 MAIL_STATUSES = ("pending", "sent", "failed", "in_digest", "not_mailed")
@@ -46,7 +46,7 @@ def create_notification(
             "service_message, mail_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (utcnow(), kind, title, body, flow, run_id, object, call, service_message, mail_status),
         )
-        return cur.lastrowid
+        return inserted_rowid(cur)
 
 
 def notify_error(
@@ -135,7 +135,7 @@ def close_digest(store: Store, run_id: int, *, flow: str = "") -> int | None:
             "VALUES (?, 'digest', ?, ?, ?, ?, 'pending')",
             (utcnow(), title, body, flow, run_id),
         )
-        digest_id = cur.lastrowid
+        digest_id = inserted_rowid(cur)
         store.db.execute(
             f"UPDATE notifications SET digest_id = ? WHERE id IN ({','.join('?' * n)})",
             (digest_id, *[r["id"] for r in rows]),

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.core.flow_types import Callbacks, Cancelled, LogLine, RunSummary
-from services.store.db import Store, Where, utcnow
+from services.store.db import Store, Where, inserted_rowid, utcnow
 from services.store.locks import drop_run, hold_run, run_alive
 
 COUNT_KEYS: tuple[str, ...] = (
@@ -133,7 +133,7 @@ class RunRecorder:
                 "VALUES (?, ?, ?, 'running', ?, ?, ?)",
                 (flow, trigger, 1 if dry_run else 0, utcnow(), os.getpid(), parent_run_id),
             )
-            run_id = cur.lastrowid
+            run_id = inserted_rowid(cur)
         hold_run(store, run_id)
         return cls(store, run_id, flow, trigger=trigger, dry_run=dry_run, callbacks=callbacks)
 

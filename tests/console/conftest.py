@@ -8,11 +8,9 @@ thread has its own event loop); the sandbox apps are plain ASGI apps, usable fro
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from textual.worker import WorkerState
 
@@ -28,66 +26,49 @@ from services.sandbox.demo_data import DemoData
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 from services.store.db import Store
+from tests.support.world import (
+    SETTINGS,
+    completed,
+    course,
+    credly_client,
+    demo_data,
+    docebo_client,
+    learner,
+    no_sleep,
+    template,
+    template_id,
+)
 
 SIZE = (120, 36)
 ORG = "6d0f2f5e-0000-4000-8000-0000000000c0"
 
 
-def tid(n: int) -> str:
-    return str(uuid.UUID(int=n, version=4))
-
-
+tid = template_id
 T_SAFETY, T_FIRE, T_ARCHIVED, T_CERT = tid(1), tid(2), tid(3), tid(4)
-
-SETTINGS = {
-    "NOTIFICATION_MAIL_ID": "lms-admin@example.com",
-    "SYNC_REVOCATION": "true",
-    "EXTERNAL_TRAINING_INSTITUTE_NAME": "Credly",
-    "COURSE_ADDITIONAL_FIELD": "Credly badge",
-    "EVIDENCE_TITLE": "Docebo achievement",
-}
-
-
-def completed(course_id: int, user_id: int, when: str = "2025-03-01 10:00:00") -> dict:
-    return {"course_id": course_id, "user_id": user_id, "status": "completed", "enrolled_at": "2025-01-01 09:00:00",
-            "completed_at": when, "validity_end": None}
 
 
 def console_data(learners: int = 4) -> DemoData:
     """A small known world: templates in each state, `learners` learners who all completed
     course 101 and both courses of learning plan 501, one certification."""
-    users = [{"user_id": i, "username": f"user{i}", "first_name": f"First{i}", "last_name": f"Last{i}",
-              "email": f"user{i}@example.com"} for i in range(1, learners + 1)]
-    enrollments = [completed(c, u["user_id"]) for u in users for c in (101, 102, 103)]
-    return DemoData(
-        size="test", seed=0, organization_id=ORG,
-        templates=[
-            {"id": T_SAFETY, "name": "Safety Basics", "state": "active", "allow_duplicate_badges": False,
-             "description": "", "default_expires_in_days": None},
-            {"id": T_FIRE, "name": "Fire Warden", "state": "active", "allow_duplicate_badges": False,
-             "description": "", "default_expires_in_days": None},
-            {"id": T_ARCHIVED, "name": "Old Badge", "state": "archived", "allow_duplicate_badges": False,
-             "description": "", "default_expires_in_days": None},
-            {"id": T_CERT, "name": "Certified Operator", "state": "active", "allow_duplicate_badges": False,
-             "description": "", "default_expires_in_days": 365},
-        ],
-        badges=[], users=users,
-        courses=[
-            {"id_course": 101, "name": "Safety 101", "code": "S101", "course_type": "elearning"},
-            {"id_course": 102, "name": "Fire 1", "code": "F1", "course_type": "elearning"},
-            {"id_course": 103, "name": "Fire 2", "code": "F2", "course_type": "elearning"},
-        ],
-        learning_plans=[{"learning_plan_id": 501, "code": "LP-FIRE", "title": "Fire plan", "course_ids": [102, 103]}],
-        enrollments=enrollments,
-        certifications=[{"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None}],
-        awards=[],
-        lp_enrollments=[{"learning_plan_id": 501, "user_id": u["user_id"], "enrolled_at": "2025-01-01 09:00:00"}
-                        for u in users],
+    users = [learner(i, username=f"user{i}", email=f"user{i}@example.com") for i in range(1, learners + 1)]
+    return demo_data(
+        ORG,
+        dict(
+            templates=[
+                template(T_SAFETY, "Safety Basics"),
+                template(T_FIRE, "Fire Warden"),
+                template(T_ARCHIVED, "Old Badge", state="archived"),
+                template(T_CERT, "Certified Operator", expires_in_days=365),
+            ],
+            users=users,
+            courses=[course(101, "Safety 101", "S101"), course(102, "Fire 1", "F1"), course(103, "Fire 2", "F2")],
+            learning_plans=[{"learning_plan_id": 501, "code": "LP-FIRE", "title": "Fire plan", "course_ids": [102, 103]}],
+            enrollments=[completed(c, u["user_id"]) for u in users for c in (101, 102, 103)],
+            certifications=[{"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None}],
+            lp_enrollments=[{"learning_plan_id": 501, "user_id": u["user_id"], "enrolled_at": "2025-01-01 09:00:00"}
+                            for u in users],
+        ),
     )
-
-
-async def _instant(seconds: float) -> None:
-    return None
 
 
 class ConsoleWorld:
@@ -99,7 +80,7 @@ class ConsoleWorld:
         self.docebo_state = DoceboState.from_demo(self.data)
         self.credly_app = create_credly_app(self.credly_state)
         self.docebo_app = create_docebo_app(self.docebo_state)
-        self.policy = HttpPolicy(sleep=_instant)
+        self.policy = HttpPolicy(sleep=no_sleep)
         self.db_path = tmp_path / "console.db"
         self.store = Store(self.db_path)
         self.ctx = AppContext(
@@ -108,12 +89,10 @@ class ConsoleWorld:
         )
 
     def make_credly(self) -> CredlyClient:
-        return CredlyClient("http://credly.sandbox.test/v1", self.credly_state.organization_id, self.credly_state.token,
-                            policy=self.policy, transport=httpx.ASGITransport(app=self.credly_app))
+        return credly_client(self.credly_state, self.credly_app, self.policy)
 
     def make_docebo(self) -> DoceboClient:
-        return DoceboClient("http://docebo.sandbox.test", self.docebo_state.client_id, self.docebo_state.client_secret,
-                            policy=self.policy, transport=httpx.ASGITransport(app=self.docebo_app))
+        return docebo_client(self.docebo_state, self.docebo_app, self.policy)
 
     def configure(self, **values: str) -> None:
         from services.store.settings import set_settings

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from services.flows import handle_badge_event
 from services.store import ledger, runs
-from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data, completed
+from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data
+from tests.support.world import completed
 
 
 def _issue(w, template, email, issued="2025-02-01 09:00:00", expires=None, accept=False):

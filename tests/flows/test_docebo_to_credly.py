@@ -6,7 +6,8 @@ import datetime as dt
 
 from services.flows import handle_certification_event, handle_course_completion
 from services.store import ledger, runs
-from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
+from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data
+from tests.support.world import completed
 
 
 def _data(**kw):

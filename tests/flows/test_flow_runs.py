@@ -9,7 +9,8 @@ from services.sandbox.faults import FaultConfig
 from services.store import notifications, runs
 from services.store.locks import acquire_lock, release_lock
 from services.store.runs import RunRecorder
-from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, completed, tid
+from tests.flows.world import T_CERT, T_FIRE, T_IMPORT, T_SAFETY, base_data, tid
+from tests.support.world import completed
 
 
 def rich_data():

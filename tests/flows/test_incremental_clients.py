@@ -7,7 +7,8 @@ import time
 
 from services.clients.http import ServiceClock
 from services.clients.routes import TO_VERIFY
-from tests.flows.world import T_SAFETY, base_data, completed
+from tests.flows.world import T_SAFETY, base_data
+from tests.support.world import completed
 
 UTC = dt.UTC
 

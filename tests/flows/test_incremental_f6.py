@@ -9,8 +9,7 @@ import json
 from services.flows import incremental
 from services.flows.incremental import read_state
 from services.store import runs
-from tests.flows.test_incremental_f7 import calls, delta, first_line, travel
-from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data
+from tests.flows.world import T_FIRE, T_IMPORT, T_SAFETY, base_data, calls, delta, first_line, travel
 
 FLOW = "credly-to-docebo"
 

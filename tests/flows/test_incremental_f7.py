@@ -13,29 +13,12 @@ from services.flows import incremental
 from services.flows.incremental import read_state
 from services.store import runs
 from services.store.templates import set_template_active
-from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, completed
+from tests.flows.world import T_CERT, T_FIRE, T_SAFETY, base_data, calls, delta, first_line, travel
+from tests.support.world import completed
 
 FLOW = "docebo-to-credly"
 LP_ENROLLED = [{"learning_plan_id": 501, "user_id": u, "enrolled_at": "2025-01-01 09:00:00"} for u in (1, 2)]
 AWARD = {"id_award": 1, "id_cert": 1, "user_id": 3, "issued_on": "2025-05-01 00:00:00", "expire_on": "2099-01-01 00:00:00"}
-
-
-def travel(w, seconds: int = 600) -> None:
-    """Both services' clocks move on (the next scheduled run comes minutes later)."""
-    w.docebo_state.advance(seconds)
-    w.credly_state.advance(seconds)
-
-
-def calls(w) -> dict[str, int]:
-    return {f"{svc} {route}": n for svc in ("credly", "docebo") for route, n in w.calls(svc).items()}
-
-
-def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
-
-
-def first_line(w, summary) -> str:
-    return runs.query_run_log(w.store, summary.run_id, limit=1)[0]["message"]
 
 
 async def full_world(make_world, **data):

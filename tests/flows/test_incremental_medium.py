@@ -10,8 +10,7 @@ import re
 from services.sandbox.demo_data import generate
 from services.store import runs
 from services.store.mappings import MappingInput, add_mapping
-from tests.flows.test_incremental_f7 import calls, delta, travel
-from tests.flows.world import World
+from tests.flows.world import World, calls, delta, travel
 
 F7, F6 = "docebo-to-credly", "credly-to-docebo"
 

@@ -17,7 +17,8 @@ from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
-from tests.flows.world import T_FIRE, T_SAFETY, base_data, completed
+from tests.flows.world import T_FIRE, T_SAFETY, base_data
+from tests.support.world import completed
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from services.flows import FlowContext, run_flow
 from services.sandbox.runner import SandboxOptions, run_sandboxes
 from services.store import runs
 from services.store.db import Store
-from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data, completed
+from tests.flows.world import SETTINGS, T_CERT, T_IMPORT, World, base_data
+from tests.support.world import completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 

@@ -3,15 +3,9 @@ tests, with the store, the settings and the two clients wired into a FlowContext
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import uuid
 from typing import Any
 
-import httpx
-
-from services.clients.credly import CredlyClient
-from services.clients.docebo import DoceboClient
 from services.clients.http import HttpPolicy
 from services.flows import FlowContext, run_flow
 from services.sandbox.credly.app import create_credly_app
@@ -20,24 +14,28 @@ from services.sandbox.demo_data import DemoData
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 from services.sandbox.faults import FaultConfig
+from services.store import runs
 from services.store import settings as settings_service
+from tests.support.world import SETTINGS as BASE_SETTINGS
+from tests.support.world import (
+    course,
+    credly_client,
+    demo_data,
+    docebo_client,
+    learner,
+    no_sleep,
+    template,
+    template_id,
+)
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ORG = "6d0f2f5e-0000-4000-8000-000000000001"
-
-
-def tid(n: int) -> str:
-    return str(uuid.UUID(int=n, version=4))
-
+tid = template_id
 
 T_SAFETY, T_FIRE, T_ARCHIVED, T_DRAFT, T_CERT, T_IMPORT = (tid(i) for i in range(1, 7))
 
 SETTINGS = {
-    "NOTIFICATION_MAIL_ID": "lms-admin@example.com",
-    "SYNC_REVOCATION": "true",
-    "EXTERNAL_TRAINING_INSTITUTE_NAME": "Credly",
-    "COURSE_ADDITIONAL_FIELD": "Credly badge",
-    "EVIDENCE_TITLE": "Docebo achievement",
+    **BASE_SETTINGS,
     "CREDLY_DEFAULT_EXPIRATION_DAYS": "",
     "CREDLY_INTEGRATION_MASTER": "",
     "BATCH_SYNC_START_DATE": "",
@@ -47,106 +45,38 @@ SETTINGS = {
 def base_data(**overrides: Any) -> DemoData:
     """Three learners, three courses (two in learning plan 501), one certification, and
     templates in every state."""
-    data = DemoData(
-        size="test",
-        seed=0,
-        organization_id=ORG,
-        templates=[
-            {
-                "id": T_SAFETY,
-                "name": "Safety Basics",
-                "state": "active",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": None,
-            },
-            {
-                "id": T_FIRE,
-                "name": "Fire Warden",
-                "state": "active",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": None,
-            },
-            {
-                "id": T_ARCHIVED,
-                "name": "Old Badge",
-                "state": "archived",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": None,
-            },
-            {
-                "id": T_DRAFT,
-                "name": "Draft Badge",
-                "state": "draft",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": None,
-            },
-            {
-                "id": T_CERT,
-                "name": "Certified Operator",
-                "state": "active",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": 365,
-            },
-            {
-                "id": T_IMPORT,
-                "name": "Partner Skills",
-                "state": "active",
-                "allow_duplicate_badges": False,
-                "description": "",
-                "default_expires_in_days": None,
-            },
-        ],
-        badges=[],
-        users=[
-            {"user_id": 1, "username": "alice", "first_name": "Alice", "last_name": "Archer", "email": "alice@example.com"},
-            {"user_id": 2, "username": "bob", "first_name": "Bob", "last_name": "Baker", "email": "bob@example.com"},
-            {"user_id": 3, "username": "carol", "first_name": "Carol", "last_name": "Cook", "email": "Carol@Example.com"},
-        ],
-        courses=[
-            {"id_course": 101, "name": "Safety 101", "code": "S101", "course_type": "elearning"},
-            {"id_course": 102, "name": "Fire 1", "code": "F1", "course_type": "elearning"},
-            {"id_course": 103, "name": "Fire 2", "code": "F2", "course_type": "elearning"},
-        ],
-        learning_plans=[{"learning_plan_id": 501, "code": "LP-FIRE", "title": "Fire plan", "course_ids": [102, 103]}],
-        enrollments=[],
-        certifications=[
-            {"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None},
-            {"id_cert": 2, "code": "CERT-PARTNER", "title": "Partner", "validity_days": None},
-        ],
-        awards=[],
-        lp_enrollments=[],
-        course_fields=[],
-        course_field_values=[],
+    return demo_data(
+        ORG,
+        dict(
+            templates=[
+                template(T_SAFETY, "Safety Basics"),
+                template(T_FIRE, "Fire Warden"),
+                template(T_ARCHIVED, "Old Badge", state="archived"),
+                template(T_DRAFT, "Draft Badge", state="draft"),
+                template(T_CERT, "Certified Operator", expires_in_days=365),
+                template(T_IMPORT, "Partner Skills"),
+            ],
+            users=[
+                learner(1, username="alice", first_name="Alice", last_name="Archer", email="alice@example.com"),
+                learner(2, username="bob", first_name="Bob", last_name="Baker", email="bob@example.com"),
+                learner(3, username="carol", first_name="Carol", last_name="Cook", email="Carol@Example.com"),
+            ],
+            courses=[course(101, "Safety 101", "S101"), course(102, "Fire 1", "F1"), course(103, "Fire 2", "F2")],
+            learning_plans=[{"learning_plan_id": 501, "code": "LP-FIRE", "title": "Fire plan", "course_ids": [102, 103]}],
+            certifications=[
+                {"id_cert": 1, "code": "CERT-OP", "title": "Operator", "validity_days": None},
+                {"id_cert": 2, "code": "CERT-PARTNER", "title": "Partner", "validity_days": None},
+            ],
+        ),
+        overrides,
     )
-    return dataclasses.replace(data, **overrides)
-
-
-def completed(course_id: int, user_id: int, when: str = "2025-03-01 10:00:00", validity_end: str | None = None) -> dict:
-    return {
-        "course_id": course_id,
-        "user_id": user_id,
-        "status": "completed",
-        "enrolled_at": "2025-01-01 09:00:00",
-        "completed_at": when,
-        "validity_end": validity_end,
-    }
-
-
-async def _instant(seconds: float) -> None:
-    return None
 
 
 class World:
     """Both sandboxes in-process, the clients, the store and the settings."""
 
-    def __init__(
-        self, store, data: DemoData, *, credly_faults: FaultConfig | None = None, docebo_faults: FaultConfig | None = None
-    ) -> None:
+    def __init__(self, store, data: DemoData, *, credly_faults: FaultConfig | None = None,
+                 docebo_faults: FaultConfig | None = None) -> None:
         self.store = store
         self.data = data
         self.credly_state = CredlyState.from_demo(data)
@@ -155,21 +85,9 @@ class World:
         self.docebo_faults = docebo_faults or FaultConfig()
         self.credly_app = create_credly_app(self.credly_state, self.credly_faults)
         self.docebo_app = create_docebo_app(self.docebo_state, self.docebo_faults)
-        policy = HttpPolicy(sleep=_instant)
-        self.credly = CredlyClient(
-            "http://credly.sandbox.test/v1",
-            self.credly_state.organization_id,
-            self.credly_state.token,
-            policy=policy,
-            transport=httpx.ASGITransport(app=self.credly_app),
-        )
-        self.docebo = DoceboClient(
-            "http://docebo.sandbox.test",
-            self.docebo_state.client_id,
-            self.docebo_state.client_secret,
-            policy=policy,
-            transport=httpx.ASGITransport(app=self.docebo_app),
-        )
+        policy = HttpPolicy(sleep=no_sleep)
+        self.credly = credly_client(self.credly_state, self.credly_app, policy)
+        self.docebo = docebo_client(self.docebo_state, self.docebo_app, policy)
         # A fixed "now": batches skip objects whose own expiry has passed (docebo_to_credly._current).
         self.ctx = FlowContext(store, self.credly, self.docebo, now=lambda: NOW)
 
@@ -237,3 +155,24 @@ class World:
     async def aclose(self) -> None:
         await self.credly.aclose()
         await self.docebo.aclose()
+
+
+# -- incremental runs (issue 8): clocks and the sandboxes' call counters -----------------------
+
+
+def travel(w, seconds: int = 600) -> None:
+    """Both services' clocks move on (the next scheduled run comes minutes later)."""
+    w.docebo_state.advance(seconds)
+    w.credly_state.advance(seconds)
+
+
+def calls(w) -> dict[str, int]:
+    return {f"{svc} {route}": n for svc in ("credly", "docebo") for route, n in w.calls(svc).items()}
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+def first_line(w, summary) -> str:
+    return runs.query_run_log(w.store, summary.run_id, limit=1)[0]["message"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 from tests.flows.test_kill_and_cli import _state
-from tests.flows.world import T_CERT, T_IMPORT, base_data, completed
+from tests.flows.world import T_CERT, T_IMPORT, base_data
+from tests.support.world import completed, learner
 
 N_LEARNERS = 160
 N_AWARDS = 20
@@ -28,16 +29,7 @@ MAPPINGS = [
 
 
 def both_ways_data(n_learners: int = N_LEARNERS, n_imported: int = N_IMPORTED):
-    users = [
-        {
-            "user_id": i,
-            "username": f"u{i}",
-            "first_name": f"First{i}",
-            "last_name": f"Last{i}",
-            "email": f"learner{i}@example.com",
-        }
-        for i in range(1, n_learners + 1)
-    ]
+    users = [learner(i) for i in range(1, n_learners + 1)]
     enrollments = [completed(101, i, f"2025-03-{1 + i % 28:02d} 10:00:00") for i in range(1, n_learners + 1)]
     awards = [
         {"id_award": 100 + i, "id_cert": 1, "user_id": i, "issued_on": "2025-04-01 00:00:00", "expire_on": "2099-04-01 00:00:00"}

@@ -39,8 +39,7 @@ from services.store.db import Store
 from services.store.mappings import CSV_HEADER
 from services.store.settings import SETTING_KEYS, SettingError, get_setting, set_settings, validate_setting
 from tests.serve.test_serve_receiver import SECRET, completion_body, db_path, make_client, rows, writer  # noqa: F401  (fixtures)
-from tests.test_mappings import T1, T2, table
-from tests.test_templates import put_template
+from tests.support.store_rows import T1, T2, put_template, table
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
@@ -215,7 +214,8 @@ notice = st.fixed_dictionaries({"id": st.one_of(junk, st.uuids().map(str))},
 @given(kind=st.sampled_from(["completion", "certification", "badge", "template"]), data=st.data())
 def test_W2_accepted_nonsense_payloads_end_in_a_plain_outcome_and_create_nothing(store, kind, data):
     from services.flows import handle_badge_event, handle_certification_event, handle_course_completion, handle_template_event
-    from tests.flows.world import World, base_data, completed
+    from tests.flows.world import World, base_data
+    from tests.support.world import completed
 
     if kind == "completion":
         payload = data.draw(completion)

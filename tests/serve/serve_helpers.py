@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+from tests.support.world import SETTINGS, course, demo_data, learner, template, template_id
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -85,61 +87,24 @@ def self_signed() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 # -- the end-to-end world ----------------------------------------------------------------------
 
 
-def _uuid(n: int) -> str:
-    import uuid
-
-    return str(uuid.UUID(int=n, version=4))
-
-
 ORG = "6d0f2f5e-0000-4000-8000-0000000000aa"
-T_SAFETY, T_FIRE, T_IMPORT = _uuid(11), _uuid(12), _uuid(13)
+T_SAFETY, T_FIRE, T_IMPORT = template_id(11), template_id(12), template_id(13)
 SECRET = "e2e-webhook-secret_0123456789abcdef"
 N_USERS = 40
-
-SETTINGS = {
-    "NOTIFICATION_MAIL_ID": "lms-admin@example.com",
-    "SYNC_REVOCATION": "true",
-    "EXTERNAL_TRAINING_INSTITUTE_NAME": "Credly",
-    "COURSE_ADDITIONAL_FIELD": "Credly badge",
-    "EVIDENCE_TITLE": "Docebo achievement",
-}
 
 
 def serve_data(**overrides):
     """40 learners, three courses, three active templates; no enrollments or badges yet."""
-    import dataclasses
-
-    from services.sandbox.demo_data import DemoData
-
-    def template(tid: str, name: str) -> dict:
-        return {"id": tid, "name": name, "state": "active", "allow_duplicate_badges": False, "description": "",
-                "default_expires_in_days": None}
-
-    data = DemoData(
-        size="test",
-        seed=0,
-        organization_id=ORG,
-        templates=[template(T_SAFETY, "Safety Basics"), template(T_FIRE, "Fire Warden"), template(T_IMPORT, "Partner Skills")],
-        badges=[],
-        users=[
-            {"user_id": i, "username": f"u{i}", "first_name": f"First{i}", "last_name": f"Last{i}",
-             "email": f"learner{i}@example.com"}
-            for i in range(1, N_USERS + 1)
-        ],
-        courses=[
-            {"id_course": 101, "name": "Safety 101", "code": "S101", "course_type": "elearning"},
-            {"id_course": 102, "name": "Fire 1", "code": "F1", "course_type": "elearning"},
-            {"id_course": 103, "name": "Unbadged", "code": "U1", "course_type": "elearning"},
-        ],
-        learning_plans=[],
-        enrollments=[],
-        certifications=[],
-        awards=[],
-        lp_enrollments=[],
-        course_fields=[],
-        course_field_values=[],
+    return demo_data(
+        ORG,
+        dict(
+            templates=[template(T_SAFETY, "Safety Basics"), template(T_FIRE, "Fire Warden"),
+                       template(T_IMPORT, "Partner Skills")],
+            users=[learner(i) for i in range(1, N_USERS + 1)],
+            courses=[course(101, "Safety 101", "S101"), course(102, "Fire 1", "F1"), course(103, "Unbadged", "U1")],
+        ),
+        overrides,
     )
-    return dataclasses.replace(data, **overrides)
 
 
 def app_config(sb, *, port: int = 0, smtp_port: int | None = None, basic_user: str = ""):

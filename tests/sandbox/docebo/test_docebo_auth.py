@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from docebo_sandbox_fixtures import get_token
+
+from tests.support.docebo_sandbox import get_token
 
 
 def _cc(state, **over):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 
 from services.store.db import Store
@@ -28,18 +25,9 @@ from services.store.mappings import (
     remove_mapping,
     set_mapping_active,
 )
-from tests.test_templates import put_template
+from tests.support.store_rows import T1, T2, hundred_rows, put_template, table, to_csv
 
-T1 = "6b1c2d3e-0000-4000-8000-000000000001"
-T2 = "6b1c2d3e-0000-4000-8000-000000000002"
 HEADER = ",".join(CSV_HEADER)
-
-
-def table(store) -> list[tuple]:
-    return [tuple(r) for r in store.db.execute(
-        "SELECT template_id, template_name, learning_plan_id, import_as_external_training, "
-        "certification_code, is_active FROM mappings ORDER BY id")]
-
 
 # -- M1 / M2 ----------------------------------------------------------------------------------
 
@@ -135,22 +123,6 @@ def test_record_check_changes_only_the_check_columns(store):
 
 
 # -- M4 CSV -----------------------------------------------------------------------------------
-
-
-def hundred_rows() -> list[list[str]]:
-    rows = []
-    for i in range(100):
-        rows.append([T1 if i % 2 else T2, "", str(i + 1), "true" if i % 3 == 0 else "false",
-                     f"CERT-{i}" if i % 4 == 0 else "", "false" if i % 7 == 0 else "true"])
-    return rows
-
-
-def to_csv(rows, header=CSV_HEADER) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def test_100_rows_with_one_bad_row_import_nothing_and_name_the_row(store, tmp_path):

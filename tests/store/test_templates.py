@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from services.store.db import utcnow
 from services.store.mappings import MappingInput, add_mapping
 from services.store.templates import (
     TemplateError,
@@ -14,12 +13,7 @@ from services.store.templates import (
     set_template_active,
     template_usage,
 )
-
-
-def put_template(store, template_id, name, *, active=True, state="active"):
-    now = utcnow()
-    store.db["badge_templates"].insert(dict(template_id=template_id, name=name, is_active=int(active),
-                                            credly_state=state, created_at=now, updated_at=now))
+from tests.support.store_rows import put_template
 
 
 @pytest.fixture

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import json
 
-from credly_helpers import (
-    ORG,
-    T_ACTIVE,
-    issue_fields,
-    org,
-)
+from tests.support.credly_sandbox import ORG, T_ACTIVE, issue_fields, org
 
 LIST_SAMPLE = """
 {"data": [], "metadata": {"count": 0, "current_page": 1, "total_count": 0, "total_pages": 0,

@@ -4,10 +4,10 @@ filters and error bodies (api/docebo.md §1-6; issue 3)."""
 from __future__ import annotations
 
 import pytest
-from docebo_sandbox_fixtures import all_items
 
 from services.sandbox.demo_data import generate
 from services.sandbox.docebo.state import DoceboState
+from tests.support.docebo_sandbox import all_items
 
 ENVELOPE_KEYS = {"items", "count", "has_more_data", "current_page", "current_page_size", "total_page_count", "cursor"}
 
@@ -72,9 +72,9 @@ async def test_default_page_sizes(api):
 async def test_page_size_is_capped_at_200(api):
     big = DoceboState.from_demo(generate("medium", 0))
     import httpx
-    from docebo_sandbox_fixtures import get_token
 
     from services.sandbox.docebo.app import create_docebo_app
+    from tests.support.docebo_sandbox import get_token
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(big)), base_url="http://t") as c:
         c.headers["Authorization"] = f"Bearer {await get_token(c, big)}"
@@ -87,9 +87,9 @@ async def test_page_size_is_capped_at_200(api):
 async def test_paging_over_more_than_one_page_of_users():
     """> 200 users: walk every page with the default size; each user exactly once (§1.3)."""
     import httpx
-    from docebo_sandbox_fixtures import get_token
 
     from services.sandbox.docebo.app import create_docebo_app
+    from tests.support.docebo_sandbox import get_token
 
     world = DoceboState.from_demo(generate("medium", 0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_docebo_app(world)), base_url="http://t") as c:
@@ -333,8 +333,11 @@ async def test_course_field_update_validation_changes_nothing(api, state):
     assert_error(await api.put("/learn/v1/courses/field/1", json=bad), 400, "999")
     assert state.course_fields[1]["options"] == before
     assert_error(await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"moved": []}}), 400, "moved")
-    body = {"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}
-    assert_error(await api.put("/learn/v1/courses/field/2", json=body), 400, "dropdown")
+    assert_error(
+        await api.put("/learn/v1/courses/field/2", json={"dropdown_options": {"new": [{"translations": {"english": "A"}}]}}),
+        400,
+        "dropdown",
+    )
     assert_error(
         await api.put("/learn/v1/courses/field/1", json={"dropdown_options": {"updated": [{"translations": {"english": "A"}}]}}),
         400,
@@ -521,12 +524,8 @@ async def test_learning_plan_completes_when_all_its_courses_are(api, state):
     lp = state.learning_plans[lpe["learning_plan_id"]]
     uid = lpe["user_id"]
     open_courses = [c for c in lp["course_ids"] if state.enrollments[(c, uid)]["status"] != "completed"]
-    params = [
-        ("learning_plan_id[]", lp["learning_plan_id"]),
-        ("user_id[]", uid),
-        ("extra_fields[]", "enrollment_status"),
-        ("extra_fields[]", "enrollment_completion_date"),
-    ]
+    params = [("learning_plan_id[]", lp["learning_plan_id"]), ("user_id[]", uid), ("extra_fields[]", "enrollment_status"),
+              ("extra_fields[]", "enrollment_completion_date")]
     for cid in open_courses:
         item = (await api.get("/learningplan/v1/learningplans/enrollments", params=params)).json()["data"]["items"][0]
         assert item["enrollment_status"] != "completed" and item["enrollment_completion_date"] is None

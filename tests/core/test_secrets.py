@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 
 from services.core.secrets import (
@@ -16,29 +15,7 @@ from services.core.secrets import (
     UnknownSecretError,
     keyring_backend_problem,
 )
-
-
-class DictKeyring(KeyringBackend):
-    """A working in-memory keyring backend for tests."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.data = {}
-
-    def get_password(self, service, username):
-        return self.data.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.data[(service, username)] = password
-
-    def delete_password(self, service, username):
-        from keyring.errors import PasswordDeleteError
-
-        if (service, username) not in self.data:
-            raise PasswordDeleteError(username)
-        del self.data[(service, username)]
+from tests.support.keyring import DictKeyring
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from docebo_sandbox_fixtures import get_token
 
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.faults import FaultConfig
+from tests.support.docebo_sandbox import get_token
 
 
 async def test_summary_lists_credentials_and_counts(anon, state, demo):

@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-from credly_helpers import ORG, TOKEN, issue_fields, make_state
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,6 +15,7 @@ from starlette.routing import Route
 from services.sandbox.credly.app import create_credly_app
 from services.sandbox.runner import serve_app
 from services.sandbox.webhooks import WebhookSender, only_200
+from tests.support.credly_sandbox import ORG, TOKEN, issue_fields, make_state
 
 pytestmark = pytest.mark.e2e
 

@@ -1,15 +1,12 @@
-"""A small, exactly known Credly world for the sandbox tests (no demo generator involved), and
-the fixtures on it. Test modules import the fixtures they use by name (no conftest here, so the
-Docebo sandbox tests in this folder stay independent)."""
+"""A small, exactly known Credly world for the sandbox tests (no demo generator involved); the
+fixtures on it are in tests/sandbox/credly/conftest.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
-from services.sandbox.credly.app import create_credly_app
 from services.sandbox.credly.state import CredlyState
 
 ORG = "0b5e2a52-4f7e-4d2b-9a55-1f0c4c1d9e01"
@@ -96,25 +93,3 @@ def issue_fields(**over) -> dict:
     }
     fields.update(over)
     return {k: v for k, v in fields.items() if v is not ...}
-
-
-@pytest.fixture
-def clock():
-    return FixedClock()
-
-
-@pytest.fixture
-def credly_state(clock):
-    return make_state(clock=clock)
-
-
-@pytest.fixture
-def credly_app(credly_state):
-    return create_credly_app(credly_state)
-
-
-@pytest.fixture
-async def credly(credly_app):
-    """An httpx client on the in-process Credly sandbox (Basic auth with the token)."""
-    async with client_for(credly_app) as client:
-        yield client

@@ -1,5 +1,5 @@
-"""Fixtures for the Docebo sandbox tests (imported by each tests/sandbox/test_docebo_*.py module,
-so they stay out of a conftest other sandbox tests share)."""
+"""Helpers of the Docebo sandbox tests: the small demo world, a token, paging, a loopback server;
+the fixtures on them are in tests/sandbox/docebo/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import socket
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import uvicorn
 
 from services.sandbox.demo_data import DemoData, generate
-from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.docebo.state import DoceboState
 
 _SMALL: DemoData | None = None
@@ -27,28 +25,6 @@ def small_demo() -> DemoData:
     return _SMALL
 
 
-@pytest.fixture
-def demo() -> DemoData:
-    return small_demo()
-
-
-@pytest.fixture
-def state(demo) -> DoceboState:
-    return DoceboState.from_demo(demo, client_secret="s3cret", admin_password="pa55word")
-
-
-@pytest.fixture
-def app(state):
-    return create_docebo_app(state)
-
-
-@pytest.fixture
-async def anon(app) -> AsyncIterator[httpx.AsyncClient]:
-    """A client without a token."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docebo.test") as c:
-        yield c
-
-
 async def get_token(client: httpx.AsyncClient, state: DoceboState) -> str:
     r = await client.post(
         "/oauth2/token",
@@ -56,14 +32,6 @@ async def get_token(client: httpx.AsyncClient, state: DoceboState) -> str:
     )
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
-
-
-@pytest.fixture
-async def api(app, state) -> AsyncIterator[httpx.AsyncClient]:
-    """A client holding a valid Bearer token."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docebo.test") as c:
-        c.headers["Authorization"] = f"Bearer {await get_token(c, state)}"
-        yield c
 
 
 async def all_items(client: httpx.AsyncClient, path: str, params=None, page_size: int = 200) -> list[dict]:

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from credly_helpers import (
-    T_ACTIVE,
-    T_DRAFT,
-    T_DUPES,
-    T_EXPIRING,
-    client_for,
-    issue_fields,
-    make_state,
-    org,
-)
 
 from services.sandbox.credly.app import create_credly_app
 from services.sandbox.faults import DroppedConnection, FaultConfig
+from tests.support.credly_sandbox import T_ACTIVE, T_DRAFT, T_DUPES, T_EXPIRING, client_for, issue_fields, make_state, org
 
 CTL = "http://credly.test/_sandbox"
 ISSUE = "POST /v1/organizations/{org}/badges"

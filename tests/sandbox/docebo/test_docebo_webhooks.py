@@ -10,7 +10,6 @@ import re
 
 import httpx
 import pytest
-from docebo_sandbox_fixtures import get_token, serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,6 +17,7 @@ from starlette.routing import Route
 
 from services.sandbox.docebo.app import create_docebo_app
 from services.sandbox.webhooks import WebhookSender, any_2xx_3xx
+from tests.support.docebo_sandbox import get_token, serve
 
 MESSAGE_ID = re.compile(r"^wh-\d{8}-\d{6}-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 COMMON_KEYS = {"webhook_id", "original_domain", "event", "fired_by_batch_action", "message_id"}

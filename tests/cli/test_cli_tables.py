@@ -17,8 +17,7 @@ from console.cli import cli
 from services.core.config import config_path, database_path
 from services.store.db import Store
 from services.store.settings import get_setting
-from tests.test_mappings import T1, T2, hundred_rows, to_csv
-from tests.test_templates import put_template
+from tests.support.store_rows import T1, T2, hundred_rows, put_template, to_csv
 
 
 @pytest.fixture
@@ -224,7 +223,7 @@ def test_secrets_status_shows_sources_never_values(run):
 def test_secrets_set_with_a_keyring_stores_it(run, monkeypatch):
     import keyring
 
-    from tests.test_secrets import DictKeyring
+    from tests.support.keyring import DictKeyring
 
     previous = keyring.get_keyring()
     backend = DictKeyring()

@@ -7,7 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from credly_helpers import (
+
+from services.sandbox.credly.app import create_credly_app
+from tests.support.credly_sandbox import (
     BASE,
     ORG,
     T_ACTIVE,
@@ -21,8 +23,6 @@ from credly_helpers import (
     make_state,
     org,
 )
-
-from services.sandbox.credly.app import create_credly_app
 
 LIST_METADATA = {"count", "current_page", "total_count", "total_pages", "per", "previous_page_url", "next_page_url"}
 
