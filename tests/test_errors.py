@@ -93,6 +93,57 @@ def test_a_read_only_directory_is_refused(tmp_path):
     assert_one_error_line(result, str(folder / "credly.db"))
 
 
+def test_an_sqlite_database_of_another_program_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "other-app.db"
+    other = sqlite3.connect(str(path))
+    other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "another program", "invoices")
+    assert path.read_bytes() == before  # no schema written into it, not even the WAL switch
+
+
+def test_the_first_migration_is_atomic_so_a_failure_leaves_no_half_schema(tmp_path, monkeypatch):
+    """A half schema at version 0 would be refused for ever after (as another program's file);
+    the migration runs in one transaction (sqlite-utils' executescript does not COMMIT first)."""
+    path = tmp_path / "half.db"
+    real = store_db.MIGRATIONS[0]
+
+    def create_then_fail(db) -> None:
+        real(db)
+        raise sqlite3.OperationalError("disk I/O error")  # e.g. the process losing its disk mid-way
+
+    monkeypatch.setattr(store_db, "MIGRATIONS", [create_then_fail, *store_db.MIGRATIONS[1:]])
+    with pytest.raises(StoreError):
+        Store(path)
+    check = sqlite3.connect(str(path))
+    tables = check.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    version = check.execute("PRAGMA user_version").fetchone()[0]
+    check.close()
+    assert (tables, version) == ([], 0)
+    monkeypatch.setattr(store_db, "MIGRATIONS", [real, *store_db.MIGRATIONS[1:]])
+    with Store(path) as store:
+        assert store.schema_version == len(store_db.MIGRATIONS)
+
+
+def test_a_command_without_its_own_handler_still_reports_one_line(tmp_path, monkeypatch):
+    """`mappings check` opens the store inside its flow: the root group reports the error."""
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[credly]\nbase_url = "http://127.0.0.1:9/v1"\norganization_id = "org"\n'
+                      '[docebo]\nbase_url = "http://127.0.0.1:9"\nclient_id = "c"\n', encoding="utf-8")
+    monkeypatch.setenv("CREDLY_TOKEN", "t0ken-for-tests")
+    monkeypatch.setenv("DOCEBO_CLIENT_SECRET", "s3cret-for-tests")
+    path = tmp_path / "text.db"
+    path.write_text("not a database\n" * 10, encoding="utf-8")
+    result = invoke("mappings", "check", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "not a credly-console database")
+
+
 # -- a write lock held longer than the busy timeout ---------------------------------------------
 
 

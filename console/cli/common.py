@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -37,6 +37,16 @@ def fail(message: str, code: int = EXIT_FAILURE) -> None:
     raise click.exceptions.Exit(code)
 
 
+def report_expected(exc: BaseException) -> NoReturn:
+    """Print an expected error (`is_expected(exc)`) as its `error:` line (and detail lines) and
+    exit with its status."""
+    assert isinstance(exc, CredlyConsoleError)
+    click.echo(f"error: {exc.headline()}", err=True)
+    for line in exc.details():
+        click.echo(f"  {line}", err=True)
+    raise click.exceptions.Exit(exit_code_of(exc)) from None
+
+
 def handle_errors(func: F) -> F:
     """Turn every expected error (`services.core.errors.is_expected`) into an `error:` line on
     stderr (and its detail lines) and the error's own exit status; anything else is a bug and
@@ -49,13 +59,23 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if not is_expected(exc):
                 raise
-            assert isinstance(exc, CredlyConsoleError)
-            click.echo(f"error: {exc.headline()}", err=True)
-            for line in exc.details():
-                click.echo(f"  {line}", err=True)
-            raise click.exceptions.Exit(exit_code_of(exc)) from None
+            report_expected(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+class ExpectedErrorsGroup(click.Group):
+    """The root group: an expected error that a command did not handle itself (a new command
+    without `handle_errors`, a store opened mid-command) still ends as one `error:` line and its
+    exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
+            report_expected(exc)
 
 
 def open_store():

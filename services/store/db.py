@@ -363,6 +363,8 @@ class Store:
             self.db = sqlite_utils.Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self.db.execute("PRAGMA foreign_keys = ON")
+            if self.schema_version == 0:
+                self._refuse_foreign_database()  # before the WAL switch, which writes the file header
             if not memory:
                 self.db.enable_wal()
                 self.db.execute("PRAGMA synchronous = NORMAL")
@@ -411,6 +413,19 @@ class Store:
                 MIGRATIONS[version](self.db)
                 version += 1
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def _refuse_foreign_database(self) -> None:
+        """An SQLite file at version 0 that already has tables belongs to another program: never
+        write this program's schema into it."""
+        names = [row[0] for row in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()]
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise StoreError(
+                f"{self.path} is not a credly-console database (an SQLite file of another program, with the "
+                f"tables {shown}); nothing was written to it: point CREDLY_CONSOLE_DB at a new file"
+            )
 
     # -- transactions ----------------------------------------------------------------------
     @contextlib.contextmanager
