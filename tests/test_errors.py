@@ -144,6 +144,15 @@ def test_a_command_without_its_own_handler_still_reports_one_line(tmp_path, monk
     assert_one_error_line(result, str(path), "not a credly-console database")
 
 
+def test_an_export_under_a_regular_file_names_the_real_problem(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    target = tmp_path / "plain" / "out" / "mappings.csv"
+    result = invoke("mappings", "export", str(target))
+    assert result.exit_code == EXIT_USAGE
+    line = assert_one_error_line(result, str(target), "is a file, not a directory")
+    assert "File exists" not in line  # what mkdir's errno says, which misleads
+
+
 # -- a write lock held longer than the busy timeout ---------------------------------------------
 
 

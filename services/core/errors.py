@@ -55,6 +55,9 @@ class FileAccessError(CredlyConsoleError):
 
     @classmethod
     def of(cls, path: object, exc: OSError, doing: str) -> FileAccessError:
+        if isinstance(exc, (NotADirectoryError, FileExistsError)) and exc.filename != str(path):
+            # mkdir of a parent that is a regular file: errno says "File exists", which misleads
+            return cls(f"cannot {doing} {path}: a part of its directory path is a file, not a directory")
         reason = exc.strerror or type(exc).__name__
         return cls(f"cannot {doing} {path}: {reason}")
 
