@@ -254,6 +254,31 @@ async def test_a_deeply_nested_webhook_body_is_refused_with_400_and_a_notificati
     assert stored == 1
 
 
+async def test_a_webhook_body_with_a_lone_surrogate_is_refused_with_400_not_a_503_retry_loop(tmp_path):
+    """`"\\ud800"` parses as JSON but cannot be stored as UTF-8: answering 503 would make the
+    sender retry the same poison body for ever."""
+    path = tmp_path / "serve.db"
+    Store(path).close()
+    writer = InboxWriter(path).start()
+    try:
+        app = create_receiver_app(ReceiverSettings(secret=SECRET, organization_id="org"), writer)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+            body = (b'{"message_id": "m\\ud800", "event": "course.enrollment.completed", '
+                    b'"payload": {"user_id": 1, "course_id": 2}}')
+            answer = await client.post(f"/webhooks/docebo/{SECRET}", content=body, headers={"content-type": "application/json"})
+            credly = await client.post(f"/webhooks/credly/{SECRET}", content=b'{"id": "\\udfff"}',
+                                       headers={"content-type": "application/json"})
+    finally:
+        writer.stop()
+    assert (answer.status_code, credly.status_code) == (400, 400)
+    assert "lone surrogate" in answer.json()["error"] and "\\ud800" in answer.json()["error"]
+    with Store(path) as store:
+        notes = sorted(n["object"] for n in store.db.query("SELECT object FROM notifications WHERE kind = 'webhook_rejected'"))
+        stored = store.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+    assert notes == ["credly:malformed", "docebo:malformed"]
+    assert stored == 0
+
+
 # -- one family -------------------------------------------------------------------------------
 
 

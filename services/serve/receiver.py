@@ -421,6 +421,12 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
             detail = f"the body nests objects or arrays deeper than {MAX_JSON_DEPTH} levels"
             refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
+        try:  # "\ud800" is valid JSON but no UTF-8 text: the inbox could never store it (a 503 loop)
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            detail = f"the body is not valid Unicode text (a lone surrogate {exc.object[exc.start:exc.end]!a})"
+            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            return None, _error(400, detail)
         return body, None
 
     def check_secret(request: Request, source: str) -> JSONResponse | None:
