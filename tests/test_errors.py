@@ -205,6 +205,21 @@ def test_a_sync_skipped_because_the_flow_runs_elsewhere_exits_busy(tmp_path, mon
     assert "already running" in result.output
 
 
+def test_with_all_a_skipped_flow_never_hides_another_flows_failure():
+    from console.cli.sync import _exit_code
+    from services.core.errors import EXIT_FAILURE, EXIT_OK
+    from services.store.runs import RunSummary
+
+    def child(flow: str, status: str, *, busy: bool = False, failed: int = 0) -> RunSummary:
+        return RunSummary(run_id=1, flow=flow, status=status, counts={"failed": failed}, busy=busy)
+
+    skipped = child("dropdown", "skipped", busy=True)
+    broken = child("templates", "failed", failed=1)
+    assert _exit_code(RunSummary(2, "all", "failed", {}, children=[broken, skipped])) == EXIT_FAILURE
+    assert _exit_code(RunSummary(2, "all", "succeeded", {}, children=[child("templates", "succeeded"), skipped])) == EXIT_BUSY
+    assert _exit_code(RunSummary(2, "all", "succeeded", {}, children=[child("templates", "succeeded")])) == EXIT_OK
+
+
 # -- ids, limits and offsets beyond SQLite's 64-bit integers ------------------------------------
 
 

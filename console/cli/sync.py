@@ -91,14 +91,18 @@ def _summary_line(s: Any) -> str:
 
 
 def _exit_code(s: Any) -> int:
-    if s.busy or any(c.busy for c in s.children):
-        return EXIT_BUSY
+    """Worst first: blocked by the configuration (2), then failed (1), then skipped because the
+    flow runs elsewhere (3, W4), so with `all` a skipped flow never hides another one's failure."""
     if s.status == "failed" and "blocked by the configuration" in (s.reason or ""):
         return EXIT_USAGE
     if any("blocked by the configuration" in (c.reason or "") for c in s.children):
         return EXIT_USAGE
     if s.status in ("failed", "cancelled") or s.counts.get("failed"):
         return EXIT_FAILURE
+    if any(c.status in ("failed", "cancelled") or c.counts.get("failed") for c in s.children):
+        return EXIT_FAILURE
+    if s.busy or any(c.busy for c in s.children):
+        return EXIT_BUSY
     return EXIT_OK
 
 
