@@ -302,7 +302,8 @@ def test_every_refusal_the_services_raise_belongs_to_the_family():
     from services.core.errors import ApiError, FileAccessError, MissingError
     from services.core.secrets import NoKeyringError, UnknownSecretError
     from services.flows.base import FlowFailed
-    from services.serve.receiver import ReceiverConfigError
+    from services.serve.inbox_worker import ResolveError
+    from services.serve.receiver import ReceiverConfigError, WriterUnavailable
     from services.store.inbox import DeliveryError
     from services.store.mappings import MappingError
     from services.store.runs import FlowBusyError
@@ -310,7 +311,8 @@ def test_every_refusal_the_services_raise_belongs_to_the_family():
     from services.store.templates import TemplateError
 
     family = [ConfigError, ApiError, FileAccessError, MissingError, NoKeyringError, UnknownSecretError, FlowFailed,
-              ReceiverConfigError, DeliveryError, MappingError, FlowBusyError, SettingError, TemplateError, StoreError]
+              ReceiverConfigError, DeliveryError, MappingError, FlowBusyError, SettingError, TemplateError, StoreError,
+              ResolveError, WriterUnavailable]
     assert all(issubclass(cls, CredlyConsoleError) for cls in family)
     assert not is_expected(KeyError("x")) and not is_expected(TypeError("x"))
 

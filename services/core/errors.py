@@ -28,6 +28,9 @@ class CredlyConsoleError(Exception):
     `exit_code` is the CLI's exit status."""
 
     exit_code: int = EXIT_FAILURE
+    # Whether the same work may succeed later without anyone changing anything (a lock released,
+    # a service back up): the inbox worker retries those (W3).
+    retryable: bool = False
 
     def headline(self) -> str:
         """The one line printed after `error:` (the whole message unless `details()` splits it)."""

@@ -37,7 +37,7 @@ DOCEBO_PATH = "/webhooks/docebo"
 CREDLY_PATH = "/webhooks/credly"
 
 
-class WriterUnavailable(RuntimeError):
+class WriterUnavailable(CredlyConsoleError, RuntimeError):
     """The inbox writer is stopped or could not commit; the delivery was not stored."""
 
 

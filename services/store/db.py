@@ -251,6 +251,7 @@ class DatabaseBusyError(StoreError):
     """Another process held the database's write lock for longer than the busy timeout."""
 
     exit_code = EXIT_BUSY
+    retryable = True  # the lock is released when the other process's write ends
 
 
 # How long a write waits for another process's write lock before giving up (seconds).
