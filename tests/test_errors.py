@@ -58,6 +58,19 @@ def test_a_path_under_a_regular_file_is_refused(tmp_path):
     assert_one_error_line(result, str(path), "is a file, not a directory")
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_directory_or_fifo_is_named_for_what_it_is_not_a_disk_error(tmp_path, kind):
+    path = tmp_path / "credly.db"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    line = assert_one_error_line(result, str(path), "a directory" if kind == "directory" else "not a regular file")
+    assert "disk" not in line
+
+
 def _immutable(path):
     """Make `path` read-only even for root (chattr +i); the tests run as root on CI."""
     if os.geteuid() != 0:

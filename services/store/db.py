@@ -359,6 +359,7 @@ class Store:
         try:
             if not memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._refuse_special_file()
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, factory=_Connection)
             conn.store_path = self.path  # type: ignore[attr-defined]
             self.db = sqlite_utils.Database(conn)
@@ -414,6 +415,14 @@ class Store:
                 MIGRATIONS[version](self.db)
                 version += 1
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def _refuse_special_file(self) -> None:
+        """A directory, FIFO or device is no database file (SQLite's own answer, "disk I/O error",
+        would send the admin looking at the disk)."""
+        if not self.path.exists() or self.path.is_file():
+            return
+        what = "a directory" if self.path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise StoreError(f"the database path {self.path} is {what}; point CREDLY_CONSOLE_DB at a database file")
 
     def _refuse_foreign_database(self) -> None:
         """An SQLite file at version 0 that already has tables belongs to another program: never
