@@ -166,6 +166,16 @@ def test_an_export_under_a_regular_file_names_the_real_problem(tmp_path):
     assert "File exists" not in line  # what mkdir's errno says, which misleads
 
 
+def test_serve_refuses_an_unusable_database_before_it_listens(tmp_path, monkeypatch):
+    path = tmp_path / "text.db"
+    path.write_text("not a database\n", encoding="utf-8")
+    monkeypatch.setenv("CREDLY_CONSOLE_WEBHOOK_SECRET", SECRET)
+    result = invoke("serve", "--port", "0", "--no-scheduler", "--no-mail", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "not a credly-console database")
+    assert "listening" not in result.output
+
+
 # -- a write lock held longer than the busy timeout ---------------------------------------------
 
 
