@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from services.core.config import database_path
+from services.core.config import config_path, database_path
 from services.core.errors import EXIT_BUSY, EXIT_USAGE, CredlyConsoleError, is_expected
 from services.serve.receiver import MAX_JSON_DEPTH, InboxWriter, ReceiverSettings, create_receiver_app
 from services.store import db as store_db
@@ -174,6 +174,16 @@ def test_serve_refuses_an_unusable_database_before_it_listens(tmp_path, monkeypa
     assert result.exit_code == EXIT_USAGE
     assert_one_error_line(result, str(path), "not a credly-console database")
     assert "listening" not in result.output
+
+
+@pytest.mark.parametrize("value", ["[" * 100_000 + "]" * 100_000, "{a=" * 5_000 + "1" + "}" * 5_000], ids=["arrays", "tables"])
+def test_a_config_file_nested_100000_deep_is_a_syntax_error_not_a_recursion_traceback(value):
+    config = config_path()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[credly]\nx = {value}\n", encoding="utf-8")
+    result = invoke("config", "show")
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(config), "(syntax)", "nested deeper")
 
 
 # -- a write lock held longer than the busy timeout ---------------------------------------------
