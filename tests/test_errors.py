@@ -274,6 +274,24 @@ def test_twenty_digit_numbers_are_bad_input(args):
     assert not isinstance(result.exception, OverflowError)
 
 
+def test_control_characters_from_webhooks_and_services_never_reach_the_terminal():
+    """A webhook or a service message can carry ESC sequences (retitle, clear, recolour the admin's
+    terminal); the CLI shows them as \\xNN instead."""
+    from services.store import inbox, notifications
+
+    evil = "1\x1b]0;pwned\x07\x1b[2J"
+    with Store(database_path()) as store:
+        inbox.insert_items(store, [inbox.NewItem("docebo", "k1", "course.enrollment.completed", f"docebo-user:{evil}",
+                                                 {"user_id": evil, "course_id": 2})])
+        note = notifications.notify_error(store, f"Docebo said {evil}", body=f"line one\nservice message: {evil}")
+    outputs = [invoke("inbox", "list").output, invoke("inbox", "show", "1").output,
+               invoke("notifications", "list").output, invoke("notifications", "show", str(note)).output]
+    for output in outputs:
+        assert "\x1b" not in output and "\x07" not in output, output
+        assert "\\x1b]0;pwned\\x07" in output, output
+    assert "line one\nservice message" in outputs[3]  # a body keeps its lines
+
+
 # -- a webhook body nested 200,000 deep ---------------------------------------------------------
 
 

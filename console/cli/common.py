@@ -37,13 +37,24 @@ def fail(message: str, code: int = EXIT_FAILURE) -> None:
     raise click.exceptions.Exit(code)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL_KEEP_LINES = {c: s for c, s in _CONTROL.items() if c not in (0x09, 0x0A)}
+
+
+def terminal_safe(text: str, *, lines: bool = False) -> str:
+    """`text` with its control characters shown as `\\xNN`: what a webhook, an API or a CSV put
+    into a value can never move the cursor, retitle or clear the admin's terminal. `lines`
+    keeps newlines and tabs (a notification's body)."""
+    return text.translate(_CONTROL_KEEP_LINES if lines else _CONTROL)
+
+
 def report_expected(exc: BaseException) -> NoReturn:
     """Print an expected error (`is_expected(exc)`) as its `error:` line (and detail lines) and
     exit with its status."""
     assert isinstance(exc, CredlyConsoleError)
-    click.echo(f"error: {exc.headline()}", err=True)
+    click.echo(f"error: {terminal_safe(exc.headline())}", err=True)
     for line in exc.details():
-        click.echo(f"  {line}", err=True)
+        click.echo(f"  {terminal_safe(line)}", err=True)
     raise click.exceptions.Exit(exit_code_of(exc)) from None
 
 
@@ -99,7 +110,7 @@ def echo_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, empt
     def cell(value: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
-        return "" if value is None else str(value)
+        return "" if value is None else terminal_safe(str(value))
 
     grid = [[heading for _, heading in columns]] + [[cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
