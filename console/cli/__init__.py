@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from console.cli.admin import config_group, locate, secrets_group
+from console.cli.common import ExpectedErrorsGroup
 from console.cli.demo import demo
 from console.cli.inbox import inbox_group
 from console.cli.notifications import notifications_group
@@ -21,7 +22,7 @@ from console.cli.sync import mappings_check, sync_command
 from console.cli.tables import mappings_group, settings_group, templates_group
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ExpectedErrorsGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="credly-console")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -54,7 +55,7 @@ def open_console() -> None:
 
         Store(context.database_path).close()
     except StoreError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(str(exc), exc.exit_code)
         return
     from console.app import run_console
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -37,6 +37,27 @@ def fail(message: str, code: int = EXIT_FAILURE) -> None:
     raise click.exceptions.Exit(code)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL_KEEP_LINES = {c: s for c, s in _CONTROL.items() if c not in (0x09, 0x0A)}
+
+
+def terminal_safe(text: str, *, lines: bool = False) -> str:
+    """`text` with its control characters shown as `\\xNN`: what a webhook, an API or a CSV put
+    into a value can never move the cursor, retitle or clear the admin's terminal. `lines`
+    keeps newlines and tabs (a notification's body)."""
+    return text.translate(_CONTROL_KEEP_LINES if lines else _CONTROL)
+
+
+def report_expected(exc: BaseException) -> NoReturn:
+    """Print an expected error (`is_expected(exc)`) as its `error:` line (and detail lines) and
+    exit with its status."""
+    assert isinstance(exc, CredlyConsoleError)
+    click.echo(f"error: {terminal_safe(exc.headline())}", err=True)
+    for line in exc.details():
+        click.echo(f"  {terminal_safe(line)}", err=True)
+    raise click.exceptions.Exit(exit_code_of(exc)) from None
+
+
 def handle_errors(func: F) -> F:
     """Turn every expected error (`services.core.errors.is_expected`) into an `error:` line on
     stderr (and its detail lines) and the error's own exit status; anything else is a bug and
@@ -49,13 +70,23 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if not is_expected(exc):
                 raise
-            assert isinstance(exc, CredlyConsoleError)
-            click.echo(f"error: {exc.headline()}", err=True)
-            for line in exc.details():
-                click.echo(f"  {line}", err=True)
-            raise click.exceptions.Exit(exit_code_of(exc)) from None
+            report_expected(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+class ExpectedErrorsGroup(click.Group):
+    """The root group: an expected error that a command did not handle itself (a new command
+    without `handle_errors`, a store opened mid-command) still ends as one `error:` line and its
+    exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
+            report_expected(exc)
 
 
 def open_store():
@@ -79,7 +110,7 @@ def echo_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, empt
     def cell(value: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
-        return "" if value is None else str(value)
+        return "" if value is None else terminal_safe(str(value))
 
     grid = [[heading for _, heading in columns]] + [[cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]

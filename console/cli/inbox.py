@@ -6,7 +6,18 @@ import json
 
 import click
 
-from console.cli.common import EXIT_USAGE, OFFSET, ROW_ID, echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import (
+    EXIT_USAGE,
+    OFFSET,
+    ROW_ID,
+    echo_json,
+    echo_table,
+    fail,
+    handle_errors,
+    open_store,
+    paging_note,
+    terminal_safe,
+)
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
@@ -71,7 +82,7 @@ def inbox_show(item_id: int, as_json: bool) -> None:
     data = row.pop("data")
     width = max(len(k) for k in row)
     for key, value in row.items():
-        click.echo(f"{key.ljust(width)}  {'' if value is None else value}")
+        click.echo(f"{key.ljust(width)}  {'' if value is None else terminal_safe(str(value))}")
     click.echo("payload:")
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

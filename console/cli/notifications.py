@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from console.cli.common import EXIT_USAGE, OFFSET, ROW_ID, echo_json, echo_table, fail, handle_errors, open_store, paging_note
+from console.cli.common import (
+    EXIT_USAGE,
+    OFFSET,
+    ROW_ID,
+    echo_json,
+    echo_table,
+    fail,
+    handle_errors,
+    open_store,
+    paging_note,
+    terminal_safe,
+)
 
 LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
@@ -60,9 +71,9 @@ def notifications_show(notification_id: int, as_json: bool, keep_unread: bool) -
     if as_json:
         echo_json(row)
         return
-    click.echo(format_notification(row))
+    click.echo(terminal_safe(format_notification(row), lines=True))
     mail = row["mail_status"] + (f" ({row['mail_error']})" if row["mail_error"] else "")
-    click.echo(f"Mail: {mail}")
+    click.echo(f"Mail: {terminal_safe(mail)}")
 
 
 @notifications_group.command("mark-read")

@@ -53,6 +53,11 @@ def serve(host: str | None, port: int | None, public_url: str, workers: int, no_
 
     setup_logging(log_level)
     config = load_config()
+    # A database this program cannot use is refused before anything listens (no "listening on"
+    # line followed by an error).
+    from services.store.db import Store
+
+    Store(database_path()).close()
     options = ServeOptions(host=host, port=port, public_url=public_url, workers=workers,
                            scheduler=not no_scheduler, mail=not no_mail)
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from console.cli.common import EXIT_BUSY, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail
+from console.cli.common import EXIT_BUSY, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, echo_json, fail, terminal_safe
 
 FLOWS = ("templates", "dropdown", "docebo-to-credly", "credly-to-docebo", "all")
 NEEDS = {
@@ -91,14 +91,18 @@ def _summary_line(s: Any) -> str:
 
 
 def _exit_code(s: Any) -> int:
-    if s.busy or any(c.busy for c in s.children):
-        return EXIT_BUSY
+    """Worst first: blocked by the configuration (2), then failed (1), then skipped because the
+    flow runs elsewhere (3, W4), so with `all` a skipped flow never hides another one's failure."""
     if s.status == "failed" and "blocked by the configuration" in (s.reason or ""):
         return EXIT_USAGE
     if any("blocked by the configuration" in (c.reason or "") for c in s.children):
         return EXIT_USAGE
     if s.status in ("failed", "cancelled") or s.counts.get("failed"):
         return EXIT_FAILURE
+    if any(c.status in ("failed", "cancelled") or c.counts.get("failed") for c in s.children):
+        return EXIT_FAILURE
+    if s.busy or any(c.busy for c in s.children):
+        return EXIT_BUSY
     return EXIT_OK
 
 
@@ -154,10 +158,10 @@ def sync_command(flow: str, dry_run: bool, as_json: bool, full: bool) -> None:
         if summary.dry_run and summary.actions:
             click.echo(f"plan ({len(summary.actions)} actions):")
             for a in summary.actions:
-                click.echo(f"  {a['action']:<28} {a['object']}: {a['message']}")
+                click.echo(terminal_safe(f"  {a['action']:<28} {a['object']}: {a['message']}"))
         for child in summary.children:
-            click.echo(_summary_line(child))
-        click.echo(_summary_line(summary))
+            click.echo(terminal_safe(_summary_line(child)))
+        click.echo(terminal_safe(_summary_line(summary)))
     raise click.exceptions.Exit(_exit_code(summary))
 
 
@@ -188,7 +192,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
         if line.level == "error" and not quiet:
             if progress.tty and progress.shown:
                 click.echo("", err=True)
-            click.echo(f"error: {line.object + ': ' if line.object else ''}{line.message}", err=True)
+            click.echo(terminal_safe(f"error: {line.object + ': ' if line.object else ''}{line.message}", lines=True), err=True)
 
     needs = NEEDS[flow]
     credly = build_credly(config, secrets) if "credly" in needs else None

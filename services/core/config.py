@@ -311,6 +311,9 @@ def load_config(path: Path | str | None = None) -> AppConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "(syntax)", 'TOML: [section] headers and key = value lines, '
                           'strings in double quotes', str(exc)) from exc
+    except RecursionError:  # arrays or inline tables nested thousands deep: no config looks like that
+        raise ConfigError(file, "(syntax)", "TOML: [section] headers and key = value lines",
+                          "arrays or inline tables nested deeper than the parser goes") from None
     cfg = AppConfig()
     for name, raw in doc.items():
         if name in _SECTIONS:

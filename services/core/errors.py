@@ -28,6 +28,9 @@ class CredlyConsoleError(Exception):
     `exit_code` is the CLI's exit status."""
 
     exit_code: int = EXIT_FAILURE
+    # Whether the same work may succeed later without anyone changing anything (a lock released,
+    # a service back up): the inbox worker retries those (W3).
+    retryable: bool = False
 
     def headline(self) -> str:
         """The one line printed after `error:` (the whole message unless `details()` splits it)."""
@@ -55,6 +58,9 @@ class FileAccessError(CredlyConsoleError):
 
     @classmethod
     def of(cls, path: object, exc: OSError, doing: str) -> FileAccessError:
+        if isinstance(exc, (NotADirectoryError, FileExistsError)) and exc.filename != str(path):
+            # mkdir of a parent that is a regular file: errno says "File exists", which misleads
+            return cls(f"cannot {doing} {path}: a part of its directory path is a file, not a directory")
         reason = exc.strerror or type(exc).__name__
         return cls(f"cannot {doing} {path}: {reason}")
 

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from services.core.errors import ApiError, CredlyConsoleError
+from services.core.errors import CredlyConsoleError, is_expected
 from services.core.flow_types import Callbacks, Cancelled, RunSummary
 from services.flows import rules
 from services.store import notifications
@@ -106,7 +106,7 @@ class Job:
         self.errors += 1
         self.rec.count("failed")
         self.rec.retryable = self.rec.retryable or bool(getattr(exc, "retryable", False))
-        detail = str(exc) if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+        detail = str(exc) if is_expected(exc) else f"{type(exc).__name__}: {exc}"
         self.rec.error(f"{what} failed: {detail}", object=obj)
         if self.notify:
             notifications.notify_exception(
@@ -246,21 +246,19 @@ async def execute(
         except Cancelled:
             rec.warning("cancelled by the user; items already done stay done")
             return rec.finish("cancelled", reason="cancelled")
-        except (FlowFailed, ApiError) as exc:
-            rec.retryable = bool(getattr(exc, "retryable", False))
-            rec.error(f"the flow could not finish: {exc}")
+        except Exception as exc:
+            if is_expected(exc):  # explained (API error, FlowFailed, a busy database...): its message
+                rec.retryable = bool(getattr(exc, "retryable", False))
+                rec.error(f"the flow could not finish: {exc}")
+                reason = str(exc)
+            else:  # a bug: record it with its traceback, never lose the run
+                rec.error(f"unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                reason = f"unexpected error: {type(exc).__name__}: {exc}"
             if notify:
                 notifications.notify_exception(
                     store, exc, title=f"{key} flow failed", flow=key, run_id=rec.id, in_digest=batch
                 )
-            return rec.finish("failed", reason=str(exc))
-        except Exception as exc:  # a bug: record it with its traceback, never lose the run
-            rec.error(f"unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-            if notify:
-                notifications.notify_exception(
-                    store, exc, title=f"{key} flow failed", flow=key, run_id=rec.id, in_digest=batch
-                )
-            return rec.finish("failed", reason=f"unexpected error: {type(exc).__name__}: {exc}")
+            return rec.finish("failed", reason=reason)
         summary = rec.finish("succeeded")
         if not summary.counts.get("failed") and not dry_run:
             for hook in job.after_success:

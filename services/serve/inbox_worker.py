@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.core.errors import CredlyConsoleError, is_expected
 from services.store import inbox
 from services.store.db import Store
 
@@ -34,7 +35,7 @@ Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 Resolver = Callable[[Any, dict[str, Any]], Awaitable[str]]
 
 
-class ResolveError(Exception):
+class ResolveError(CredlyConsoleError):
     """The learner of a Credly notice could not be learned; ``retryable`` as for API errors."""
 
     def __init__(self, message: str, retryable: bool) -> None:
@@ -302,8 +303,12 @@ class InboxWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("inbox event %s: the handler raised", item_id)
-            outcome = Outcome("failed", None, f"{type(exc).__name__}: {exc}", bool(getattr(exc, "retryable", False)))
+            if is_expected(exc):  # explained (an API error, a busy database): its message is the reason
+                log.warning("inbox event %s failed: %s", item_id, exc)
+                outcome = Outcome("failed", None, str(exc), bool(getattr(exc, "retryable", False)))
+            else:  # a bug: keep the traceback in the log
+                log.exception("inbox event %s: the handler raised", item_id)
+                outcome = Outcome("failed", None, f"{type(exc).__name__}: {exc}", bool(getattr(exc, "retryable", False)))
         self._close_stray_transaction()
         if outcome.status in ("done", "skipped"):
             inbox.complete(self.store, item_id, self.owner, status=outcome.status, run_id=outcome.run_id,

@@ -37,7 +37,7 @@ DOCEBO_PATH = "/webhooks/docebo"
 CREDLY_PATH = "/webhooks/credly"
 
 
-class WriterUnavailable(RuntimeError):
+class WriterUnavailable(CredlyConsoleError, RuntimeError):
     """The inbox writer is stopped or could not commit; the delivery was not stored."""
 
 
@@ -423,6 +423,12 @@ class RequestGuard:
         if body is None and raw.strip() != b"null" or nesting_depth(body) > MAX_JSON_DEPTH:
             detail = f"the body nests objects or arrays deeper than {MAX_JSON_DEPTH} levels"
             self.refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            return None, _error(400, detail)
+        try:  # "\ud800" is valid JSON but no UTF-8 text: the inbox could never store it (a 503 loop)
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            detail = f"the body is not valid Unicode text (a lone surrogate {exc.object[exc.start:exc.end]!a})"
+            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
         return body, None
 

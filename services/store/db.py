@@ -251,6 +251,7 @@ class DatabaseBusyError(StoreError):
     """Another process held the database's write lock for longer than the busy timeout."""
 
     exit_code = EXIT_BUSY
+    retryable = True  # the lock is released when the other process's write ends
 
 
 # How long a write waits for another process's write lock before giving up (seconds).
@@ -365,11 +366,14 @@ class Store:
         try:
             if not memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._refuse_special_file()
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, factory=_Connection)
             conn.store_path = self.path
             self.db = sqlite_utils.Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self.db.execute("PRAGMA foreign_keys = ON")
+            if self.schema_version == 0:
+                self._refuse_foreign_database()  # before the WAL switch, which writes the file header
             if not memory:
                 self.db.enable_wal()
                 self.db.execute("PRAGMA synchronous = NORMAL")
@@ -418,6 +422,27 @@ class Store:
                 MIGRATIONS[version](self.db)
                 version += 1
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def _refuse_special_file(self) -> None:
+        """A directory, FIFO or device is no database file (SQLite's own answer, "disk I/O error",
+        would send the admin looking at the disk)."""
+        if not self.path.exists() or self.path.is_file():
+            return
+        what = "a directory" if self.path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise StoreError(f"the database path {self.path} is {what}; point CREDLY_CONSOLE_DB at a database file")
+
+    def _refuse_foreign_database(self) -> None:
+        """An SQLite file at version 0 that already has tables belongs to another program: never
+        write this program's schema into it."""
+        names = [row[0] for row in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()]
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise StoreError(
+                f"{self.path} is not a credly-console database (an SQLite file of another program, with the "
+                f"tables {shown}); nothing was written to it: point CREDLY_CONSOLE_DB at a new file"
+            )
 
     # -- transactions ----------------------------------------------------------------------
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from services.core.config import database_path
+from services.core.config import config_path, database_path
 from services.core.errors import EXIT_BUSY, EXIT_USAGE, CredlyConsoleError, is_expected
 from services.serve.receiver import MAX_JSON_DEPTH, InboxWriter, ReceiverSettings, create_receiver_app
 from services.store import db as store_db
@@ -58,6 +58,19 @@ def test_a_path_under_a_regular_file_is_refused(tmp_path):
     assert_one_error_line(result, str(path), "is a file, not a directory")
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_directory_or_fifo_is_named_for_what_it_is_not_a_disk_error(tmp_path, kind):
+    path = tmp_path / "credly.db"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    line = assert_one_error_line(result, str(path), "a directory" if kind == "directory" else "not a regular file")
+    assert "disk" not in line
+
+
 def _immutable(path):
     """Make `path` read-only even for root (chattr +i); the tests run as root on CI."""
     if os.geteuid() != 0:
@@ -91,6 +104,86 @@ def test_a_read_only_directory_is_refused(tmp_path):
         undo()
     assert result.exit_code == EXIT_USAGE
     assert_one_error_line(result, str(folder / "credly.db"))
+
+
+def test_an_sqlite_database_of_another_program_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "other-app.db"
+    other = sqlite3.connect(str(path))
+    other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    result = invoke("settings", "list", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "another program", "invoices")
+    assert path.read_bytes() == before  # no schema written into it, not even the WAL switch
+
+
+def test_the_first_migration_is_atomic_so_a_failure_leaves_no_half_schema(tmp_path, monkeypatch):
+    """A half schema at version 0 would be refused for ever after (as another program's file);
+    the migration runs in one transaction (sqlite-utils' executescript does not COMMIT first)."""
+    path = tmp_path / "half.db"
+    real = store_db.MIGRATIONS[0]
+
+    def create_then_fail(db) -> None:
+        real(db)
+        raise sqlite3.OperationalError("disk I/O error")  # e.g. the process losing its disk mid-way
+
+    monkeypatch.setattr(store_db, "MIGRATIONS", [create_then_fail, *store_db.MIGRATIONS[1:]])
+    with pytest.raises(StoreError):
+        Store(path)
+    check = sqlite3.connect(str(path))
+    tables = check.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    version = check.execute("PRAGMA user_version").fetchone()[0]
+    check.close()
+    assert (tables, version) == ([], 0)
+    monkeypatch.setattr(store_db, "MIGRATIONS", [real, *store_db.MIGRATIONS[1:]])
+    with Store(path) as store:
+        assert store.schema_version == len(store_db.MIGRATIONS)
+
+
+def test_a_command_without_its_own_handler_still_reports_one_line(tmp_path, monkeypatch):
+    """`mappings check` opens the store inside its flow: the root group reports the error."""
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[credly]\nbase_url = "http://127.0.0.1:9/v1"\norganization_id = "org"\n'
+                      '[docebo]\nbase_url = "http://127.0.0.1:9"\nclient_id = "c"\n', encoding="utf-8")
+    monkeypatch.setenv("CREDLY_TOKEN", "t0ken-for-tests")
+    monkeypatch.setenv("DOCEBO_CLIENT_SECRET", "s3cret-for-tests")
+    path = tmp_path / "text.db"
+    path.write_text("not a database\n" * 10, encoding="utf-8")
+    result = invoke("mappings", "check", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "not a credly-console database")
+
+
+def test_an_export_under_a_regular_file_names_the_real_problem(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    target = tmp_path / "plain" / "out" / "mappings.csv"
+    result = invoke("mappings", "export", str(target))
+    assert result.exit_code == EXIT_USAGE
+    line = assert_one_error_line(result, str(target), "is a file, not a directory")
+    assert "File exists" not in line  # what mkdir's errno says, which misleads
+
+
+def test_serve_refuses_an_unusable_database_before_it_listens(tmp_path, monkeypatch):
+    path = tmp_path / "text.db"
+    path.write_text("not a database\n", encoding="utf-8")
+    monkeypatch.setenv("CREDLY_CONSOLE_WEBHOOK_SECRET", SECRET)
+    result = invoke("serve", "--port", "0", "--no-scheduler", "--no-mail", env={"CREDLY_CONSOLE_DB": str(path)})
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(path), "not a credly-console database")
+    assert "listening" not in result.output
+
+
+@pytest.mark.parametrize("value", ["[" * 100_000 + "]" * 100_000, "{a=" * 5_000 + "1" + "}" * 5_000], ids=["arrays", "tables"])
+def test_a_config_file_nested_100000_deep_is_a_syntax_error_not_a_recursion_traceback(value):
+    config = config_path()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[credly]\nx = {value}\n", encoding="utf-8")
+    result = invoke("config", "show")
+    assert result.exit_code == EXIT_USAGE
+    assert_one_error_line(result, str(config), "(syntax)", "nested deeper")
 
 
 # -- a write lock held longer than the busy timeout ---------------------------------------------
@@ -145,6 +238,21 @@ def test_a_sync_skipped_because_the_flow_runs_elsewhere_exits_busy(tmp_path, mon
     assert "already running" in result.output
 
 
+def test_with_all_a_skipped_flow_never_hides_another_flows_failure():
+    from console.cli.sync import _exit_code
+    from services.core.errors import EXIT_FAILURE, EXIT_OK
+    from services.store.runs import RunSummary
+
+    def child(flow: str, status: str, *, busy: bool = False, failed: int = 0) -> RunSummary:
+        return RunSummary(run_id=1, flow=flow, status=status, counts={"failed": failed}, busy=busy)
+
+    skipped = child("dropdown", "skipped", busy=True)
+    broken = child("templates", "failed", failed=1)
+    assert _exit_code(RunSummary(2, "all", "failed", {}, children=[broken, skipped])) == EXIT_FAILURE
+    assert _exit_code(RunSummary(2, "all", "succeeded", {}, children=[child("templates", "succeeded"), skipped])) == EXIT_BUSY
+    assert _exit_code(RunSummary(2, "all", "succeeded", {}, children=[child("templates", "succeeded")])) == EXIT_OK
+
+
 # -- ids, limits and offsets beyond SQLite's 64-bit integers ------------------------------------
 
 
@@ -164,6 +272,24 @@ def test_twenty_digit_numbers_are_bad_input(args):
     assert result.exit_code == EXIT_USAGE, result.output
     assert "99999999999999999999" in result.stderr and "range" in result.stderr
     assert not isinstance(result.exception, OverflowError)
+
+
+def test_control_characters_from_webhooks_and_services_never_reach_the_terminal():
+    """A webhook or a service message can carry ESC sequences (retitle, clear, recolour the admin's
+    terminal); the CLI shows them as \\xNN instead."""
+    from services.store import inbox, notifications
+
+    evil = "1\x1b]0;pwned\x07\x1b[2J"
+    with Store(database_path()) as store:
+        inbox.insert_items(store, [inbox.NewItem("docebo", "k1", "course.enrollment.completed", f"docebo-user:{evil}",
+                                                 {"user_id": evil, "course_id": 2})])
+        note = notifications.notify_error(store, f"Docebo said {evil}", body=f"line one\nservice message: {evil}")
+    outputs = [invoke("inbox", "list").output, invoke("inbox", "show", "1").output,
+               invoke("notifications", "list").output, invoke("notifications", "show", str(note)).output]
+    for output in outputs:
+        assert "\x1b" not in output and "\x07" not in output, output
+        assert "\\x1b]0;pwned\\x07" in output, output
+    assert "line one\nservice message" in outputs[3]  # a body keeps its lines
 
 
 # -- a webhook body nested 200,000 deep ---------------------------------------------------------
@@ -194,6 +320,31 @@ async def test_a_deeply_nested_webhook_body_is_refused_with_400_and_a_notificati
     assert stored == 1
 
 
+async def test_a_webhook_body_with_a_lone_surrogate_is_refused_with_400_not_a_503_retry_loop(tmp_path):
+    """`"\\ud800"` parses as JSON but cannot be stored as UTF-8: answering 503 would make the
+    sender retry the same poison body for ever."""
+    path = tmp_path / "serve.db"
+    Store(path).close()
+    writer = InboxWriter(path).start()
+    try:
+        app = create_receiver_app(ReceiverSettings(secret=SECRET, organization_id="org"), writer)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+            body = (b'{"message_id": "m\\ud800", "event": "course.enrollment.completed", '
+                    b'"payload": {"user_id": 1, "course_id": 2}}')
+            answer = await client.post(f"/webhooks/docebo/{SECRET}", content=body, headers={"content-type": "application/json"})
+            credly = await client.post(f"/webhooks/credly/{SECRET}", content=b'{"id": "\\udfff"}',
+                                       headers={"content-type": "application/json"})
+    finally:
+        writer.stop()
+    assert (answer.status_code, credly.status_code) == (400, 400)
+    assert "lone surrogate" in answer.json()["error"] and "\\ud800" in answer.json()["error"]
+    with Store(path) as store:
+        notes = sorted(n["object"] for n in store.db.query("SELECT object FROM notifications WHERE kind = 'webhook_rejected'"))
+        stored = store.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+    assert notes == ["credly:malformed", "docebo:malformed"]
+    assert stored == 0
+
+
 # -- one family -------------------------------------------------------------------------------
 
 
@@ -202,7 +353,8 @@ def test_every_refusal_the_services_raise_belongs_to_the_family():
     from services.core.errors import ApiError, FileAccessError, MissingError
     from services.core.secrets import NoKeyringError, UnknownSecretError
     from services.flows.base import FlowFailed
-    from services.serve.receiver import ReceiverConfigError
+    from services.serve.inbox_worker import ResolveError
+    from services.serve.receiver import ReceiverConfigError, WriterUnavailable
     from services.store.inbox import DeliveryError
     from services.store.locks import FlowBusyError
     from services.store.mappings import MappingError
@@ -210,7 +362,8 @@ def test_every_refusal_the_services_raise_belongs_to_the_family():
     from services.store.templates import TemplateError
 
     family = [ConfigError, ApiError, FileAccessError, MissingError, NoKeyringError, UnknownSecretError, FlowFailed,
-              ReceiverConfigError, DeliveryError, MappingError, FlowBusyError, SettingError, TemplateError, StoreError]
+              ReceiverConfigError, DeliveryError, MappingError, FlowBusyError, SettingError, TemplateError, StoreError,
+              ResolveError, WriterUnavailable]
     assert all(issubclass(cls, CredlyConsoleError) for cls in family)
     assert not is_expected(KeyError("x")) and not is_expected(TypeError("x"))
 

@@ -303,3 +303,25 @@ async def test_the_event_cache_answers_a_second_read_of_an_event():
     await cached.get_event("a")  # evicted (size 2)
     assert Client.calls == 4
     assert cached.concurrency == "sem"
+
+
+async def test_a_handler_meeting_a_busy_database_is_retried_with_its_message_and_no_traceback(store, running, caplog):
+    """One error family (issue 11): an expected error from a handler is the event's reason as the
+    admin reads it (no class name, no traceback in the log); a busy database is retryable (W3)."""
+    from services.store.db import DatabaseBusyError
+
+    clock = Clock()
+    message = "the database x.db is locked by another process (waited 30 s)"
+
+    async def locked(ctx, row):
+        raise DatabaseBusyError(message)
+
+    inbox.insert_items(store, [completion("a", 1)])
+    with caplog.at_level("WARNING", logger="credly_console.worker"):
+        running({"course_completion": locked}, clock=clock, policy=RetryPolicy(delays=(30,), max_attempts=5))
+        await until(lambda: inbox.get_item(store, 1)["next_attempt_at"], what="first failure")
+    row = inbox.get_item(store, 1)
+    assert (row["status"], row["last_error"]) == ("queued", message)
+    assert row["next_attempt_at"] == inbox.stamp(T0 + dt.timedelta(seconds=30))
+    mine = [r for r in caplog.records if "inbox event 1" in r.getMessage()]
+    assert mine and all(r.exc_info is None for r in mine)
