@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from services.core.errors import ApiError
-from services.flows import incremental, rules
+from services.flows import decisions, incremental, rules
 from services.flows.base import FlowFailed, Job, collect
 from services.flows.dropdown import FIELD_ID_META, find_course_field
 from services.flows.lookups import (
@@ -51,10 +51,6 @@ class Candidate:
     docebo_expiry: Any = None
     # F4 semantics: "award" issues if none; "update" also replaces a held badge whose dates differ.
     mode: str = "award"
-    # An explicit event (F4 awarded/updated) issues again a badge that Credly no longer holds.
-    reissue: bool = False
-    # Replace a held badge only when the product issued it (batch), or any held badge (event).
-    replace_any: bool = False
 
     @property
     def priority(self) -> tuple:
@@ -83,16 +79,31 @@ def _intent(learner: Learner, cand: Candidate) -> ledger.Intent:
     return ledger.Intent("badge", learner.email, cand.template_id, cand.origin_type, cand.origin_id)
 
 
-def dates_match(job: Job, held: dict[str, Any], cand: Candidate) -> bool:
-    """Does the held badge already carry the dates this candidate asks for (E1)?"""
-    if not rules.same_day(held.get("issued_at"), cand.issued_at):
-        return False
-    desired = rules.badge_expires_at(cand.docebo_expiry, cand.issued_at, job.settings.default_expiration_days)
-    if desired is None:  # the template's own default: nothing to compare
-        return True
-    if desired is False:
-        return not held.get("expires_at")
-    return rules.same_day(held.get("expires_at"), desired)
+def source_of(cand: Candidate) -> decisions.Source:
+    """The candidate as the decisions' record (services/flows/decisions.py)."""
+    return decisions.Source(
+        user_id=cand.user_id,
+        template_id=cand.template_id,
+        rule=cand.rule,
+        origin_type=cand.origin_type,
+        origin_id=cand.origin_id,
+        issued_at=cand.issued_at,
+        expires_at=rules.parse_datetime(cand.docebo_expiry),
+        mode=cand.mode,
+    )
+
+
+def issued_before(entry: ledger.LedgerEntry | None) -> decisions.IssuedBefore | None:
+    """The ledger's last badge row as the decisions' record (O3: its source and the source's date)."""
+    if entry is None:
+        return None
+    return decisions.IssuedBefore(
+        badge_id=entry.object_id,
+        status=entry.status,
+        origin_type=entry.origin_type,
+        origin_id=entry.origin_id,
+        origin_date=rules.parse_datetime(entry.origin_date or entry.details.get("issued_at")),
+    )
 
 
 def badge_body(job: Job, learner: Learner, cand: Candidate) -> dict[str, Any]:
@@ -103,7 +114,7 @@ def badge_body(job: Job, learner: Learner, cand: Candidate) -> dict[str, Any]:
         template_id=cand.template_id,
         issued_at=cand.issued_at,
         docebo_user_id=learner.user_id,
-        expires_at=rules.badge_expires_at(cand.docebo_expiry, cand.issued_at, job.settings.default_expiration_days),
+        expires_at=decisions.badge_expiry(cand.docebo_expiry, job.ctx.now(), job.settings.default_expiration_days),
         evidence_items=rules.evidence(job.settings.evidence_title, cand.rule, cand.origin_label),
     )
 
@@ -147,33 +158,30 @@ async def ensure_badge(
                     return
             elif entry.object_id != held_id and str(held.get("replaces_badge_id") or "") == entry.object_id:
                 entry = ledger.replace(store, entry.id, held_id, run_id=job.run_id)
-        if cand.mode == "update" and not dates_match(job, held, cand):
-            ours = str(held.get("issuer_earner_id") or "") == learner.user_id or (
-                entry is not None and entry.object_id == held_id
-            )
-            if cand.replace_any or ours:
-                await _replace(job, learner, cand, held, entry)
-                return
-        job.skip(obj, f"{learner.email} already holds {cand.template_name!r} (badge {held_id}, {held.get('state')}): not issued "
-                      "again (F3c)")
+    elif entry is not None and entry.status == "intent" and not ledger.intent_is_orphaned(store, entry, job.run_id):
+        job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
         return
-
-    if entry is not None:
-        if entry.status == "intent":
-            if not ledger.intent_is_orphaned(store, entry, job.run_id):
-                job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
-                return
-        elif entry.status == "active":
-            if not cand.reissue:
-                job.skip(
-                    obj,
-                    f"badge {entry.object_id} issued by credly-console is no longer held in Credly "
-                    "(revoked, rejected or deleted there): not issued again",
-                )
-                return
-            if not job.dry_run:
-                ledger.mark(store, entry.id, "revoked")
-            entry = None
+    before = ledger.last_badge(store, learner.user_id, learner.email, cand.template_id)
+    decision = decisions.decide_badge(
+        source_of(cand),
+        decisions.HeldBadge.from_record(held) if held is not None else None,
+        issued_before(before),
+        now=job.ctx.now(),
+        default_days=job.settings.default_expiration_days,
+    )
+    if decision.action == "nothing":
+        job.skip(obj, f"{learner.email}, {cand.template_name!r}, {cand.origin_label}: {decision.reason} ({decision.rule})")
+        return
+    if decision.action == "replace" and held is not None:
+        job.rec.info(f"{decision.reason} ({decision.rule})", object=obj)
+        await _replace(job, learner, cand, held, entry)
+        return
+    if entry is not None and entry.status == "active":
+        if not job.dry_run:
+            ledger.mark(store, entry.id, "revoked")
+        entry = None
+    if decision.rule != cand.rule:  # issued again after an earlier badge (O3, F3c): say why
+        job.rec.info(f"{cand.template_name!r} for {cand.origin_label}: {decision.reason} ({decision.rule})", object=obj)
     if queue is not None:
         queue.append((learner, cand, entry))
         return
@@ -280,7 +288,15 @@ async def _replace(job: Job, learner: Learner, cand: Candidate, held: dict[str, 
     new_id = str((new or {}).get("id") or "")
     store = job.store
     if entry is not None and entry.status == "active" and entry.object_id == str(held.get("id")):
-        ledger.replace(store, entry.id, new_id, details=_details(cand, body), run_id=job.run_id)
+        ledger.replace(
+            store,
+            entry.id,
+            new_id,
+            details=_details(cand, body),
+            run_id=job.run_id,
+            origin_type=cand.origin_type,
+            origin_id=cand.origin_id,
+        )
     else:
         if entry is not None and entry.status == "active":
             ledger.mark(store, entry.id, "replaced")
@@ -619,8 +635,6 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
                 issued,
                 payload.get("expire_on"),
                 mode="update" if kind == "updated" else "award",
-                reissue=True,
-                replace_any=True,
             )
             entry = ledger.live_entry(job.store, "badge", learner.email, tid)
             await ensure_badge(job, learner, cand, held, entry)
