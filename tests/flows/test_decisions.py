@@ -151,3 +151,12 @@ def test_badge_expiry_E1():
     assert decisions.badge_expiry(None, today, 0) is None
     assert decisions.badge_expiry(None, today, 30) == "2026-01-31 08:00:00 +0000"
     assert decisions.badge_expiry("2027-01-01 00:00:00", today, 30) == "2027-01-01 00:00:00 +0000"
+
+
+async def test_batch_start_date_with_a_time_and_offset_uses_the_date_typed(make_world):
+    # typed in UTC+2: its UTC date would be 2024-12-31 and let the 2024-12-31 completion in
+    w = make_world(base_data(enrollments=[completed(101, 1, "2024-12-31 23:00:00"), completed(101, 2, "2025-01-01 00:30:00")]))
+    w.configure(BATCH_SYNC_START_DATE="2025-01-01T00:30:00+02:00")
+    await w.prepare_dropdown({101: "Safety Basics"})
+    await w.run("docebo-to-credly")
+    assert w.badge_keys() == [("bob@example.com", T_SAFETY)]
