@@ -157,3 +157,34 @@ def decide_badge(
 
 def _day(moment: dt.datetime | None) -> str:
     return str(moment.date()) if moment else "?"
+
+
+def decide_revoke(
+    held: HeldBadge | None,
+    user_id: str,
+    before: IssuedBefore | None,
+    *,
+    sync_revocation: bool,
+    why: str,
+    kept_by: str = "",
+    rule: str = "F4",
+) -> Decision:
+    """Revoke the learner's badge because its source is gone (F4 revoked; O4 in F7)? Only a badge the
+    product issued (O1), only when no other current source calls for it (O4), only with SYNC_REVOCATION."""
+    if held is None:
+        return Decision("nothing", "holds no pending or accepted badge of this template: nothing to revoke", rule)
+    if not issued_by_product(held, user_id, before):
+        return Decision("nothing", f"held badge {held.badge_id} not issued by credly-console: left as is", "O1")
+    if kept_by:
+        return Decision("nothing", f"badge {held.badge_id} kept: {kept_by} still calls for it", "O4")
+    if not sync_revocation:
+        return Decision("nothing", f"{why}; SYNC_REVOCATION is false: badge {held.badge_id} is kept", rule)
+    return Decision("revoke", why, rule)
+
+
+def award_echo(award_id: str, made_from_badge: str | None) -> Decision | None:
+    """O2: a Docebo award that F5/F6 created or updated from a Credly badge never makes F4/F7 issue,
+    replace or revoke a badge; None when the award is Docebo's own."""
+    if not made_from_badge:
+        return None
+    return Decision("nothing", f"award {award_id} was made by credly-console from Credly badge {made_from_badge}: no echo", "O2")

@@ -54,7 +54,10 @@ class Candidate:
 
     @property
     def priority(self) -> tuple:
-        return (0 if self.rule == "F4" else 1, self.issued_at, self.rule, self.origin_id)
+        """F4 first and, among awards, the newest (O5: a renewal beats the older award still in
+        force); among completions the earliest."""
+        moment = self.issued_at.timestamp()
+        return (0 if self.rule == "F4" else 1, -moment if self.rule == "F4" else moment, self.rule, self.origin_id)
 
 
 def _object(learner: Learner, template_id: str) -> str:
@@ -316,15 +319,33 @@ async def _replace(job: Job, learner: Learner, cand: Candidate, held: dict[str, 
 
 
 async def revoke_badge(
-    job: Job, learner: Learner, template_id: str, template_name: str, held_index: HeldBadges, why: str
+    job: Job,
+    learner: Learner,
+    template_id: str,
+    template_name: str,
+    held_index: HeldBadges,
+    why: str,
+    *,
+    kept_by: str = "",
+    rule: str = "F4",
 ) -> None:
+    """Revoke the learner's badge of a template when decisions.decide_revoke says so (O1, O4)."""
     obj = _object(learner, template_id)
     entry = ledger.live_entry(job.store, "badge", learner.email, template_id)
     held = held_index.get(learner.email, template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id)
-    if held is None:
-        job.skip(obj, f"{learner.email} holds no pending or accepted {template_name!r} badge: nothing to revoke")
+    decision = decisions.decide_revoke(
+        decisions.HeldBadge.from_record(held) if held is not None else None,
+        learner.user_id,
+        issued_before(entry),
+        sync_revocation=bool(job.settings.sync_revocation),
+        why=why,
+        kept_by=kept_by,
+        rule=rule,
+    )
+    if decision.action != "revoke" or held is None:
+        job.skip(obj, f"{learner.email}, {template_name!r}: {decision.reason} ({decision.rule})")
         return
-    message = f"revoke badge {held.get('id')} ({template_name!r}) of {learner.label}: {why}"
+    message = f"revoke badge {held.get('id')} ({template_name!r}) of {learner.label}: {why} ({decision.rule})"
     if job.dry_run:
         job.rec.count("revoked")
         job.action("revoke_badge", obj, message)
@@ -575,7 +596,7 @@ def _current(job: Job, cands: list[Candidate]) -> list[Candidate]:
 
 
 def _dedupe(cands: list[Candidate]) -> list[Candidate]:
-    """One candidate per template (per learner): F4 first, then the earliest."""
+    """One candidate per template (per learner): Candidate.priority decides (O5)."""
     best: dict[tuple[str, str], Candidate] = {}
     for c in cands:
         key = (c.user_id, c.template_id)
@@ -605,6 +626,10 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
     obj = f"user {user_id} / certification {code}"
     if not maps:
         job.skip(obj, f"no active mapping names certification {code!r}: nothing to do")
+        return
+    echo = decisions.award_echo(award_id, _made_from_badge(job, user_id, code, award_id))
+    if echo is not None:
+        job.skip(obj, f"certification.{kind}: {echo.reason} ({echo.rule})")
         return
     if kind == "revoked" and not job.settings.sync_revocation:
         job.skip(obj, f"certification {code!r} revoked for user {user_id}; SYNC_REVOCATION is false: the badge is kept")
@@ -640,6 +665,14 @@ async def certification_event(job: Job, event: str, payload: dict[str, Any]) -> 
             await ensure_badge(job, learner, cand, held, entry)
         except ApiError as exc:
             job.item_failed(_object(learner, tid), exc, what=f"{kind} certification → {name!r}")
+
+
+def _made_from_badge(job: Job, user_id: str, code: str, award_id: str) -> str | None:
+    """O2: the Credly badge id an award of this learner and certification was made from by F5/F6."""
+    entry = ledger.live_entry(job.store, "certification_award", user_id, code)
+    if entry is None or (award_id and entry.object_id and entry.object_id != award_id):
+        return None
+    return entry.origin_id
 
 
 # -- F7 batch --------------------------------------------------------------------------------------
@@ -891,9 +924,15 @@ def _candidates(
                         _validity_end(done),
                     )
                 )
+    from_credly = ledger.live_entries(job.store, "certification_award") if awards else {}
     for a, code in awards:
         award_id, uid, issued_on, expire_on = _award_fields(a)
         if str(a.get("status") or "").lower() in ("revoked", "deleted"):
+            continue
+        made = from_credly.get((uid, code))
+        echo = decisions.award_echo(award_id, made.origin_id if made and made.object_id in ("", award_id) else None)
+        if echo is not None:
+            job.skip(f"user {uid} / certification {code}", f"{echo.reason} ({echo.rule})")
             continue
         when = rules.parse_datetime(issued_on)
         if not rules.on_or_after(when, start):
