@@ -160,3 +160,52 @@ async def test_batch_start_date_with_a_time_and_offset_uses_the_date_typed(make_
     await w.prepare_dropdown({101: "Safety Basics"})
     await w.run("docebo-to-credly")
     assert w.badge_keys() == [("bob@example.com", T_SAFETY)]
+
+
+async def test_O2_no_echo_an_award_F5_made_from_a_badge_never_makes_F4_or_F7_touch_badges(make_world):
+    from services.flows import handle_badge_event
+
+    w = make_world()
+    w.configure(CREDLY_DEFAULT_EXPIRATION_DAYS="30")
+    await w.run("templates")
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    hand = _hand_issued(w, "alice@example.com", T_CERT, "2025-06-01")  # issued by hand, no expiry
+    s = await handle_badge_event(w.ctx, w.credly_state.notice(w.credly_state.list_events()[-1]))
+    assert s.status == "succeeded" and s.counts["created"] == 1, _log(w, s.run_id)
+    (award,) = w.awards()
+    for event in ("certification.awarded", "certification.updated"):
+        s = await handle_certification_event(w.ctx, event, w.docebo_state.award_payload(award))
+        assert s.counts["replaced"] == 0 and s.counts["issued"] == 0
+        assert any("(O2)" in m for m in _log(w, s.run_id))
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["replaced"] == 0 and s.counts["issued"] == 0
+    (b,) = w.badges()
+    assert b.id == hand.id and b.expires_at == hand.expires_at and b.replaces_badge_id is None
+
+
+async def test_O1_a_certification_revoke_never_revokes_a_badge_issued_by_hand(make_world):
+    w = make_world()
+    await w.run("templates")
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    hand = _hand_issued(w, "bob@example.com", T_CERT, "2024-02-02")
+    award = w.docebo_state.create_award({"id_cert": 1, "user_id": 2, "issued_on": "2025-05-01 00:00:00"})
+    payload = w.docebo_state.award_payload(award)
+    w.docebo_state.revoke_award(award["id_award"])
+    s = await handle_certification_event(w.ctx, "certification.revoked", payload)
+    assert s.counts["revoked"] == 0
+    assert [b.id for b in w.badges()] == [hand.id]
+    assert any("left as is (O1)" in m for m in _log(w, s.run_id))
+
+
+async def test_O5_in_the_batch_a_renewed_award_beats_the_older_one_still_in_force(make_world):
+    awards = [
+        {"id_award": 1, "id_cert": 1, "user_id": 1, "issued_on": "2024-01-01 00:00:00", "expire_on": "2026-06-01 00:00:00"},
+        {"id_award": 2, "id_cert": 1, "user_id": 1, "issued_on": "2025-06-01 00:00:00", "expire_on": "2027-06-01 00:00:00"},
+    ]
+    w = make_world(base_data(awards=awards))
+    await w.run("templates")
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["issued"] == 1
+    (b,) = w.badges()
+    assert (b.issued_at.date(), b.expires_at.date()) == (dt.date(2025, 6, 1), dt.date(2027, 6, 1))
