@@ -802,10 +802,12 @@ async def _full_f7(
     users = UserDirectory(job)
     for a, _ in awards:
         users.want(_award_fields(a)[1])
+    orphans = _orphaned_award_badges(job, awards, cert_maps, cert_ids)
     candidate_templates = (
         {str(t["template_id"]).lower() for t in course_template.values()}
         | {str(m["template_id"]).lower() for ms in lp_maps.values() for m in ms}
         | ({str(m["template_id"]).lower() for code in {c for _, c in awards} for m in cert_maps.get(code, [])})
+        | {e.target for e in orphans}
     )
     completions: list[dict[str, Any]] = []
 
@@ -833,12 +835,58 @@ async def _full_f7(
         _, held = await asyncio.gather(enrollments_phase(), held_badges_of_templates(job, candidate_templates, counts))
         job.check_cancel()
         cands = _candidates(job, completions, course_template, course_by_id, lp_courses, lp_done, lp_maps, awards, cert_maps)
-        if not cands:
-            return
-        learners = await users.resolve()
+        learners = await users.resolve() if cands else {}
     finally:
         users.cancel()
-    await _decide_and_issue(job, cands, learners, held)
+    if cands:
+        await _decide_and_issue(job, cands, learners, held)
+    await _reconcile_revocations(job, orphans, cands, held)
+
+
+def _orphaned_award_badges(
+    job: Job, awards: list[tuple[dict[str, Any], str]], cert_maps: dict[str, list[dict[str, Any]]], cert_ids: dict[str, str]
+) -> list[ledger.LedgerEntry]:
+    """O4: the product's live badges issued for a certification award that Docebo no longer reports
+    (revoked or deleted), among the mapped certifications whose awards this run read."""
+    if not cert_ids:
+        return []
+    current: set[str] = set()
+    for a, code in awards:
+        award_id, uid, _, _ = _award_fields(a)
+        if str(a.get("status") or "").lower() not in ("revoked", "deleted"):
+            current.update((award_id, f"{uid}:{code}"))
+    templates = {str(m["template_id"]).lower() for code in cert_ids for m in cert_maps.get(code, [])}
+    live = ledger.live_entries(job.store, "badge", targets=sorted(templates))
+    return [
+        e
+        for e in live.values()
+        if e.status == "active" and e.origin_type == "certification_award" and e.origin_id not in current
+    ]
+
+
+async def _reconcile_revocations(
+    job: Job, orphans: list[ledger.LedgerEntry], cands: list[Candidate], held: HeldBadges
+) -> None:
+    """O4: revoke (SYNC_REVOCATION) each badge whose award is gone, unless another current source of
+    the same learner (a course or plan completion, another award) still calls for that template."""
+    keepers = {(c.user_id, c.template_id): c.origin_label for c in cands}
+    for entry in orphans:
+        job.check_cancel()
+        user_id = entry.user_id or str(entry.details.get("user_id") or "")
+        learner = Learner(user_id, entry.subject, "", "")
+        try:
+            await revoke_badge(
+                job,
+                learner,
+                entry.target,
+                _template_name(job, entry.target),
+                held,
+                f"Docebo certification award {entry.origin_id} no longer exists",
+                kept_by=keepers.get((user_id, entry.target), ""),
+                rule="O4",
+            )
+        except ApiError as exc:
+            job.item_failed(_object(learner, entry.target), exc, what="O4 revoke")
 
 
 def _plan(

@@ -209,3 +209,46 @@ async def test_O5_in_the_batch_a_renewed_award_beats_the_older_one_still_in_forc
     assert s.counts["issued"] == 1
     (b,) = w.badges()
     assert (b.issued_at.date(), b.expires_at.date()) == (dt.date(2025, 6, 1), dt.date(2027, 6, 1))
+
+
+async def test_O4_F7_revokes_a_badge_whose_award_was_revoked_without_a_webhook(make_world):
+    w = make_world()
+    await w.run("templates")
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    award = w.docebo_state.create_award({"id_cert": 1, "user_id": 2, "issued_on": "2025-05-01 00:00:00"})
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["issued"] == 1
+    (b,) = w.badges()
+    w.docebo_state.revoke_award(award["id_award"])  # no webhook reaches the product
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["revoked"] == 1, _log(w, s.run_id)
+    assert w.badges() == [] and w.credly_state.badges[b.id].state == "revoked"
+    assert any("no longer exists (O4)" in m for m in _log(w, s.run_id))
+    s = await w.run("docebo-to-credly", full=True)  # idempotent
+    assert s.counts["revoked"] == 0 and s.counts["issued"] == 0
+
+
+async def test_O4_with_sync_revocation_false_the_orphaned_badge_is_logged_and_kept(make_world):
+    w = make_world()
+    w.configure(SYNC_REVOCATION="false")
+    await w.run("templates")
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    award = w.docebo_state.create_award({"id_cert": 1, "user_id": 2, "issued_on": "2025-05-01 00:00:00"})
+    await w.run("docebo-to-credly", full=True)
+    w.docebo_state.revoke_award(award["id_award"])
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["revoked"] == 0 and len(w.badges()) == 1
+    assert any("SYNC_REVOCATION is false" in m and "(O4)" in m for m in _log(w, s.run_id))
+
+
+async def test_O4_a_badge_a_course_completion_still_calls_for_is_kept(make_world):
+    w = make_world(base_data(enrollments=[completed(101, 1, "2025-03-01 10:00:00")]))
+    await w.prepare_dropdown({101: "Certified Operator"})  # the course names the certification's template
+    w.add_mapping(T_CERT, cert="CERT-OP")
+    award = w.docebo_state.create_award({"id_cert": 1, "user_id": 1, "issued_on": "2025-05-01 00:00:00"})
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["issued"] == 1
+    w.docebo_state.revoke_award(award["id_award"])
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.counts["revoked"] == 0 and s.counts["issued"] == 0 and len(w.badges()) == 1
+    assert any("kept: course 101" in m and "(O4)" in m for m in _log(w, s.run_id))
