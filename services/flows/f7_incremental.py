@@ -38,17 +38,11 @@ async def _incremental_f7(
     lp_maps: dict[str, list[dict[str, Any]]],
     cert_maps: dict[str, list[dict[str, Any]]],
 ) -> bool:
-    """F7 over what changed in Docebo since the watermark (incremental.py). Returns False when
-    the run should go on as a full run (too many learners touched).
-
-    1. Changed since the bound, concurrently: courses (their dropdown value: a course that now
-       names a template has ALL its completions read), completed course enrollments, completed
-       enrollments of the mapped learning plans, awards of the mapped certifications.
-    2. The learners they touch: their completed enrollments, plan completions and awards (user
-       filters, chunked), their Docebo records and their held badges (per e-mail, or per
-       template when cheaper) — then `_candidates` and `_decide_and_issue` as in a full run."""
+    """F7 over what changed in Docebo since the watermark; False when the run should go on as a full
+    run (too many learners touched). 1. Changed since the bound, concurrently: courses (one that now
+    names a template has ALL its completions read), completions, plan completions, awards. 2. The
+    learners they touch: `_touched_learners`."""
     docebo = job.docebo
-    start = job.settings.batch_sync_start_date
     since = inc.since["docebo"]
     plan = inc.plan
     field_id = str(plan.get("field_id") or "")
@@ -152,8 +146,28 @@ async def _incremental_f7(
         return False
     job.rec.info(f"changed since {since.isoformat()}: {found}; {len(touched)} learners to look at")
 
-    # 2. The touched learners, in bulk by user filters.
-    learner_ids = sorted(touched, key=_num_key)
+    await _touched_learners(
+        job, sorted(touched, key=_num_key), dropdown, course_option, course_names, lp_courses, lp_maps, cert_maps, ids
+    )
+    return True
+
+
+async def _touched_learners(
+    job: Job,
+    learner_ids: list[str],
+    dropdown: dict[str, dict[str, Any]],
+    course_option: dict[str, str],
+    course_names: dict[str, str],
+    lp_courses: dict[str, list[str]],
+    lp_maps: dict[str, list[dict[str, Any]]],
+    cert_maps: dict[str, list[dict[str, Any]]],
+    ids: dict[str, str],
+) -> None:
+    """Step 2 of an incremental F7: the touched learners' completions, plan completions and awards
+    (user filters), their Docebo records and held badges, then the same decisions as a full run."""
+    docebo = job.docebo
+    start = job.settings.batch_sync_start_date
+    relevant = set(course_option) | set(lp_courses)
     users = UserDirectory(job, per_user_max=PER_LEARNER_MAX)
     for uid in learner_ids:
         users.want(uid)
@@ -193,8 +207,7 @@ async def _incremental_f7(
     course_by_id = {cid: {"name": name} for cid, name in course_names.items()}
     cands = _candidates(job, done, course_template, course_by_id, lp_courses, lp_done, lp_maps, awards, cert_maps)
     if not cands:
-        return True
+        return
     emails = [learners[c.user_id].email for c in cands if c.user_id in learners and learners[c.user_id].email]
     held = HeldBadges(await badges_of_learners(job, emails, {c.template_id for c in cands}, states=HELD_STATES))
     await _decide_and_issue(job, cands, learners, held)
-    return True
