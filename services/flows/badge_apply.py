@@ -134,6 +134,8 @@ async def ensure_badge(
     held = held_index.get(
         learner.email, cand.template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id
     )
+    if held is None and entry is None:
+        held, entry = _held_under_former_email(job, learner, cand, held_index)
     if held is not None:
         held_id = str(held.get("id"))
         if entry is not None and not job.dry_run:
@@ -174,6 +176,25 @@ async def ensure_badge(
         queue.append((learner, cand, entry))
         return
     await _issue(job, learner, cand, entry)
+
+
+def _held_under_former_email(
+    job: Job, learner: Learner, cand: Candidate, held_index: HeldBadges
+) -> tuple[dict[str, Any] | None, ledger.LedgerEntry | None]:
+    """I1: the learner's e-mail changed in Docebo; the ledger (by user id) names the badge the product
+    issued to the former address, which Credly keeps. Logged once per badge, naming both addresses."""
+    last = ledger.last_badge(job.store, learner.user_id, learner.email, cand.template_id)
+    if last is None or last.status != "active" or last.subject == learner.email.strip().lower():
+        return None, None
+    held = held_index.get(last.subject, cand.template_id, prefer_id=last.object_id, user_id=learner.user_id)
+    if held is None or str(held.get("id")) != last.object_id:
+        return None, None
+    job.rec.info(
+        f"Docebo user {learner.user_id}'s e-mail changed from {last.subject} to {learner.email}: badge {last.object_id} "
+        f"({cand.template_name!r}) stays with {last.subject} in Credly; nothing is issued to the new address (I1)",
+        object=_object(learner, cand.template_id),
+    )
+    return held, last
 
 
 async def _issue(job: Job, learner: Learner, cand: Candidate, entry: ledger.LedgerEntry | None) -> None:

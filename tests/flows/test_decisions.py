@@ -252,3 +252,18 @@ async def test_O4_a_badge_a_course_completion_still_calls_for_is_kept(make_world
     s = await w.run("docebo-to-credly", full=True)
     assert s.counts["revoked"] == 0 and s.counts["issued"] == 0 and len(w.badges()) == 1
     assert any("kept: course 101" in m and "(O4)" in m for m in _log(w, s.run_id))
+
+
+async def test_I1_an_email_change_in_Docebo_issues_nothing_to_the_new_address(make_world):
+    w = make_world(base_data(enrollments=[completed(101, 1, "2025-03-01 10:00:00")]))
+    await w.prepare_dropdown({101: "Safety Basics"})
+    await w.run("docebo-to-credly")
+    (b,) = w.badges()
+    w.docebo_state.update_user(1, {"email": "alice.archer@example.org"})  # as PUT /manage/v1/user/1 does
+    before = w.issue_calls()
+    s = await w.run("docebo-to-credly", full=True)
+    assert s.status == "succeeded", s.reason
+    assert s.counts["issued"] == 0 and w.issue_calls() == before  # no duplicate refused by Credly either
+    assert [x.id for x in w.badges()] == [b.id]
+    lines = [m for m in _log(w, s.run_id) if "(I1)" in m]
+    assert len(lines) == 1 and "alice@example.com" in lines[0] and "alice.archer@example.org" in lines[0]

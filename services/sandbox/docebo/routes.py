@@ -730,6 +730,10 @@ def create_docebo_app(
         user_data.update(valid="1", timezone="UTC", creation_date=u["created"], last_access_date=None, expiration_date=None)
         return single({"user_data": user_data, "additional_fields": []})
 
+    async def update_user(request: Request) -> Response:
+        u = state.update_user(request.path_params["user_id"], await json_body(request))
+        return single({"user_id": uid_out(u["user_id"]), "success": True})
+
     # -- courses and fields -----------------------------------------------------------------------
 
     async def list_courses(request: Request) -> Response:
@@ -1145,6 +1149,7 @@ def create_docebo_app(
         Route("/oauth2/token", token, methods=["POST"]),
         Route("/manage/v1/user", api(list_users), methods=["GET"]),
         Route("/manage/v1/user/{user_id}", api(get_user), methods=["GET"]),
+        Route("/manage/v1/user/{user_id}", api(update_user), methods=["PUT"]),
         Route("/learn/v1/courses", api(list_courses), methods=["GET"]),
         Route("/learn/v1/courses/field", api(list_fields), methods=["GET"]),
         Route("/learn/v1/courses/field", api(create_field), methods=["POST"]),
