@@ -123,6 +123,7 @@ async def ensure_badge(
     held_index: HeldBadges,
     entry: ledger.LedgerEntry | None,
     queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] | None = None,
+    last_badges: ledger.LastBadges | None = None,
 ) -> None:
     """Bring Credly to "the learner holds this template, with these dates" (see module doc).
     With a `queue`, a badge to issue is appended to it (issued later in batches) instead."""
@@ -135,7 +136,7 @@ async def ensure_badge(
         learner.email, cand.template_id, prefer_id=entry.object_id if entry else "", user_id=learner.user_id
     )
     if held is None and entry is None:
-        held, entry = _held_under_former_email(job, learner, cand, held_index)
+        held, entry = _held_under_former_email(job, learner, cand, held_index, _last(job, learner, cand, last_badges))
     if held is not None:
         held_id = str(held.get("id"))
         if entry is not None and not job.dry_run:
@@ -151,7 +152,7 @@ async def ensure_badge(
     elif entry is not None and entry.status == "intent" and not ledger.intent_is_orphaned(store, entry, job.run_id):
         job.skip(obj, f"run {entry.run_id} is issuing this badge right now")
         return
-    before = ledger.last_badge(store, learner.user_id, learner.email, cand.template_id)
+    before = _last(job, learner, cand, last_badges)
     decision = decisions.decide_badge(
         source_of(cand),
         decisions.HeldBadge.from_record(held) if held is not None else None,
@@ -178,12 +179,17 @@ async def ensure_badge(
     await _issue(job, learner, cand, entry)
 
 
+def _last(job: Job, learner: Learner, cand: Candidate, last_badges: ledger.LastBadges | None) -> ledger.LedgerEntry | None:
+    if last_badges is not None:
+        return last_badges.get(learner.user_id, learner.email, cand.template_id)
+    return ledger.last_badge(job.store, learner.user_id, learner.email, cand.template_id)
+
+
 def _held_under_former_email(
-    job: Job, learner: Learner, cand: Candidate, held_index: HeldBadges
+    job: Job, learner: Learner, cand: Candidate, held_index: HeldBadges, last: ledger.LedgerEntry | None
 ) -> tuple[dict[str, Any] | None, ledger.LedgerEntry | None]:
     """I1: the learner's e-mail changed in Docebo; the ledger (by user id) names the badge the product
     issued to the former address, which Credly keeps. Logged once per badge, naming both addresses."""
-    last = ledger.last_badge(job.store, learner.user_id, learner.email, cand.template_id)
     if last is None or last.status != "active" or last.subject == learner.email.strip().lower():
         return None, None
     held = held_index.get(last.subject, cand.template_id, prefer_id=last.object_id, user_id=learner.user_id)

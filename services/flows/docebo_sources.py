@@ -351,6 +351,7 @@ async def _decide_and_issue(job: Job, cands: list[Candidate], learners: dict[str
     """Decide every pair (replacing where F4 asks for it), then issue what is missing in batches."""
     job.check_cancel()
     entries = ledger.live_entries(job.store, "badge", targets=sorted({c.template_id for c in cands}))
+    last_badges = ledger.LastBadges(job.store, sorted({c.template_id for c in cands}))
     queue: list[tuple[Learner, Candidate, ledger.LedgerEntry | None]] = []
 
     async def work(cand: Candidate) -> None:
@@ -364,7 +365,7 @@ async def _decide_and_issue(job: Job, cands: list[Candidate], learners: dict[str
             return
         entry = entries.get((learner.email.lower(), cand.template_id))
         try:
-            await ensure_badge(job, learner, cand, held, entry, queue)
+            await ensure_badge(job, learner, cand, held, entry, queue, last_badges)
         except ApiError as exc:
             job.item_failed(_object(learner, cand.template_id), exc, what=f"{cand.rule} {cand.template_name!r}")
 

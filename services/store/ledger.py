@@ -82,13 +82,41 @@ def _identity(
 def last_badge(store: Store, user_id: str, email: str, template_id: str) -> LedgerEntry | None:
     """O3/I1: the product's newest badge row (not an intent) for this learner and template, found by
     the Docebo user id (whatever the e-mail is now) or, for rows without one, by the e-mail."""
-    rows = _rows(
-        store,
-        "SELECT * FROM ledger WHERE object_type = 'badge' AND target = ? AND status != 'intent' "
-        "AND (user_id = ? OR (user_id IS NULL AND subject = ?)) ORDER BY id DESC LIMIT 1",
-        (str(template_id), str(user_id), subject_key("badge", email)),
-    )
+    base = "SELECT * FROM ledger WHERE object_type = 'badge' AND target = ? AND status != 'intent' AND "
+    rows = _rows(store, base + "user_id = ? ORDER BY id DESC LIMIT 1", (str(template_id), str(user_id)))
+    if not rows:
+        rows = _rows(
+            store,
+            base + "user_id IS NULL AND subject = ? ORDER BY id DESC LIMIT 1",
+            (str(template_id), subject_key("badge", email)),
+        )
     return rows[0] if rows else None
+
+
+class LastBadges:
+    """`last_badge` for a whole batch: the newest non-intent badge row of every (learner, template)
+    of some templates, read in one query per 500 templates instead of one per candidate."""
+
+    def __init__(self, store: Store, template_ids: list[str]) -> None:
+        self.by_user: dict[tuple[str, str], LedgerEntry] = {}
+        self.by_email: dict[tuple[str, str], LedgerEntry] = {}
+        ids = sorted({str(t) for t in template_ids})
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = (
+                "SELECT * FROM ledger WHERE object_type = 'badge' AND status != 'intent' "
+                f"AND target IN ({','.join('?' * len(chunk))}) ORDER BY id"
+            )
+            for e in _rows(store, sql, chunk):
+                if e.user_id:
+                    self.by_user[(e.user_id, e.target)] = e
+                else:
+                    self.by_email[(e.subject, e.target)] = e
+
+    def get(self, user_id: str, email: str, template_id: str) -> LedgerEntry | None:
+        return self.by_user.get((str(user_id), str(template_id))) or self.by_email.get(
+            (subject_key("badge", email), str(template_id))
+        )
 
 
 def _rows(store: Store, sql: str, params: tuple | list = ()) -> list[LedgerEntry]:
