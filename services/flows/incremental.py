@@ -20,7 +20,8 @@ from services.flows import rules
 
 log = logging.getLogger("services.flows.incremental")
 
-VERSION = 1  # bump when the decision code changes what a run would do: the next run is full
+# Bump when the decision code changes what a run would do: the next run is full. 2: issue 12 (O1-O5, E1, F3c).
+VERSION = 2
 OVERLAP = dt.timedelta(minutes=2)
 IGNORED_TOLERANCE = dt.timedelta(days=1)
 REPROBE_AFTER = dt.timedelta(days=7)

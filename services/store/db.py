@@ -237,8 +237,23 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_ledger_identity(db: sqlite_utils.Database) -> None:
+    """Issue 12 (I1, O3): the ledger keeps the Docebo user id next to the e-mail, and the date of the
+    source object each row was made for. Existing rows keep everything; both columns are filled
+    from what their `details` already recorded (badges: `user_id`, `issued_at`)."""
+    for statement in (
+        "ALTER TABLE ledger ADD COLUMN user_id TEXT",
+        "ALTER TABLE ledger ADD COLUMN origin_date TEXT",
+        "UPDATE ledger SET user_id = CASE WHEN json_valid(details) THEN json_extract(details, '$.user_id') END, "
+        "origin_date = CASE WHEN json_valid(details) THEN json_extract(details, '$.issued_at') END",
+        "UPDATE ledger SET user_id = subject WHERE user_id IS NULL AND object_type != 'badge'",
+        "CREATE INDEX ledger_user ON ledger(object_type, user_id, target)",
+    ):
+        db.execute(statement)
+
+
 # Append-only. Each entry runs once, in its own transaction, and bumps PRAGMA user_version.
-MIGRATIONS = [_migration_1]
+MIGRATIONS = [_migration_1, _migration_ledger_identity]
 
 
 class StoreError(CredlyConsoleError):

@@ -38,6 +38,8 @@ class LedgerEntry:
     run_id: int | None
     created_at: str
     updated_at: str
+    user_id: str | None = None  # the Docebo user id (I1), next to the e-mail of `subject`
+    origin_date: str | None = None  # the date of the origin object (O3: same source or newer)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LedgerEntry:
@@ -65,6 +67,57 @@ def subject_key(object_type: str, subject: str | int) -> str:
     """Normalise a subject: badges are keyed by lower-case e-mail, Docebo objects by user id."""
     s = str(subject).strip()
     return s.lower() if object_type == "badge" else s
+
+
+def _identity(
+    object_type: str, subject: str, details: dict[str, Any] | None, user_id: str | None = None
+) -> tuple[str | None, str | None]:
+    """(user_id, origin_date) of a row (I1, O3): badges record the Docebo user id and the source's
+    date in their details; Docebo objects are keyed by the user id itself."""
+    d = details or {}
+    uid = d.get("user_id") or user_id or (None if object_type == "badge" else subject)
+    date = d.get("issued_at")
+    return (str(uid) if uid else None, str(date) if date else None)
+
+
+def last_badge(store: Store, user_id: str, email: str, template_id: str) -> LedgerEntry | None:
+    """O3/I1: the product's newest badge row (not an intent) for this learner and template, found by
+    the Docebo user id (whatever the e-mail is now) or, for rows without one, by the e-mail."""
+    base = "SELECT * FROM ledger WHERE object_type = 'badge' AND target = ? AND status != 'intent' AND "
+    rows = _rows(store, base + "user_id = ? ORDER BY id DESC LIMIT 1", (str(template_id), str(user_id)))
+    if not rows:
+        rows = _rows(
+            store,
+            base + "user_id IS NULL AND subject = ? ORDER BY id DESC LIMIT 1",
+            (str(template_id), subject_key("badge", email)),
+        )
+    return rows[0] if rows else None
+
+
+class LastBadges:
+    """`last_badge` for a whole batch: the newest non-intent badge row of every (learner, template)
+    of some templates, read in one query per 500 templates instead of one per candidate."""
+
+    def __init__(self, store: Store, template_ids: list[str]) -> None:
+        self.by_user: dict[tuple[str, str], LedgerEntry] = {}
+        self.by_email: dict[tuple[str, str], LedgerEntry] = {}
+        ids = sorted({str(t) for t in template_ids})
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = (
+                "SELECT * FROM ledger WHERE object_type = 'badge' AND status != 'intent' "
+                f"AND target IN ({','.join('?' * len(chunk))}) ORDER BY id"
+            )
+            for e in _rows(store, sql, chunk):
+                if e.user_id:
+                    self.by_user[(e.user_id, e.target)] = e
+                else:
+                    self.by_email[(e.subject, e.target)] = e
+
+    def get(self, user_id: str, email: str, template_id: str) -> LedgerEntry | None:
+        return self.by_user.get((str(user_id), str(template_id))) or self.by_email.get(
+            (subject_key("badge", email), str(template_id))
+        )
 
 
 def _rows(store: Store, sql: str, params: tuple | list = ()) -> list[LedgerEntry]:
@@ -142,7 +195,8 @@ def record_intent(
         with store.write():
             cur = store.db.execute(
                 "INSERT INTO ledger (system, object_type, object_id, subject, target, origin_type, origin_id, "
-                "status, details, run_id, created_at, updated_at) VALUES (?, ?, '', ?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
+                "status, details, run_id, created_at, updated_at, user_id, origin_date) "
+                "VALUES (?, ?, '', ?, ?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)",
                 (
                     SYSTEM_OF[object_type],
                     object_type,
@@ -154,6 +208,7 @@ def record_intent(
                     run_id,
                     now,
                     now,
+                    *_identity(object_type, subj, details),
                 ),
             )
             entry_id = inserted_rowid(cur)
@@ -261,30 +316,35 @@ def replace(
     *,
     details: dict[str, Any] | None = None,
     run_id: int | None = None,
+    origin_type: str | None = None,
+    origin_id: str | None = None,
 ) -> LedgerEntry:
     """A badge was replaced: the old row becomes `replaced`, the new badge's row is `active`
-    (same key and origin), in one transaction."""
+    (same key; same origin unless a new one is given, O5 renewal), in one transaction."""
     old = get(store, entry_id)
     if old is None:
         raise KeyError(f"no ledger row {entry_id}")
     now = utcnow()
+    new_details = details if details is not None else old.details
     with store.write():
         store.db.execute("UPDATE ledger SET status = 'replaced', updated_at = ? WHERE id = ?", (now, entry_id))
         cur = store.db.execute(
             "INSERT INTO ledger (system, object_type, object_id, subject, target, origin_type, origin_id, "
-            "status, details, run_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+            "status, details, run_id, created_at, updated_at, user_id, origin_date) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
             (
                 old.system,
                 old.object_type,
                 str(new_object_id),
                 old.subject,
                 old.target,
-                old.origin_type,
-                old.origin_id,
-                json.dumps(details if details is not None else old.details, sort_keys=True),
+                origin_type or old.origin_type,
+                str(origin_id) if origin_id is not None else old.origin_id,
+                json.dumps(new_details, sort_keys=True),
                 run_id,
                 now,
                 now,
+                *_identity(old.object_type, old.subject, new_details, old.user_id),
             ),
         )
         new_id = inserted_rowid(cur)

@@ -26,8 +26,8 @@ MAX_TEXT_LENGTH = 255
 # What each key expects, in the words the error messages and `settings list` use.
 EXPECTED: dict[str, str] = {
     "BATCH_SYNC_START_DATE": (
-        "a date YYYY-MM-DD (an ISO date-time is accepted and cut to its UTC date), or blank for no lower "
-        "bound"
+        "a date YYYY-MM-DD (an ISO date-time is accepted: the date as typed is kept, its time and offset are "
+        "dropped), or blank for no lower bound"
     ),
     "NOTIFICATION_MAIL_ID": "an e-mail address such as lms-admin@example.com",
     "SYNC_REVOCATION": "true or false (exactly, lower-case)",
@@ -134,8 +134,8 @@ def _date(key: str, value: str) -> str:
         moment = date_parser.isoparse(value.replace(" ", "T", 1))
     except (ValueError, OverflowError):
         raise SettingError(key, value, EXPECTED[key]) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC)
+    # Issue 12: the date the admin typed, not its UTC date ("2025-01-01T00:30+02:00" is 1 January, not
+    # 31 December). Batches compare it with the UTC date of each completion, award or badge.
     return moment.date().isoformat()
 
 

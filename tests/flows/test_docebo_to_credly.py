@@ -131,7 +131,9 @@ async def test_E1_expiry_cases(make_world):
     await w.run("docebo-to-credly")
     exp = {b.recipient_email: b.expires_at for b in w.badges()}
     assert exp["alice@example.com"] == dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
-    assert exp["bob@example.com"] == dt.datetime(2025, 3, 31, 10, tzinfo=dt.UTC)  # N > 0: issue date + N days
+    # E1 (issue 12): N > 0 → the day the badge is issued in Credly (NOW = 2026-01-01) + N days, never the
+    # completion date + N (a 2025 completion would get a badge expired on issue)
+    assert exp["bob@example.com"] == dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
 
 
 async def test_E1_zero_means_template_default_and_blank_means_never(make_world):

@@ -81,7 +81,8 @@ def test_refusals_name_key_value_and_expected_format(store, key, value, expected
         ("SYNC_REVOCATION", " true ", "true"),
         ("BATCH_SYNC_START_DATE", "2024-02-29", "2024-02-29"),
         ("BATCH_SYNC_START_DATE", "2024-03-01T10:15:00", "2024-03-01"),
-        ("BATCH_SYNC_START_DATE", "2024-03-01T23:30:00-08:00", "2024-03-02"),  # UTC date
+        ("BATCH_SYNC_START_DATE", "2024-03-01T23:30:00-08:00", "2024-03-01"),  # the date typed (issue 12)
+        ("BATCH_SYNC_START_DATE", "2025-01-01T00:30:00+02:00", "2025-01-01"),  # not its UTC date, 2024-12-31
         ("BATCH_SYNC_START_DATE", "2024-03-01T00:30:00Z", "2024-03-01"),
         ("BATCH_SYNC_START_DATE", "2024-03-01 10:15:00.123+00:00", "2024-03-01"),
         ("BATCH_SYNC_START_DATE", "", ""),

@@ -163,6 +163,12 @@ async def get_user(request: Request) -> Response:
     return single({"user_data": user_data, "additional_fields": []})
 
 
+async def update_user(request: Request) -> Response:
+    state = tenant(request)
+    u = state.update_user(request.path_params["user_id"], await json_body(request))
+    return single({"user_id": uid_out(state, u["user_id"]), "success": True})
+
+
 # -- courses and fields ------------------------------------------------------------------------
 
 
@@ -490,6 +496,7 @@ API_ROUTES = [
     Route("/oauth2/token", token, methods=["POST"]),
     Route("/manage/v1/user", list_users, methods=["GET"]),
     Route("/manage/v1/user/{user_id}", get_user, methods=["GET"]),
+    Route("/manage/v1/user/{user_id}", update_user, methods=["PUT"]),
     Route("/learn/v1/courses", list_courses, methods=["GET"]),
     Route("/learn/v1/courses/field", list_fields, methods=["GET"]),
     Route("/learn/v1/courses/field", create_field, methods=["POST"]),

@@ -152,6 +152,35 @@ class DoceboTenant:
         self._user_orders.clear()
         return user
 
+    USER_UPDATABLE = {"email": "email", "username": "username", "firstname": "first_name", "first_name": "first_name",
+                      "lastname": "last_name", "last_name": "last_name"}
+
+    def update_user(self, user_id: Any, body: dict) -> dict:
+        """`PUT /manage/v1/user/{id}` (docebo.md, users): e-mail, username, names; a taken e-mail or
+        username (another user's) is refused like Docebo does (400)."""
+        user = self.get_user(user_id)
+        if not isinstance(body, dict):
+            raise DoceboError(400, "The request body must be a JSON object")
+        changes = {attr: str(body[key]).strip() for key, attr in self.USER_UPDATABLE.items() if key in body}
+        for attr in ("email", "username"):
+            value = changes.get(attr)
+            if value is None:
+                continue
+            if not value:
+                raise DoceboError(400, f"Field '{attr}' cannot be empty")
+            taken = [u for u in self._user_exact.get(value.lower(), ())
+                     if u != user["user_id"] and str(self.users[u][attr]).lower() == value.lower()]
+            if taken:
+                raise DoceboError(400, f"The {attr} {value!r} is already used by another user")
+        if isinstance(body.get("additional_fields"), dict):
+            user.setdefault("additional_fields", {}).update(body["additional_fields"])
+        uid = user["user_id"]
+        for ids in self._user_exact.values():
+            if uid in ids:
+                ids[:] = [i for i in ids if i != uid]
+        del self.users[uid]
+        return self.add_user({**user, **changes}, created=user["created"])
+
     def get_user(self, user_id: Any) -> dict:
         try:
             uid = int(user_id)

@@ -684,3 +684,20 @@ async def test_expired_award_has_status_expired(api, state):
 )
 async def test_award_validation(api, body, part):
     assert_error(await api.post("/certification/v1/awards", json=body), 400, part)
+
+
+async def test_put_user_changes_the_email_and_refuses_one_taken(api, demo):
+    """Issue 12: `PUT /manage/v1/user/{id}` (docebo.md §users) so e-mail changes are testable end to end."""
+    first, other = demo.users[3], demo.users[4]
+    r = await api.put(f"/manage/v1/user/{first['user_id']}", json={"email": "renamed@example.org", "firstname": "Ren"})
+    assert r.status_code == 200, r.text
+    detail = (await api.get(f"/manage/v1/user/{first['user_id']}")).json()["data"]["user_data"]
+    assert (detail["email"], detail["first_name"]) == ("renamed@example.org", "Ren")
+    found = await api.get("/manage/v1/user", params={"search_text": "renamed@example.org", "match_type": "full"})
+    assert [u["user_id"] for u in found.json()["data"]["items"]] == [str(first["user_id"])]
+    gone = await api.get("/manage/v1/user", params={"search_text": first["email"], "match_type": "full"})
+    assert gone.json()["data"]["items"] == []
+    taken = await api.put(f"/manage/v1/user/{first['user_id']}", json={"email": other["email"]})
+    assert taken.status_code == 400 and other["email"] in taken.text
+    missing = await api.put("/manage/v1/user/99999999", json={"email": "x@example.org"})
+    assert missing.status_code == 404
