@@ -428,7 +428,7 @@ class RequestGuard:
             json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:
             detail = f"the body is not valid Unicode text (a lone surrogate {exc.object[exc.start:exc.end]!a})"
-            refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
+            self.refuse(source, "malformed", f"Malformed {source.capitalize()} webhook body refused", detail, request)
             return None, _error(400, detail)
         return body, None
 

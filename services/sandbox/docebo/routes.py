@@ -37,6 +37,7 @@ from services.sandbox.docebo.wire import (
     paged,
     single,
     training_item,
+    uid_out,
     user_item,
 )
 
