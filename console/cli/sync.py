@@ -167,6 +167,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
 
     from console.cli.common import open_store
     from services.clients.factory import build_credly, build_docebo
+    from services.core.config import database_path
     from services.flows import Callbacks, FlowContext, run_flow
 
     cancel = {"asked": False}
@@ -192,7 +193,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
 
     needs = NEEDS[flow]
     credly = build_credly(config, secrets) if "credly" in needs else None
-    docebo = build_docebo(config, secrets) if "docebo" in needs else None
+    docebo = build_docebo(config, secrets, database=database_path()) if "docebo" in needs else None
     try:
         with open_store() as store:
             ctx = FlowContext(store, credly, docebo)

@@ -69,6 +69,9 @@ class DoceboConfig:
     # Docebo documents 1,000 API calls per hour per IP; `burst` is how many may go at once.
     rate_limit_per_hour: int = 1000
     burst: int = 20
+    # Issue 15: the share of the burst a batch may use; the rest is kept for webhook events and
+    # the console's interactive calls, which also go ahead of every waiting batch call.
+    batch_share_percent: int = 80
 
 
 @dataclass
@@ -252,6 +255,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_int(path, k, value, low=0, high=1_000_000)
             elif key == "burst":
                 value = _check_int(path, k, value, low=1, high=1000)
+            elif key == "batch_share_percent":
+                value = _check_int(path, k, value, low=10, high=100)
         elif name == "server":
             if key == "host":
                 value = _check_str(path, k, value)

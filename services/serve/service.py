@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from services.clients.budget import caller_class
 from services.core.listener import QuietServer, listening_socket
 from services.serve.receiver import (
     InboxWriter,
@@ -59,15 +60,16 @@ class ServeOptions:
     receiver: ReceiverSettings | None = None  # None: from the config and secrets
 
 
-def default_clients(config: Any, secrets: Any) -> ClientFactory:
+def default_clients(config: Any, secrets: Any, db_path: Path | None = None) -> ClientFactory:
     """A factory building the Credly and Docebo clients from the configuration (None for a
-    service that is not configured)."""
+    service that is not configured); with `db_path`, Docebo calls count against the install's
+    shared budget (issue 15)."""
 
     def build() -> tuple[Any, Any]:
         from services.clients.factory import build_credly, build_docebo
 
         credly = build_credly(config, secrets) if config.credly.organization_id else None
-        docebo = build_docebo(config, secrets) if config.docebo.base_url else None
+        docebo = build_docebo(config, secrets, database=db_path) if config.docebo.base_url else None
         return credly, docebo
 
     return build
@@ -126,7 +128,7 @@ class Engine:
         self.config = config
         self.secrets = secrets
         self.options = options or ServeOptions()
-        self.clients = self.options.clients or default_clients(config, secrets)
+        self.clients = self.options.clients or default_clients(config, secrets, self.db_path)
         self.worker: Any = None
         self.scheduler: Any = None
         self.mailer: Any = None
@@ -162,7 +164,8 @@ class Engine:
                 grace_s=opts.grace_s,
                 clock=opts.clock,
             )
-            tasks = [asyncio.create_task(self.worker.run(stop), name="inbox-worker")]
+            with caller_class("realtime"):  # events go ahead of batch calls (issue 15 point 2)
+                tasks = [asyncio.create_task(self.worker.run(stop), name="inbox-worker")]
             if opts.scheduler:
                 from services.serve.scheduler import Scheduler
 
