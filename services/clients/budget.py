@@ -317,11 +317,13 @@ class SharedBudget:
             tat = max(float(state.get("tat", 0.0)), now)
             if who == "batch":
                 allowed_at = max(earliest, tat - self._tolerance + self.reserve * self._interval)
-                if allowed_at > now:
+                if allowed_at - now >= 1e-6:
                     return allowed_at - now, False, epoch
                 start = now
             else:
                 start = max(earliest, tat - self._tolerance)
+                if start - now < 1e-6:  # float rounding of tolerance = (burst - 1) intervals
+                    start = now
             state["tat"] = max(tat, start) + self._interval
             self._count(state, who, start)
             return start - now, True, epoch
