@@ -78,6 +78,20 @@ def _positive_int(value: Any) -> int | None:
     return number if number and number > 0 else None
 
 
+def _docebo_limit(config: AppConfig) -> tuple[int | None, int]:
+    raw = getattr(config.docebo, "rate_limit_per_hour", None)
+    per_hour = DEFAULT_DOCEBO_PER_HOUR if raw in (None, "") else _positive_int(raw)
+    return per_hour, _positive_int(getattr(config.docebo, "burst", None)) or DEFAULT_DOCEBO_BURST
+
+
+def docebo_budget(config: AppConfig, database: Path) -> SharedBudget:
+    """The install's Docebo budget as `[docebo]` sets it (`rate_limit_per_hour`, `burst`,
+    `batch_share_percent`), shared by every process on `database`."""
+    per_hour, burst = _docebo_limit(config)
+    share = (_positive_int(getattr(config.docebo, "batch_share_percent", None)) or DEFAULT_BATCH_SHARE_PERCENT) / 100
+    return install_budget(database, "Docebo", per_hour=per_hour, burst=burst, batch_share=share)
+
+
 def build_credly(config: AppConfig, secrets: SecretStore, **kw: Any) -> CredlyClient:
     """A `CredlyClient` for `config.credly` and the `credly_token` secret. `kw` goes to the
     constructor (`policy`, `transport`, `limiter`)."""
@@ -100,12 +114,9 @@ def build_docebo(config: AppConfig, secrets: SecretStore, *, database: Path | No
     grant = getattr(d, "grant", None) or "client_credentials"
     if "limiter" not in kw or kw["limiter"] is None:
         # Unset → Docebo's documented 1,000 calls/hour; 0 → no client-side limit.
-        raw = getattr(d, "rate_limit_per_hour", None)
-        per_hour = DEFAULT_DOCEBO_PER_HOUR if raw in (None, "") else _positive_int(raw)
-        burst = _positive_int(getattr(d, "burst", None)) or DEFAULT_DOCEBO_BURST
+        per_hour, burst = _docebo_limit(config)
         if database is not None:
-            share = (_positive_int(getattr(d, "batch_share_percent", None)) or DEFAULT_BATCH_SHARE_PERCENT) / 100
-            kw["limiter"] = install_budget(database, "Docebo", per_hour=per_hour, burst=burst, batch_share=share)
+            kw["limiter"] = docebo_budget(config, database)
         else:
             kw["limiter"] = shared_limiter("Docebo", d.base_url, per_hour=per_hour, burst=burst)
     password = secrets.get("docebo_password") if grant == "password" else None

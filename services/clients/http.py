@@ -26,6 +26,7 @@ from services.clients.wire import (  # noqa: F401  (re-exported for the clients)
     php_params,
     service_message,
 )
+from services.core import metrics
 from services.core.errors import (
     ApiError,
     NetworkError,
@@ -388,6 +389,7 @@ class ApiSession:
                 if auth and self._auth_headers is not None:
                     headers = await self._auth_headers()
                 self.calls.record(call)
+                metrics.API_CALLS.labels(self.service, call).inc()
                 try:
                     response = await self.http.request(
                         method, target, params=params, json=json, data=data, headers=headers,
@@ -439,6 +441,7 @@ class ApiSession:
                     continue
 
             if status == 429:
+                metrics.API_RATE_LIMITED.labels(self.service, call).inc()
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if rate_limited >= self.policy.max_rate_limited_retries:
                     raise self.error(RateLimitedError, call, status,

@@ -394,7 +394,7 @@ class ServeRuntime:
         Store(self.db_path).close()  # create / migrate once, before the threads open it
         self.writer.start()
         self.engine_thread.start()
-        app = create_receiver_app(self.settings, self.writer)
+        app = create_receiver_app(self.settings, self.writer, _ops(self.config, self.db_path, self.writer))
         self.receiver = ReceiverThread(app, self.host, self.port, grace_s=self.options.grace_s).start()
         return self
 
@@ -443,7 +443,7 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
     writer = InboxWriter(db_path, on_stored=engine.wake, synchronous=options.synchronous)
     writer.start()
     engine_thread = EngineThread(engine).start()
-    server = make_server(create_receiver_app(settings, writer), grace_s=options.grace_s)
+    server = make_server(create_receiver_app(settings, writer, _ops(config, db_path, writer)), grace_s=options.grace_s)
 
     loop = asyncio.get_running_loop()
 
@@ -467,6 +467,18 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
         await asyncio.to_thread(engine_thread.stop)
         counts = await asyncio.to_thread(_counts, db_path)
         log.info("stopped; inbox backlog %d (kept for the next start), failed %d", counts["backlog"], counts["failed"])
+
+
+def _ops(config: Any, db_path: Path, writer: InboxWriter) -> list[Any]:
+    """/healthz, /readyz, /metrics (issue 15 point 3); the budget shown is the install's Docebo one."""
+    from services.serve.ops import ops_routes
+
+    def budgets() -> list[Any]:
+        from services.clients.factory import docebo_budget
+
+        return [docebo_budget(config, db_path)] if getattr(config.docebo, "base_url", "") else []
+
+    return ops_routes(db_path, writer, budgets)
 
 
 def _counts(db_path: Path) -> dict[str, int]:
