@@ -83,6 +83,9 @@ class ServerConfig:
     # When set, Docebo deliveries must carry HTTP Basic auth with this user; the password is the
     # webhook secret (keyring / CREDLY_CONSOLE_WEBHOOK_SECRET).
     docebo_basic_auth_user: str = ""
+    # Issue 15: `serve` deletes the log lines of runs that ended longer ago (the runs' summaries
+    # stay); 0 keeps them forever.
+    run_log_retention_days: int = 90
 
 
 @dataclass
@@ -266,6 +269,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_int(path, k, value, low=0, high=65535)
             elif key == "docebo_basic_auth_user":
                 value = _check_str(path, k, value)
+            elif key == "run_log_retention_days":
+                value = _check_int(path, k, value, low=0, high=36_500)
         elif name == "smtp":
             if key in ("host", "username", "sender"):
                 value = _check_str(path, k, value)

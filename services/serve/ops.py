@@ -131,3 +131,29 @@ def ops_routes(db_path: Path, writer: Any, budgets: BudgetSource = lambda: ()) -
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"])]
+
+
+def running_batches(db_path: Path, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Each running run with its progress and, once it has progressed, when it will finish at
+    its pace so far (a batch's pace is the budget's: its calls wait for the shared budget)."""
+    from services.store import runs
+
+    now = now or dt.datetime.now(dt.UTC)
+    out = []
+    with Store(db_path) as store:
+        rows = runs.query_runs(store, status="running", limit=20)
+    for row in rows:
+        started = dt.datetime.fromisoformat(row["started_at"].replace("Z", "+00:00"))
+        done, total = int(row["progress_done"] or 0), row["progress_total"]
+        elapsed = max((now - started).total_seconds(), 1e-3)
+        finish = None
+        if total and done:
+            finish = (now + dt.timedelta(seconds=(int(total) - done) * elapsed / done)).isoformat(timespec="seconds")
+        out.append({"run_id": row["id"], "flow": row["flow"], "trigger": row["trigger"], "done": done,
+                    "total": total, "started_at": row["started_at"], "estimated_finish": finish})
+    return out
+
+
+def install_status(db_path: Path, budgets: Iterable[Any]) -> dict[str, Any]:
+    """What `credly-console status` shows: budgets, inbox and running batches (issue 15)."""
+    return {"budgets": [b.usage() for b in budgets], "inbox": readiness(db_path), "running": running_batches(db_path)}

@@ -27,7 +27,7 @@ from services.serve.receiver import (
     create_receiver_app,
     webhook_urls,
 )
-from services.store import inbox
+from services.store import inbox, retention
 from services.store.db import Store
 
 log = logging.getLogger("credly_console.serve")
@@ -248,6 +248,13 @@ class Engine:
                     log.info("pruned %d processed inbox events older than %d days", n, self.options.prune_after_days)
             except Exception:
                 log.exception("inbox pruning failed")
+            try:
+                days = int(getattr(self.config.server, "run_log_retention_days", 90))
+                n = retention.prune_run_logs(store, older_than_days=days)
+                if n:
+                    log.info("deleted %d run log lines of runs that ended over %d days ago", n, days)
+            except Exception:
+                log.exception("run log pruning failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=24 * 3600)
 
