@@ -47,15 +47,15 @@ _budgets: dict[tuple, SharedBudget] = {}
 
 
 def install_budget(database: Path, service: str, *, per_hour: int | None, burst: int | None,
-                   batch_share: float = 0.8) -> SharedBudget:
+                   batch_share: float = 0.8, window: float = 3600.0) -> SharedBudget:
     """The budget of `service` shared by every process on `database` (issue 15 point 1): its state
     is the file `<database>.<service>-budget` beside the database."""
     path = Path(database).with_name(f"{Path(database).name}.{service.lower()}-budget")
-    key = (str(path), per_hour, burst, batch_share)
+    key = (str(path), per_hour, burst, batch_share, window)
     with _limiters_lock:
         budget = _budgets.get(key)
         if budget is None:
-            budget = SharedBudget(path, limit=per_hour, window=3600.0, burst=burst,
+            budget = SharedBudget(path, limit=per_hour, window=window, burst=burst,
                                   batch_share=batch_share, service=service)
             _budgets[key] = budget
         return budget
@@ -89,7 +89,8 @@ def docebo_budget(config: AppConfig, database: Path) -> SharedBudget:
     `batch_share_percent`), shared by every process on `database`."""
     per_hour, burst = _docebo_limit(config)
     share = (_positive_int(getattr(config.docebo, "batch_share_percent", None)) or DEFAULT_BATCH_SHARE_PERCENT) / 100
-    return install_budget(database, "Docebo", per_hour=per_hour, burst=burst, batch_share=share)
+    window = _positive_int(getattr(config.docebo, "rate_limit_window_seconds", None)) or 3600
+    return install_budget(database, "Docebo", per_hour=per_hour, burst=burst, batch_share=share, window=window)
 
 
 def build_credly(config: AppConfig, secrets: SecretStore, **kw: Any) -> CredlyClient:

@@ -72,6 +72,9 @@ class DoceboConfig:
     # Issue 15: the share of the burst a batch may use; the rest is kept for webhook events and
     # the console's interactive calls, which also go ahead of every waiting batch call.
     batch_share_percent: int = 80
+    # The window Docebo counts `rate_limit_per_hour` calls in (its documented hour); shorter only
+    # to rehearse the budget against a sandbox in seconds.
+    rate_limit_window_seconds: int = 3600
 
 
 @dataclass
@@ -260,6 +263,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_int(path, k, value, low=1, high=1000)
             elif key == "batch_share_percent":
                 value = _check_int(path, k, value, low=10, high=100)
+            elif key == "rate_limit_window_seconds":
+                value = _check_int(path, k, value, low=1, high=86_400)
         elif name == "server":
             if key == "host":
                 value = _check_str(path, k, value)
