@@ -44,10 +44,11 @@ def status_lines(data: dict[str, Any]) -> list[str]:
     if not data["budgets"]:
         lines.append("API budget: no Docebo connection configured")
     for b in data["budgets"]:
+        window = "the last hour" if b["window_seconds"] == 3600 else f"the last {b['window_seconds']:g} s"
         if b["limit"] is None:
-            lines.append(f"{b['service']} budget: no limit; {b['used']:,} calls in the last hour")
+            lines.append(f"{b['service']} budget: no limit; {b['used']:,} calls in {window}")
         else:
-            lines.append(f"{b['service']} budget: {b['used']:,} of {b['limit']:,} calls used in the last hour, "
+            lines.append(f"{b['service']} budget: {b['used']:,} of {b['limit']:,} calls used in {window}, "
                          f"{b['left']:,} left")
         by = b["by_class"]
         lines.append(f"  used by real-time {by['realtime']:,}, batch {by['batch']:,}, console {by['console']:,}; "

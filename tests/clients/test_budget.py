@@ -152,3 +152,20 @@ def test_unlimited_budget_still_counts_calls_by_class(tmp_path):
     asyncio.run(go())
     assert b.usage()["by_class"] == {"realtime": 0, "console": 1, "batch": 3}
     assert b.remaining() is None and b.usage()["left"] is None
+
+
+def test_dashboard_line_shows_who_used_the_shared_budget(tmp_path):
+    from screens.dashboard import limit_text
+
+    t = FakeTime()
+    b = budget(tmp_path, t)
+
+    async def go():
+        await b.acquire()
+        with caller_class("realtime"):
+            await b.acquire()
+
+    asyncio.run(go())
+    text = limit_text(b)
+    assert text.startswith("8 calls available now (100/100 s, burst 10, shared by this install;")
+    assert "2 used, 98 left this window: real-time 1, batch 1, console 0" in text
