@@ -236,9 +236,12 @@ def mappings_check(as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_USAGE)
 
     async def go() -> list[dict]:
-        credly, docebo = build_credly(config, secrets), build_docebo(config, secrets)
+        from services.clients.budget import caller_class
+        from services.core.config import database_path
+
+        credly, docebo = build_credly(config, secrets), build_docebo(config, secrets, database=database_path())
         try:
-            with open_store() as store:
+            with open_store() as store, caller_class("console"):  # M3: an interactive check, ahead of batches
                 return await check_mappings(FlowContext(store, credly, docebo))
         finally:
             await credly.aclose()
