@@ -308,13 +308,14 @@ class SharedBudget:
         """(seconds to wait, whether a slot is ours, pause epoch)."""
         with self._state() as state:
             now = self._wall()
-            paused = float(state.get("paused_until", 0.0))
+            # Clamped to one window ahead: a wall clock stepped back cannot stall the install.
+            paused = min(float(state.get("paused_until", 0.0)), now + self.window)
             epoch = int(state.get("epoch", 0))
             earliest = max(now, paused)
             if self.rate is None:
                 self._count(state, who, earliest)
                 return earliest - now, True, epoch
-            tat = max(float(state.get("tat", 0.0)), now)
+            tat = min(max(float(state.get("tat", 0.0)), now), now + self.window)
             if who == "batch":
                 allowed_at = max(earliest, tat - self._tolerance + self.reserve * self._interval)
                 if allowed_at - now >= 1e-6:

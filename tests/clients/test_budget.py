@@ -86,6 +86,22 @@ def test_retry_after_pause_is_shared(tmp_path):
     assert t.now >= 1_000_030.0
 
 
+def test_a_wall_clock_stepped_back_does_not_stall_calls(tmp_path):
+    t = FakeTime()
+    b = budget(tmp_path, t)
+
+    async def go():
+        with caller_class("realtime"):
+            for _ in range(12):
+                await b.acquire()
+
+    asyncio.run(go())
+    t.now -= 10 * 3600  # NTP steps the clock back ten hours
+    before = t.now
+    asyncio.run(go())
+    assert t.now - before <= 100.0 + 12 * 100 / 90  # at most one window, not ten hours
+
+
 def test_realtime_goes_ahead_of_a_waiting_batch(tmp_path):
     t = FakeTime()
     b = budget(tmp_path, t, batch_share=0.8)
