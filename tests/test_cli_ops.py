@@ -55,6 +55,23 @@ def test_status_shows_the_shared_budget_by_class_and_a_running_batch():
     assert "Running: run 1 credly_to_docebo (cli) 50/100, finishes about" in text
 
 
+def test_status_shows_credly_unlimited_but_counted():
+    from services.clients.factory import credly_budget
+    from services.core.config import CredlyConfig
+
+    config = AppConfig(credly=CredlyConfig(organization_id="org"))
+    save_config(config)
+    Store(database_path()).close()
+    budget = credly_budget(config, database_path())
+    with caller_class("realtime"):
+        asyncio.run(budget.acquire())
+    reset_shared_limiters()
+    text = CliRunner().invoke(cli, ["status"], catch_exceptions=False).output
+    assert "API budget" not in text  # no Docebo connection: only Credly is listed
+    assert "Credly budget: no limit; 1 calls in the last 60 s" in text
+    assert "used by real-time 1, batch 0, console 0\n" in text
+
+
 def test_status_without_a_database_says_so():
     result = CliRunner().invoke(cli, ["status"])
     assert result.exit_code == 2 and "there is no database" in result.output

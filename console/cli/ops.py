@@ -19,7 +19,7 @@ from console.cli.common import EXIT_USAGE, echo_json, fail, handle_errors
 def status(as_json: bool) -> None:
     """The install's API budget (calls used and left in the window, by real-time, batch and
     console), the inbox backlog, and when each running batch will finish at the current pace."""
-    from services.clients.factory import docebo_budget
+    from services.clients.factory import credly_budget, docebo_budget
     from services.core.config import ConfigError, database_path, load_config
     from services.serve.ops import install_status
 
@@ -31,6 +31,8 @@ def status(as_json: bool) -> None:
     if not db.exists():
         fail(f"there is no database at {db} yet (nothing has run on this install)", EXIT_USAGE)
     budgets = [docebo_budget(config, db)] if config.docebo.base_url else []
+    if config.credly.organization_id:
+        budgets.append(credly_budget(config, db))
     data = install_status(db, budgets)
     if as_json:
         echo_json(data)
@@ -51,8 +53,8 @@ def status_lines(data: dict[str, Any]) -> list[str]:
             lines.append(f"{b['service']} budget: {b['used']:,} of {b['limit']:,} calls used in {window}, "
                          f"{b['left']:,} left")
         by = b["by_class"]
-        lines.append(f"  used by real-time {by['realtime']:,}, batch {by['batch']:,}, console {by['console']:,}; "
-                     f"a batch may use {b['batch_share']:.0%} of the burst while events wait")
+        share = f"; a batch may use {b['batch_share']:.0%} of the burst while events wait" if b["limit"] else ""
+        lines.append(f"  used by real-time {by['realtime']:,}, batch {by['batch']:,}, console {by['console']:,}{share}")
         if b["paused_until"]:
             lines.append(f"  paused by the service until {b['paused_until']}")
     inbox = data["inbox"]

@@ -192,7 +192,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
             click.echo(f"error: {line.object + ': ' if line.object else ''}{line.message}", err=True)
 
     needs = NEEDS[flow]
-    credly = build_credly(config, secrets) if "credly" in needs else None
+    credly = build_credly(config, secrets, database=database_path()) if "credly" in needs else None
     docebo = build_docebo(config, secrets, database=database_path()) if "docebo" in needs else None
     try:
         with open_store() as store:
@@ -239,7 +239,8 @@ def mappings_check(as_json: bool) -> None:
         from services.clients.budget import caller_class
         from services.core.config import database_path
 
-        credly, docebo = build_credly(config, secrets), build_docebo(config, secrets, database=database_path())
+        credly = build_credly(config, secrets, database=database_path())
+        docebo = build_docebo(config, secrets, database=database_path())
         try:
             with open_store() as store, caller_class("console"):  # M3: an interactive check, ahead of batches
                 return await check_mappings(FlowContext(store, credly, docebo))

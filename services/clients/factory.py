@@ -46,16 +46,16 @@ def shared_limiter(service: str, base_url: str, *, per_minute: int | None = None
 _budgets: dict[tuple, SharedBudget] = {}
 
 
-def install_budget(database: Path, service: str, *, per_hour: int | None, burst: int | None,
+def install_budget(database: Path, service: str, *, limit: int | None, burst: int | None,
                    batch_share: float = 0.8, window: float = 3600.0) -> SharedBudget:
     """The budget of `service` shared by every process on `database` (issue 15 point 1): its state
     is the file `<database>.<service>-budget` beside the database."""
     path = Path(database).with_name(f"{Path(database).name}.{service.lower()}-budget")
-    key = (str(path), per_hour, burst, batch_share, window)
+    key = (str(path), limit, burst, batch_share, window)
     with _limiters_lock:
         budget = _budgets.get(key)
         if budget is None:
-            budget = SharedBudget(path, limit=per_hour, window=window, burst=burst,
+            budget = SharedBudget(path, limit=limit, window=window, burst=burst,
                                   batch_share=batch_share, service=service)
             _budgets[key] = budget
         return budget
@@ -90,14 +90,27 @@ def docebo_budget(config: AppConfig, database: Path) -> SharedBudget:
     per_hour, burst = _docebo_limit(config)
     share = (_positive_int(getattr(config.docebo, "batch_share_percent", None)) or DEFAULT_BATCH_SHARE_PERCENT) / 100
     window = _positive_int(getattr(config.docebo, "rate_limit_window_seconds", None)) or 3600
-    return install_budget(database, "Docebo", per_hour=per_hour, burst=burst, batch_share=share, window=window)
+    return install_budget(database, "Docebo", limit=per_hour, burst=burst, batch_share=share, window=window)
 
 
-def build_credly(config: AppConfig, secrets: SecretStore, **kw: Any) -> CredlyClient:
-    """A `CredlyClient` for `config.credly` and the `credly_token` secret. `kw` goes to the
-    constructor (`policy`, `transport`, `limiter`)."""
+def credly_budget(config: AppConfig, database: Path) -> SharedBudget:
+    """The install's Credly budget: `[credly] rate_limit_per_minute` when set (else no limit, but
+    Retry-After pauses and the counts by caller class are still shared by every process)."""
+    per_minute = _positive_int(getattr(config.credly, "rate_limit_per_minute", None))
+    burst = max(1, per_minute // 10) if per_minute else None
+    share = (_positive_int(getattr(config.docebo, "batch_share_percent", None)) or DEFAULT_BATCH_SHARE_PERCENT) / 100
+    return install_budget(database, "Credly", limit=per_minute, burst=burst, batch_share=share, window=60.0)
+
+
+def build_credly(config: AppConfig, secrets: SecretStore, *, database: Path | None = None,
+                 **kw: Any) -> CredlyClient:
+    """A `CredlyClient` for `config.credly` and the `credly_token` secret. With `database`, its
+    calls go through the install's Credly budget. `kw` goes to the constructor (`policy`,
+    `transport`, `limiter`)."""
     c = config.credly
-    if "limiter" not in kw or kw["limiter"] is None:
+    if ("limiter" not in kw or kw["limiter"] is None) and database is not None:
+        kw["limiter"] = credly_budget(config, database)
+    elif "limiter" not in kw or kw["limiter"] is None:
         kw["limiter"] = shared_limiter(
             "Credly", c.base_url, per_minute=_positive_int(getattr(c, "rate_limit_per_minute", None)),
             burst=_positive_int(getattr(c, "burst", None)))

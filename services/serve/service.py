@@ -68,7 +68,7 @@ def default_clients(config: Any, secrets: Any, db_path: Path | None = None) -> C
     def build() -> tuple[Any, Any]:
         from services.clients.factory import build_credly, build_docebo
 
-        credly = build_credly(config, secrets) if config.credly.organization_id else None
+        credly = build_credly(config, secrets, database=db_path) if config.credly.organization_id else None
         docebo = build_docebo(config, secrets, database=db_path) if config.docebo.base_url else None
         return credly, docebo
 
@@ -481,9 +481,10 @@ def _ops(config: Any, db_path: Path, writer: InboxWriter) -> list[Any]:
     from services.serve.ops import ops_routes
 
     def budgets() -> list[Any]:
-        from services.clients.factory import docebo_budget
+        from services.clients.factory import credly_budget, docebo_budget
 
-        return [docebo_budget(config, db_path)] if getattr(config.docebo, "base_url", "") else []
+        return ([docebo_budget(config, db_path)] if getattr(config.docebo, "base_url", "") else []) + (
+            [credly_budget(config, db_path)] if getattr(config.credly, "organization_id", "") else [])
 
     return ops_routes(db_path, writer, budgets)
 
