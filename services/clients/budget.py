@@ -207,7 +207,7 @@ class SharedBudget:
     The state (GCRA "theoretical arrival time", Retry-After pause, calls per class in the window)
     lives in a small JSON file beside the database, read and written under an exclusive `flock`
     (plus a thread lock: `flock` does not separate threads sharing one descriptor). One call costs
-    one lock, one read and one write of a few hundred bytes (benchmarks/bench_budget.py).
+    an open, a lock, one read and one write of a few hundred bytes (benchmarks/bench_budget.py).
 
     The rate is `(limit - burst) / window`, so that any window of `window` seconds sees at most
     `limit` calls (GCRA allows `burst + rate * t` in `t` seconds), whatever the service's own window.
@@ -235,7 +235,6 @@ class SharedBudget:
         self._wall = wall
         self._sleep = sleep
         self._thread_lock = threading.Lock()
-        self._fd: int | None = None
         self.waited = 0.0
         if limit is None:
             self.rate: float | None = None
@@ -269,11 +268,10 @@ class SharedBudget:
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict[str, Any]]:
         with self._thread_lock:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fd = self._fd
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Opened per use: a process that touches many databases (tests, tools) holds no descriptors.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 raw = os.pread(fd, 1 << 16, 0)
                 try:
                     state = json.loads(raw) if raw else {}
@@ -285,13 +283,10 @@ class SharedBudget:
                     os.pwrite(fd, data, 0)
                     os.ftruncate(fd, len(data))
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)  # releases the flock
 
     def close(self) -> None:
-        with self._thread_lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Nothing stays open between calls; kept for symmetry with the clients' `aclose`."""
 
     def _count(self, state: dict[str, Any], who: str, at: float) -> None:
         used = state.setdefault("used", {})
