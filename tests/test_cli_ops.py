@@ -75,3 +75,22 @@ def test_status_shows_credly_unlimited_but_counted():
 def test_status_without_a_database_says_so():
     result = CliRunner().invoke(cli, ["status"])
     assert result.exit_code == 2 and "there is no database" in result.output
+
+
+def test_new_config_keys_are_checked(tmp_path):
+    import pytest
+
+    from services.core.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[docebo]\nbatch_share_percent = 80\nrate_limit_window_seconds = 60\n"
+                    "[server]\nrun_log_retention_days = 0\n")
+    config = load_config(path)
+    assert (config.docebo.batch_share_percent, config.docebo.rate_limit_window_seconds) == (80, 60)
+    assert config.server.run_log_retention_days == 0
+    for text, key in (("[docebo]\nbatch_share_percent = 5\n", "batch_share_percent"),
+                      ("[docebo]\nrate_limit_window_seconds = 0\n", "rate_limit_window_seconds"),
+                      ("[server]\nrun_log_retention_days = -1\n", "run_log_retention_days")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=key):
+            load_config(path)
