@@ -133,7 +133,10 @@ class CredlyConsoleApp(App[None]):
                 stale = stale_services(store, services)
                 if not stale:
                     return {}
-                return await check_connections(store, {s: partial(ctx.make_client, s) for s in stale})
+                from services.clients.budget import caller_class
+
+                with caller_class("console"):  # the console's own calls go first (issue 15)
+                    return await check_connections(store, {s: partial(ctx.make_client, s) for s in stale})
 
         self.run_worker(work, thread=True, group=CONNECTION_CHECK, exit_on_error=False,
                         description="Testing the connections")

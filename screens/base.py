@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.widgets.section_bar import SectionBar
+from services.clients.budget import caller_class
 from services.core.errors import is_expected
 from services.store.db import Store
 
@@ -74,10 +75,12 @@ class WorkerResult(Message):
 
 @contextlib.asynccontextmanager
 async def client(ctx: AppContext, service: str) -> AsyncIterator[Any]:
-    """A fresh API client of `service` for the current event loop, closed on exit."""
+    """A fresh API client of `service` for the current event loop, closed on exit. Its calls are the
+    console's interactive ones: they go ahead of batch calls (issue 15 point 2)."""
     api = ctx.make_client(service)
     try:
-        yield api
+        with caller_class("console"):
+            yield api
     finally:
         await api.aclose()
 

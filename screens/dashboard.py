@@ -67,6 +67,11 @@ def limit_text(limiter: Any, *, brief: bool = False) -> str:
     burst = getattr(limiter, "burst", None)
     if reset is not None and not (isinstance(burst, int) and remaining >= burst):
         details.append(f"all back by {reset.strftime('%H:%M:%S')} UTC")
+    usage = limiter.usage() if hasattr(limiter, "usage") else None
+    if usage and usage["limit"]:  # the install's shared budget (issue 15): used, left and by whom
+        by = usage["by_class"]
+        details.append(f"{usage['used']:,} used, {usage['left']:,} left this window: real-time {by['realtime']:,}, "
+                       f"batch {by['batch']:,}, console {by['console']:,}")
     if details:
         text += f" ({'; '.join(details)})"
     return text

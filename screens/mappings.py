@@ -270,10 +270,13 @@ class MappingsScreen(PagedScreen):
         self.query_one("#mappings-status", Static).update(Text("Checking every mapping against Docebo and Credly…"))
 
         async def job(store: Store) -> list[dict]:
+            from services.clients.budget import caller_class
             from services.flows import check_mappings
 
-            async with flow_context(ctx, store) as fctx:
-                return await check_mappings(fctx)
+            # M3 checks are the console's interactive calls: ahead of batch calls (issue 15).
+            with caller_class("console"):
+                async with flow_context(ctx, store) as fctx:
+                    return await check_mappings(fctx)
 
         def done(results: list[dict]) -> None:
             broken = sum(1 for r in results if r["status"] == "broken")

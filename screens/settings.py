@@ -555,7 +555,10 @@ class SettingsScreen(ConsoleScreen):
             self.query_one(f"#health-{service}", Static).update(Text(f"{SERVICE_TITLES[service]}: testing…"))
 
         async def job(store: Store) -> dict:
-            await check_connections(store, {s: partial(ctx.make_client, s) for s in services})
+            from services.clients.budget import caller_class
+
+            with caller_class("console"):  # the console's interactive calls go first (issue 15)
+                await check_connections(store, {s: partial(ctx.make_client, s) for s in services})
             return read_health(store)
 
         self.background_async(job, self._show_health, group="settings-test", description="Testing connections")

@@ -60,12 +60,12 @@ class AppContext:
     def _build_credly(self) -> Any:
         from services.clients.factory import build_credly
 
-        return build_credly(self.config, self.secrets)
+        return build_credly(self.config, self.secrets, database=self.database_path)
 
     def _build_docebo(self) -> Any:
         from services.clients.factory import build_docebo
 
-        return build_docebo(self.config, self.secrets)
+        return build_docebo(self.config, self.secrets, database=self.database_path)
 
     # -- use ---------------------------------------------------------------------------------
     def open_store(self) -> Store:

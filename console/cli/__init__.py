@@ -16,6 +16,7 @@ from console.cli.common import ExpectedErrorsGroup
 from console.cli.demo import demo
 from console.cli.inbox import inbox_group
 from console.cli.notifications import notifications_group
+from console.cli.ops import backup, restore, status
 from console.cli.sandbox import sandbox
 from console.cli.serve import schedule_group, serve, webhooks
 from console.cli.sync import mappings_check, sync_command
@@ -63,7 +64,8 @@ def open_console() -> None:
 
 
 for command in (locate, config_group, secrets_group, settings_group, templates_group, mappings_group, sandbox,
-                sync_command, serve, webhooks, schedule_group, inbox_group, notifications_group, demo):
+                sync_command, serve, webhooks, schedule_group, inbox_group, notifications_group, demo,
+                status, backup, restore):
     cli.add_command(command)
 mappings_group.add_command(mappings_check)
 

@@ -15,9 +15,32 @@ from console.cli.common import EXIT_USAGE, echo_json, echo_table, fail, handle_e
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-def setup_logging(level: str) -> None:
-    """Log lines to stderr. httpx's own request lines stay quiet (they would show URLs)."""
-    logging.basicConfig(level=getattr(logging, level.upper()), format=LOG_FORMAT, stream=sys.stderr, force=True)
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line for log shippers (`serve --log-format json`, issue 15): time (UTC,
+    ISO 8601), level, logger, message, and the traceback as `exc_info` text. The standard library
+    suffices for these fields, so no extra dependency."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+        import json
+
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log lines to stderr, as text or JSON lines. httpx's own request lines stay quiet (they
+    would show URLs)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -36,9 +59,11 @@ def setup_logging(level: str) -> None:
 @click.option("--no-scheduler", is_flag=True, help="Do not run scheduled flows (F1, F2, F6, F7).")
 @click.option("--no-mail", is_flag=True, help="Do not send notification mail.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (time, level, logger, message) for log shippers.")
 @handle_errors
 def serve(host: str | None, port: int | None, public_url: str, workers: int, no_scheduler: bool, no_mail: bool,
-          log_level: str) -> None:
+          log_level: str, log_format: str) -> None:
     """Receive Docebo and Credly webhooks, process them, run the schedule and send mail.
 
     One process: the webhook receiver (W1, W2), the inbox workers (W3), the scheduler (W4) and
@@ -51,7 +76,7 @@ def serve(host: str | None, port: int | None, public_url: str, workers: int, no_
     from services.serve.receiver import ReceiverConfigError
     from services.serve.service import ServeOptions, run_serve
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     config = load_config()
     # A database this program cannot use is refused before anything listens (no "listening on"
     # line followed by an error).

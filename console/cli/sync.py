@@ -171,6 +171,7 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
 
     from console.cli.common import open_store
     from services.clients.factory import build_credly, build_docebo
+    from services.core.config import database_path
     from services.flows import Callbacks, FlowContext, run_flow
 
     cancel = {"asked": False}
@@ -195,8 +196,8 @@ async def _run(flow: str, config: Any, secrets: Any, *, dry_run: bool, quiet: bo
             click.echo(terminal_safe(f"error: {line.object + ': ' if line.object else ''}{line.message}", lines=True), err=True)
 
     needs = NEEDS[flow]
-    credly = build_credly(config, secrets) if "credly" in needs else None
-    docebo = build_docebo(config, secrets) if "docebo" in needs else None
+    credly = build_credly(config, secrets, database=database_path()) if "credly" in needs else None
+    docebo = build_docebo(config, secrets, database=database_path()) if "docebo" in needs else None
     try:
         with open_store() as store:
             ctx = FlowContext(store, credly, docebo)
@@ -239,9 +240,13 @@ def mappings_check(as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_USAGE)
 
     async def go() -> list[dict]:
-        credly, docebo = build_credly(config, secrets), build_docebo(config, secrets)
+        from services.clients.budget import caller_class
+        from services.core.config import database_path
+
+        credly = build_credly(config, secrets, database=database_path())
+        docebo = build_docebo(config, secrets, database=database_path())
         try:
-            with open_store() as store:
+            with open_store() as store, caller_class("console"):  # M3: an interactive check, ahead of batches
                 return await check_mappings(FlowContext(store, credly, docebo))
         finally:
             await credly.aclose()

@@ -16,10 +16,17 @@ import time
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
-from urllib.parse import quote
 
 import httpx
 
+from services.clients.budget import RateLimiter, SharedBudget  # noqa: F401  (re-exported)
+from services.clients.wire import (  # noqa: F401  (re-exported for the clients)
+    format_route,
+    json_body,
+    php_params,
+    service_message,
+)
+from services.core import metrics
 from services.core.errors import (
     ApiError,
     NetworkError,
@@ -138,156 +145,6 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
 
 
 # --------------------------------------------------------------------------------------------
-# Rate limiter
-
-
-class RateLimiter:
-    """A token bucket per API: on average `rate` calls per second, at most `burst` at once.
-
-    Implemented as GCRA (a token bucket computed from one "theoretical arrival time"), without
-    asyncio primitives, so one limiter may be shared by every client of an API in the process
-    (Docebo's limit is per IP, not per client). Whatever the number of concurrent callers, the
-    start times it hands out never exceed `burst + rate * t` calls in any window of `t` seconds.
-
-    `pause_for(seconds)` is called when the service sends `Retry-After`: no call starts before
-    the pause ends, and after it calls resume one interval apart (no burst into a service that
-    just said it was overloaded).
-
-    `rate=None` means no limit (Credly's default) — pauses are still honoured.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        burst: int | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = _default_sleep,
-        label: str = "",
-    ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate limit must be positive, got {rate!r}")
-        if burst is not None and burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}")
-        self.rate = rate
-        self.burst = int(burst or 1) if rate is not None else None
-        self.label = label
-        self._clock = clock
-        self._wall = wall
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._interval = (1.0 / rate) if rate else 0.0
-        self._tolerance = ((self.burst or 1) - 1) * self._interval
-        self._tat = clock()  # theoretical arrival time of the next call
-        self._paused_until = 0.0
-        self._pause_epoch = 0
-        self.waited = 0.0  # total seconds callers spent waiting (for benchmarks)
-
-    # constructors --------------------------------------------------------------------------
-    @classmethod
-    def per_hour(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
-        return cls(calls / 3600.0, burst if burst is not None else max(1, min(calls, 60)),
-                   label=kw.pop("label", f"{calls:,}/hour"), **kw)
-
-    @classmethod
-    def per_minute(cls, calls: int, burst: int | None = None, **kw: Any) -> RateLimiter:
-        return cls(calls / 60.0, burst if burst is not None else max(1, calls),
-                   label=kw.pop("label", f"{calls:,}/minute"), **kw)
-
-    @classmethod
-    def unlimited(cls, **kw: Any) -> RateLimiter:
-        return cls(None, None, label=kw.pop("label", "unlimited"), **kw)
-
-    @property
-    def limited(self) -> bool:
-        return self.rate is not None
-
-    def describe(self) -> str:
-        """E.g. "1,000/hour, burst 20" (numbers with thousands separators), or "no limit"."""
-        if not self.limited:
-            return "no limit"
-        rate = self.label or f"{self.rate:,.2f}".rstrip("0").rstrip(".") + "/s"
-        return f"{rate}, burst {self.burst:,}"
-
-    def __repr__(self) -> str:
-        return f"RateLimiter({self.describe()})"
-
-    # core ----------------------------------------------------------------------------------
-    def _reserve(self) -> tuple[float, int]:
-        with self._lock:
-            now = self._clock()
-            if now < self._paused_until:
-                earliest = self._paused_until
-            else:
-                earliest = now
-            if self.rate is None:
-                start = earliest
-            else:
-                tat = max(self._tat, now)
-                start = max(earliest, tat - self._tolerance)
-                self._tat = max(tat, start) + self._interval
-            return start - now, self._pause_epoch
-
-    async def acquire(self) -> None:
-        """Wait until one call may start (returns at once while tokens remain)."""
-        while True:
-            wait, epoch = self._reserve()
-            if wait > 0:
-                self.waited += wait
-                await self._sleep(wait)
-            with self._lock:
-                if epoch == self._pause_epoch:
-                    return
-            # A Retry-After arrived while we waited: take a new place after the pause.
-
-    def pause_for(self, seconds: float) -> None:
-        """Hold every call back for `seconds` (the service's Retry-After, already scaled)."""
-        if seconds <= 0:
-            return
-        with self._lock:
-            now = self._clock()
-            until = now + seconds
-            if until <= self._paused_until:
-                return
-            self._paused_until = until
-            self._pause_epoch += 1
-            if self.rate is not None:
-                # After the pause, resume one interval apart: no stored-up burst.
-                self._tat = max(self._tat, until + self._tolerance)
-
-    # dashboard -----------------------------------------------------------------------------
-    def remaining(self) -> int | None:
-        """Calls that may start right now without waiting; None when unlimited."""
-        if self.rate is None:
-            return None
-        with self._lock:
-            now = self._clock()
-            if now < self._paused_until:
-                return 0
-            tokens = (now + self._tolerance + self._interval - self._tat) / self._interval
-        return int(max(0.0, min(float(self.burst or 1), math.floor(tokens + 1e-9))))
-
-    def window_reset_at(self) -> dt.datetime | None:
-        """When the bucket is full again (UTC); now if it is full; None when unlimited."""
-        if self.rate is None:
-            return None
-        with self._lock:
-            now = self._clock()
-            full_at = max(self._tat, self._paused_until)
-            wall = self._wall()
-        return dt.datetime.fromtimestamp(wall + max(0.0, full_at - now), dt.UTC)
-
-    def paused_until(self) -> dt.datetime | None:
-        """End of the current Retry-After pause (UTC), or None."""
-        with self._lock:
-            now = self._clock()
-            if now >= self._paused_until:
-                return None
-            return dt.datetime.fromtimestamp(self._wall() + self._paused_until - now, dt.UTC)
-
-
-# --------------------------------------------------------------------------------------------
 # The service's clock
 
 
@@ -402,104 +259,6 @@ async def bounded_gather(semaphore: asyncio.Semaphore, aws: Iterable[Awaitable[A
             return await aw
 
     return await asyncio.gather(*(one(a) for a in aws), return_exceptions=return_exceptions)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared by the clients
-
-
-def php_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """Query parameters in PHP style, as Docebo expects: a list value `ids=[1, 2]` becomes
-    `ids[]=1&ids[]=2`; None values are dropped; booleans become 1/0."""
-    out: list[tuple[str, str]] = []
-    for key, value in (params or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple, set, frozenset)):
-            name = key if key.endswith("[]") else f"{key}[]"
-            out.extend((name, _scalar(v)) for v in value)
-        else:
-            out.append((key, _scalar(value)))
-    return out
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
-
-
-def format_route(route: str, path: Mapping[str, Any] | None) -> str:
-    """Fill `{name}` placeholders with percent-encoded values (no `/` or `?` can slip in)."""
-    if not path:
-        return route
-    return route.format(**{k: quote(str(v), safe="") for k, v in path.items()})
-
-
-def service_message(response: httpx.Response) -> str:
-    """The service's own error message from a response body, whatever its shape.
-
-    Credly: `{"data": {"message": ...}}`; Docebo: `{"message": ...}`, `{"name": ..., "message":
-    ...}`, OAuth2 `{"error": ..., "error_description": ...}` or a list of `{"message": ...}`.
-    Falls back to the start of the body text; an HTML page is reported as such.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    message = _message_from(body) if body is not None else None
-    if message:
-        return message[:500]
-    ctype = response.headers.get("content-type", "")
-    text = response.text.strip() if response.content else ""
-    if "html" in ctype or text.lower().startswith(("<!doctype", "<html")):
-        return f"an HTML page instead of the API's JSON (is the base URL right?) — {response.reason_phrase}"
-    if text:
-        return " ".join(text.split())[:300]
-    return response.reason_phrase or ""
-
-
-def _message_from(body: Any) -> str | None:
-    if isinstance(body, list):
-        parts = [m for m in (_message_from(b) for b in body[:5]) if m]
-        return "; ".join(parts) or None
-    if isinstance(body, str):
-        return body
-    if not isinstance(body, dict):
-        return None
-    data = body.get("data")
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"]
-    if isinstance(body.get("error_description"), str):
-        err = body.get("error")
-        return f"{err}: {body['error_description']}" if isinstance(err, str) else body["error_description"]
-    for key in ("message", "error", "detail", "title"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, (list, dict)):
-            nested = _message_from(value)
-            if nested:
-                return nested
-    errors = body.get("errors")
-    if errors:
-        return _message_from(errors)
-    if isinstance(data, (list, str)):
-        return _message_from(data)
-    return None
-
-
-def json_body(response: httpx.Response, service: str, call: str) -> Any:
-    """The parsed JSON of a 2xx response, or UnexpectedResponseError saying what came instead."""
-    if response.status_code == 204 or not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        raise UnexpectedResponseError(
-            service, call, response.status_code,
-            f"the response is not JSON ({service_message(response)})",
-        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,6 +405,7 @@ class ApiSession:
                 if auth and self._auth_headers is not None:
                     headers = await self._auth_headers()
                 self.calls.record(call)
+                metrics.API_CALLS.labels(self.service, call).inc()
                 try:
                     response = await self.http.request(
                         method, target, params=params, json=json, data=data, headers=headers,
@@ -697,6 +457,7 @@ class ApiSession:
                     continue
 
             if status == 429:
+                metrics.API_RATE_LIMITED.labels(self.service, call).inc()
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if rate_limited >= self.policy.max_rate_limited_retries:
                     raise self.error(RateLimitedError, call, status,

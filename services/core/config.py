@@ -69,6 +69,12 @@ class DoceboConfig:
     # Docebo documents 1,000 API calls per hour per IP; `burst` is how many may go at once.
     rate_limit_per_hour: int = 1000
     burst: int = 20
+    # Issue 15: the share of the burst a batch may use; the rest is kept for webhook events and
+    # the console's interactive calls, which also go ahead of every waiting batch call.
+    batch_share_percent: int = 80
+    # The window Docebo counts `rate_limit_per_hour` calls in (its documented hour); shorter only
+    # to rehearse the budget against a sandbox in seconds.
+    rate_limit_window_seconds: int = 3600
 
 
 @dataclass
@@ -80,6 +86,9 @@ class ServerConfig:
     # When set, Docebo deliveries must carry HTTP Basic auth with this user; the password is the
     # webhook secret (keyring / CREDLY_CONSOLE_WEBHOOK_SECRET).
     docebo_basic_auth_user: str = ""
+    # Issue 15: `serve` deletes the log lines of runs that ended longer ago (the runs' summaries
+    # stay); 0 keeps them forever.
+    run_log_retention_days: int = 90
 
 
 @dataclass
@@ -252,6 +261,10 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_int(path, k, value, low=0, high=1_000_000)
             elif key == "burst":
                 value = _check_int(path, k, value, low=1, high=1000)
+            elif key == "batch_share_percent":
+                value = _check_int(path, k, value, low=10, high=100)
+            elif key == "rate_limit_window_seconds":
+                value = _check_int(path, k, value, low=1, high=86_400)
         elif name == "server":
             if key == "host":
                 value = _check_str(path, k, value)
@@ -261,6 +274,8 @@ def _section(path: Path, name: str, raw: Any) -> Any:
                 value = _check_int(path, k, value, low=0, high=65535)
             elif key == "docebo_basic_auth_user":
                 value = _check_str(path, k, value)
+            elif key == "run_log_retention_days":
+                value = _check_int(path, k, value, low=0, high=36_500)
         elif name == "smtp":
             if key in ("host", "username", "sender"):
                 value = _check_str(path, k, value)

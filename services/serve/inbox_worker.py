@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.core import metrics
 from services.core.errors import CredlyConsoleError, is_expected
 from services.store import inbox
 from services.store.db import Store
@@ -310,6 +311,7 @@ class InboxWorker:
                 log.exception("inbox event %s: the handler raised", item_id)
                 outcome = Outcome("failed", None, f"{type(exc).__name__}: {exc}", bool(getattr(exc, "retryable", False)))
         self._close_stray_transaction()
+        metrics.EVENTS.labels(_flow_of(row), outcome.status).inc()
         if outcome.status in ("done", "skipped"):
             inbox.complete(self.store, item_id, self.owner, status=outcome.status, run_id=outcome.run_id,
                            note=outcome.reason if outcome.status == "skipped" else "", now=self.clock())

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.core import metrics
 from services.core.errors import EXIT_USAGE, CredlyConsoleError
 from services.store import inbox
 from services.store.db import Store, utcnow
@@ -395,6 +396,7 @@ class RequestGuard:
             entry[0], entry[1] = now, 0
         else:
             entry[1] += 1
+        metrics.DELIVERIES.labels(source, "refused", reason).inc()
         self.writer.reject(key, title, detail, _client(request))
 
     async def read_json(self, request: Request, source: str) -> tuple[Any, JSONResponse | None]:
@@ -462,8 +464,9 @@ class RequestGuard:
         return _error(401, "authentication required", {"WWW-Authenticate": 'Basic realm="credly-console"'})
 
 
-def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Starlette:
-    """The receiver's ASGI app (served by uvicorn; in tests also through httpx.ASGITransport)."""
+def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter, ops: list[Route] | None = None) -> Starlette:
+    """The receiver's ASGI app (served by uvicorn; in tests also through httpx.ASGITransport).
+    `ops`: the operator endpoints (services/serve/ops.py), mounted ahead of the plain /healthz."""
     if not settings.secret:
         raise ReceiverConfigError("the receiver needs a non-empty webhook secret")
 
@@ -475,6 +478,9 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
         except WriterUnavailable as exc:
             return _error(503, str(exc))
         stored = sum(results)
+        source = items[0].source if items else "docebo"
+        metrics.DELIVERIES.labels(source, "accepted", "").inc(stored)
+        metrics.DELIVERIES.labels(source, "duplicate", "").inc(len(results) - stored)
         return JSONResponse(
             {"status": "accepted" if stored else "duplicate", "stored": stored, "duplicates": len(results) - stored}
         )
@@ -518,6 +524,7 @@ def create_receiver_app(settings: ReceiverSettings, writer: InboxWriter) -> Star
         return JSONResponse({"status": "ok" if writer.running else "stopping"})
 
     routes = [
+        *(ops or []),
         Route(DOCEBO_PATH + "/{secret}", docebo, methods=["POST"]),
         Route(CREDLY_PATH + "/{secret}", credly, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

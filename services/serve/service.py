@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from services.clients.budget import caller_class
 from services.core.listener import QuietServer, listening_socket
 from services.serve.receiver import (
     InboxWriter,
@@ -26,7 +27,7 @@ from services.serve.receiver import (
     create_receiver_app,
     webhook_urls,
 )
-from services.store import inbox
+from services.store import inbox, retention
 from services.store.db import Store
 
 log = logging.getLogger("credly_console.serve")
@@ -59,15 +60,16 @@ class ServeOptions:
     receiver: ReceiverSettings | None = None  # None: from the config and secrets
 
 
-def default_clients(config: Any, secrets: Any) -> ClientFactory:
+def default_clients(config: Any, secrets: Any, db_path: Path | None = None) -> ClientFactory:
     """A factory building the Credly and Docebo clients from the configuration (None for a
-    service that is not configured)."""
+    service that is not configured); with `db_path`, Docebo calls count against the install's
+    shared budget (issue 15)."""
 
     def build() -> tuple[Any, Any]:
         from services.clients.factory import build_credly, build_docebo
 
-        credly = build_credly(config, secrets) if config.credly.organization_id else None
-        docebo = build_docebo(config, secrets) if config.docebo.base_url else None
+        credly = build_credly(config, secrets, database=db_path) if config.credly.organization_id else None
+        docebo = build_docebo(config, secrets, database=db_path) if config.docebo.base_url else None
         return credly, docebo
 
     return build
@@ -135,7 +137,7 @@ class Engine:
         self.config = config
         self.secrets = secrets
         self.options = options or ServeOptions()
-        self.clients = self.options.clients or default_clients(config, secrets)
+        self.clients = self.options.clients or default_clients(config, secrets, self.db_path)
         self.worker: Any = None
         self.scheduler: Any = None
         self.mailer: Any = None
@@ -171,7 +173,8 @@ class Engine:
                 grace_s=opts.grace_s,
                 clock=opts.clock,
             )
-            tasks = [asyncio.create_task(self.worker.run(stop), name="inbox-worker")]
+            with caller_class("realtime"):  # events go ahead of batch calls (issue 15 point 2)
+                tasks = [asyncio.create_task(self.worker.run(stop), name="inbox-worker")]
             if opts.scheduler:
                 from services.serve.scheduler import Scheduler
 
@@ -254,6 +257,13 @@ class Engine:
                     log.info("pruned %d processed inbox events older than %d days", n, self.options.prune_after_days)
             except Exception:
                 log.exception("inbox pruning failed")
+            try:
+                days = int(getattr(self.config.server, "run_log_retention_days", 90))
+                n = retention.prune_run_logs(store, older_than_days=days)
+                if n:
+                    log.info("deleted %d run log lines of runs that ended over %d days ago", n, days)
+            except Exception:
+                log.exception("run log pruning failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=24 * 3600)
 
@@ -400,7 +410,7 @@ class ServeRuntime:
         Store(self.db_path).close()  # create / migrate once, before the threads open it
         self.writer.start()
         self.engine_thread.start()
-        app = create_receiver_app(self.settings, self.writer)
+        app = create_receiver_app(self.settings, self.writer, _ops(self.config, self.db_path, self.writer))
         self.receiver = ReceiverThread(app, self.host, self.port, grace_s=self.options.grace_s).start()
         return self
 
@@ -449,7 +459,7 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
     writer = InboxWriter(db_path, on_stored=engine.wake, synchronous=options.synchronous)
     writer.start()
     engine_thread = EngineThread(engine).start()
-    server = make_server(create_receiver_app(settings, writer), grace_s=options.grace_s)
+    server = make_server(create_receiver_app(settings, writer, _ops(config, db_path, writer)), grace_s=options.grace_s)
 
     loop = asyncio.get_running_loop()
 
@@ -473,6 +483,19 @@ async def _serve_main(config: Any, secrets: Any, db_path: Path, options: ServeOp
         await asyncio.to_thread(engine_thread.stop)
         counts = await asyncio.to_thread(_counts, db_path)
         log.info("stopped; inbox backlog %d (kept for the next start), failed %d", counts["backlog"], counts["failed"])
+
+
+def _ops(config: Any, db_path: Path, writer: InboxWriter) -> list[Any]:
+    """/healthz, /readyz, /metrics (issue 15 point 3); the budget shown is the install's Docebo one."""
+    from services.serve.ops import ops_routes
+
+    def budgets() -> list[Any]:
+        from services.clients.factory import credly_budget, docebo_budget
+
+        return ([docebo_budget(config, db_path)] if getattr(config.docebo, "base_url", "") else []) + (
+            [credly_budget(config, db_path)] if getattr(config.credly, "organization_id", "") else [])
+
+    return ops_routes(db_path, writer, budgets)
 
 
 def _counts(db_path: Path) -> dict[str, int]:

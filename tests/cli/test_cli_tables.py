@@ -198,7 +198,8 @@ def test_invalid_config_exits_2_naming_file_and_key(run):
 
 def test_config_show_and_locate(run):
     shown = json.loads(run("config", "show", "--json").stdout)
-    assert shown["server"] == {"host": "127.0.0.1", "port": 8787, "docebo_basic_auth_user": ""}
+    assert shown["server"] == {"host": "127.0.0.1", "port": 8787, "docebo_basic_auth_user": "",
+                              "run_log_retention_days": 90}
     located = json.loads(run("locate", "--json").stdout)
     assert located["config"] == str(config_path()) and located["database"] == str(database_path())
     assert located["keyring_usable"] is False
