@@ -346,14 +346,21 @@ class InboxWorker:
             body.append(f"Run: {outcome.run_id}")
         if lines:
             body += ["", "Errors:"] + [f"- {line}" for line in lines]
-        body += ["", f"Retry it with `credly-console inbox retry {row['id']}` or from the console's inbox."]
+        body += ["", "Fix the cause (see the console's Problems), then retry the event from the console's Inbox "
+                 f"or with `credly-console inbox retry {row['id']}`."]
         try:
             notifications.create_notification(
                 self.store, "error", f"Webhook event {row['id']} failed: {row['event_type']}",
                 body="\n".join(body), flow=_flow_of(row), run_id=outcome.run_id, object=what,
+                cause=notifications.cause_of(outcome.reason), service_message=_service_message(outcome.reason),
             )
         except Exception:
             log.exception("could not store the failure notification of inbox event %s", row["id"])
+
+
+def _service_message(reason: str) -> str:
+    """The service's own words inside an API failure's text ('' when the reason is not one)."""
+    return reason.split("): ", 1)[1] if "): " in reason else ""
 
 
 def _flow_of(row: dict[str, Any]) -> str:
