@@ -172,7 +172,7 @@ class DashboardScreen(ConsoleScreen):
         # Every tile is as tall as what it holds (no list is cut); on a short terminal the page
         # scrolls instead.
         with VerticalScroll(id="dashboard"):
-            for row in ((TILES[0], TILES[1], TILES[2]), (TILES[3], TILES[4])):
+            for row in ((TILES[0], TILES[1], TILES[2]), (TILES[4], TILES[3])):
                 with Grid(classes="tile-row"):
                     for tile_id, title, static_id in row:
                         with Vertical(classes="panel tile", id=tile_id) as tile:
@@ -184,7 +184,7 @@ class DashboardScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#last-runs", DataTable)
-        for key, heading, width in (("flow", "Flow", 28), ("run", "Run", 6), ("status", "Status", 26),
+        for key, heading, width in (("flow", "Flow", 28), ("run", "Run", 6), ("status", "Status", None),
                                     ("ended", "Ended (UTC)", 16), ("counts", "Counts", 50)):
             table.add_column(heading, width=width, key=key)
         self.action_refresh()

@@ -320,9 +320,28 @@ class InboxWorker:
         if retry_at is not None:
             log.info("inbox event %s failed (attempt %d), retrying at %s: %s", row["id"], row["attempts"],
                      inbox.stamp(retry_at), outcome.reason)
+            self._notify_service_problem(row, outcome)
             return
         log.warning("inbox event %s failed after %d attempts: %s", row["id"], row["attempts"], outcome.reason)
         self._notify_failed(row, outcome)
+
+    def _notify_service_problem(self, row: dict[str, Any], outcome: Outcome) -> None:
+        """A first attempt failed because the service or its credentials are broken (401, 5xx,
+        no response): show the problem now (issue 16), not after the last retry; not mailed — the
+        final failure is."""
+        from services.store import notifications
+
+        cause = notifications.cause_of(outcome.reason)
+        if row["attempts"] != 1 or not notifications.is_service_wide(cause):
+            return
+        try:
+            notifications.create_notification(
+                self.store, "error", f"Webhook event {row['id']} failed, will be retried: {row['event_type']}",
+                body=f"Reason: {outcome.reason}", flow=_flow_of(row), run_id=outcome.run_id, object=describe(row),
+                cause=cause, service_message=_service_message(outcome.reason), mail_status="not_mailed",
+            )
+        except Exception:
+            log.exception("could not store the problem notification of inbox event %s", row["id"])
 
     def _notify_failed(self, row: dict[str, Any], outcome: Outcome) -> None:
         from services.store import notifications

@@ -309,6 +309,12 @@ def cause_of(failure: BaseException | str) -> str:
     return f"{str(service).lower()}|{code}|{_reason(message)}"
 
 
+def is_service_wide(cause: str) -> bool:
+    """True for a cause about the service or its credentials (401, 429, 5xx, no response), which
+    a later successful call of that service closes; False for one about single objects."""
+    return bool(_SERVICE_WIDE.match(cause))
+
+
 def _advice(service: str, status: str, reason: str, body: str) -> str:
     """What to do about one cause, in plain words."""
     name = service.capitalize()
@@ -375,7 +381,7 @@ def close_service_problems(store: Store, service: str) -> int:
     with store.write():
         rows = [r[0] for r in store.db.execute(
             "SELECT DISTINCT cause FROM notifications WHERE resolved_at IS NULL AND cause LIKE ?", (f"{service}|%",))]
-        causes = [c for c in rows if _SERVICE_WIDE.match(c)]
+        causes = [c for c in rows if is_service_wide(c)]
         if not causes:
             return 0
         return store.db.execute(
