@@ -109,3 +109,16 @@ def test_the_recorder_writes_state_changes_at_once_and_repeats_at_most_every_few
         assert open_problem_count(store) == 0
         recorder("Docebo", None, "connection refused")
         assert "no response: connection refused" in read_health(store)["docebo"]["message"]
+
+
+def test_one_mail_per_cause_names_the_cause_and_what_to_do():
+    from services.serve.mailer import compose
+
+    rows = [{"id": i, "title": f"Webhook event {i} failed", "cause": "credly|401|invalid token",
+             "service_message": "Invalid token", "created_at": "2026-01-01T00:00:00Z", "kind": "error"}
+            for i in range(1, 22)]
+    msg = compose(rows, sender="a@example.org", recipient="b@example.org")
+    assert msg["Subject"] == "[credly-console] Credly HTTP 401: Invalid token (21 notifications)"
+    body = msg.get_content()
+    assert body.count("Credly HTTP 401: Invalid token — 21 notifications") == 1
+    assert "fix the Credly token in Settings → Connections" in body

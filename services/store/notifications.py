@@ -315,7 +315,19 @@ def is_service_wide(cause: str) -> bool:
     return bool(_SERVICE_WIDE.match(cause))
 
 
-def _advice(service: str, status: str, reason: str, body: str) -> str:
+def describe_cause(cause: str, service_message: str = "") -> tuple[str, str]:
+    """(title, what to do) of a cause in plain words, e.g. ('Credly HTTP 401: Invalid token',
+    'Credly refused the credentials: fix the Credly token in Settings → Connections, …')."""
+    service, status, reason = (cause.split("|", 2) + ["", ""])[:3]
+    message = service_message or reason
+    if service == "config":
+        title = reason
+    else:
+        title = f"{service.capitalize()} {'unreachable' if status == 'network' else 'HTTP ' + status}: {message}"
+    return title, _advice(service, status)
+
+
+def _advice(service: str, status: str) -> str:
     """What to do about one cause, in plain words."""
     name = service.capitalize()
     if service == "config":
@@ -348,14 +360,10 @@ def list_problems(store: Store, *, include_closed: bool = False) -> list[dict[st
         service, status, reason = (row["cause"].split("|", 2) + ["", ""])[:3]
         last = get_notification(store, row["last_id"]) or {}
         message = last.get("service_message") or reason
-        if service == "config":
-            title = reason
-        else:
-            title = f"{service.capitalize()} {'unreachable' if status == 'network' else 'HTTP ' + status}: {message}"
+        title, advice = describe_cause(row["cause"], message)
         run_ids = sorted(int(r) for r in (row["run_ids"] or "").split(",") if r)
         out.append({**dict(row), "service": service, "status": status, "reason": reason, "title": title,
-                    "advice": _advice(service, status, reason, last.get("body", "")), "run_ids": run_ids,
-                    "service_message": message, "body": last.get("body", "")})
+                    "advice": advice, "run_ids": run_ids, "service_message": message, "body": last.get("body", "")})
     return out
 
 
