@@ -75,3 +75,41 @@ async def test_retry_asks_with_the_count_and_close_closes_by_hand(world):
         await pilot.press("e")
         await settle(pilot)
         assert app.current_mode == "settings"
+
+
+async def test_clearing_a_value_asks_first_and_focus_stays_on_its_table(seeded_ctx):
+    """Issue 16: `x` on an optional setting asked nothing and moved focus to Connections, so the
+    next `x` deleted the Credly token unasked. Now each clear asks, and focus stays."""
+    from textual.widgets import DataTable
+
+    from services.store.db import Store
+    from services.store.settings import get_setting, set_settings
+
+    seeded_ctx.secrets.set("credly_token", "tok-123")
+    with Store(seeded_ctx.database_path) as store:
+        set_settings(store, {"CREDLY_DEFAULT_EXPIRATION_DAYS": "365"})
+    app = make_app(seeded_ctx, "settings")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        settings = app.screen.query_one("#settings-table", DataTable)
+        settings.move_cursor(row=settings.get_row_index("CREDLY_DEFAULT_EXPIRATION_DAYS"))
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Clear the setting CREDLY_DEFAULT_EXPIRATION_DAYS?" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
+        await settle(pilot)
+        with Store(seeded_ctx.database_path) as store:
+            assert get_setting(store, "CREDLY_DEFAULT_EXPIRATION_DAYS") == ""
+        assert app.screen.query_one("#settings-table").has_focus
+
+        connections = app.screen.query_one("#connections-table", DataTable)
+        connections.focus()
+        connections.move_cursor(row=connections.get_row_index("secret:credly_token"))
+        await pilot.press("x")
+        await settle(pilot)
+        assert "Delete the Credly token from the keyring?" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("n")  # declined: the token stays
+        await settle(pilot)
+        assert seeded_ctx.secrets.get("credly_token") == "tok-123"
+        assert app.screen.query_one("#connections-table").has_focus
