@@ -172,7 +172,7 @@ class DashboardScreen(ConsoleScreen):
         # Every tile is as tall as what it holds (no list is cut); on a short terminal the page
         # scrolls instead.
         with VerticalScroll(id="dashboard"):
-            for row in ((TILES[0], TILES[1], TILES[2]), (TILES[4], TILES[3])):
+            for row in ((TILES[0], TILES[1], TILES[2]), (TILES[3], TILES[4])):
                 with Grid(classes="tile-row"):
                     for tile_id, title, static_id in row:
                         with Vertical(classes="panel tile", id=tile_id) as tile:

@@ -9,7 +9,7 @@ from services.core.errors import AuthenticationError
 from services.store import inbox
 from services.store.health import read_health
 from services.store.notifications import list_problems, notify_exception
-from tests.console.conftest import make_app, screen_text, settle
+from tests.console.conftest import make_app, settle
 
 CAUSE = "credly|401|you must provide a valid authorization token"
 
@@ -27,9 +27,9 @@ async def test_an_expired_token_is_one_problem_that_says_where_to_fix_it_and_clo
     app = make_app(world.ctx, "dashboard")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        text = screen_text(app)
-        assert text.count("Credly HTTP 401") == 1 and "Settings → Connections" in text
-        assert "5 event(s), 1 run(s)" in text
+        tile = str(app.screen.query_one("#notification-summary").render())  # the Problems tile, unwrapped
+        assert tile.count("Credly HTTP 401") == 1 and "fix the Credly token in Settings → Connections" in tile
+        assert "5 event(s), 1 run(s)" in tile
 
         await pilot.press("6")
         await settle(pilot)
