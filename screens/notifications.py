@@ -135,8 +135,10 @@ class NotificationsScreen(PagedScreen):
     BINDINGS = [
         Binding("o", "open", "Open", id="notifications.open", tooltip="Show the notification and mark it read"),
         Binding("u", "mark_unread", "Mark unread", show=False, id="notifications.unread", tooltip="Mark it unread again"),
-        Binding("R", "mark_all_read", "Mark all read", show=False, id="notifications.all_read", tooltip="Mark every notification read"),
-        Binding("y", "copy", "Copy", show=False, id="notifications.copy", tooltip="Copy the notification's context to the clipboard"),
+        Binding("R", "mark_all_read", "Mark all read", show=False, id="notifications.all_read",
+                tooltip="Mark every notification read"),
+        Binding("y", "copy", "Copy", show=False, id="notifications.copy",
+                tooltip="Copy the notification's or problem's context to the clipboard"),
         Binding("v", "cycle_view", "View", id="notifications.view",
                 tooltip="Problems (grouped by cause), all notifications, or the unread ones"),
         Binding("t", "test_connection", "Test connection", id="notifications.test",
