@@ -28,7 +28,8 @@ from screens.settings import SettingsScreen
 from screens.syncs import SyncsScreen
 from screens.templates import TemplatesScreen
 from services.appcontext import AppContext
-from services.store.health import API_SERVICES, check_connections, is_configured, stale_services
+from services.clients.http import set_call_outcome_listener
+from services.store.health import API_SERVICES, CallOutcomeRecorder, check_connections, is_configured, stale_services
 
 ASSETS = Path(assets.__file__).parent
 CONNECTION_CHECK = "connection-check"
@@ -54,7 +55,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("templates", "Templates", "3", TemplatesScreen),
     Section("mappings", "Mappings", "4", MappingsScreen),
     Section("syncs", "Syncs", "5", SyncsScreen),
-    Section("notifications", "Notifications", "6", NotificationsScreen),
+    Section("notifications", "Problems", "6", NotificationsScreen),
     Section("inbox", "Inbox", "7", InboxScreen),
 )
 
@@ -111,6 +112,8 @@ class CredlyConsoleApp(App[None]):
 
     # -- start --------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        # Health from real calls (issue 16): every API call of this process updates the dashboard.
+        set_call_outcome_listener(CallOutcomeRecorder(self.context.database_path))
         self.switch_mode(self.initial_section)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self._unknown_theme:
@@ -120,6 +123,9 @@ class CredlyConsoleApp(App[None]):
             self.notify("[keymap] has unknown binding ids (ignored): " + ", ".join(self._unknown_keymap_ids),
                         severity="warning", markup=False, timeout=10)
         self._check_connections_at_start()
+
+    def on_unmount(self) -> None:
+        set_call_outcome_listener(None)
 
     # -- connection health --------------------------------------------------------------------
     def _check_connections_at_start(self) -> None:

@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static, Switch
 
 from screens.base import CsvFileDialog
+from screens.confirm import ConfirmScreen
 from services.store.db import Store
 from services.store.mappings import ImportResult, MappingError, import_mappings_csv
 
@@ -73,11 +74,14 @@ class CsvImportScreen(CsvFileDialog[ImportResult | None]):
         table.add_column("Problem", key="message")
         self.query_one("#csv-path", Input).focus()
 
-    def _run(self, dry_run: bool) -> None:
+    def _run(self, dry_run: bool, *, confirmed: bool = False) -> None:
         path = self.csv_path()
         if path is None:
             return
         replace = self.query_one("#replace", Switch).value
+        if replace and not dry_run and not confirmed:
+            self._confirm_replace(path)
+            return
 
         def job(store: Store) -> tuple[ImportResult | None, MappingError | None]:
             try:
@@ -108,6 +112,30 @@ class CsvImportScreen(CsvFileDialog[ImportResult | None]):
                               style="green"))
             return
         self.dismiss(result)
+
+    def _confirm_replace(self, path: str) -> None:
+        """Replace removes rows: check the file first and say how much it touches (issue 16)."""
+
+        def job(store: Store) -> tuple[ImportResult | None, MappingError | None]:
+            try:
+                return import_mappings_csv(store, Path(path), replace=True, dry_run=True), None
+            except MappingError as exc:
+                return None, exc
+
+        def ask(outcome: tuple[ImportResult | None, MappingError | None]) -> None:
+            result, error = outcome
+            if error is not None:
+                self._done(outcome)
+                return
+            if result is None or not result.removed:
+                self._run(dry_run=False, confirmed=True)
+                return
+            question = (f"Replace: {result.removed} mapping{'s' if result.removed != 1 else ''} will be removed, "
+                        f"{result.added} added, {result.updated} updated. Import?")
+            self.app.push_screen(ConfirmScreen("Replace the mappings", question, yes="Replace", danger=True),
+                                 lambda yes: yes and self._run(dry_run=False, confirmed=True))
+
+        self.background(job, ask, group="csv-import", description="Checking what Replace removes")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "check":

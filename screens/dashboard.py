@@ -20,7 +20,7 @@ from screens.widgets.health import health_text
 from services.store import inbox
 from services.store.db import Store
 from services.store.health import API_SERVICES, is_configured, read_health
-from services.store.notifications import list_notifications, unread_count
+from services.store.notifications import list_problems, unread_count
 from services.store.settings import configuration_problems
 
 REFRESH_SECONDS = 2.0
@@ -44,7 +44,7 @@ class DashboardData:
     problems: list[Any]
     last_runs: dict[str, dict]
     unread: int
-    latest: list[dict]
+    open_problems: list[dict]
     inbox: dict[str, int]
     available: dict[str, bool] = field(default_factory=dict)
     configured: dict[str, bool] = field(default_factory=dict)
@@ -110,15 +110,33 @@ def inbox_text(counts: dict[str, int]) -> Text:
     return text
 
 
-def notifications_text(unread: int, latest: list[dict]) -> Text:
-    """The unread count and the newest unread titles, one line each (cut with … when narrow)."""
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"{unread:,} unread", style="bold" if unread else "dim")
-    for n in latest:
-        text.append(f"\n● {n['created_at'][:16].replace('T', ' ')}  {n['title']}")
-    if unread:
-        text.append("\nRead them in Notifications (6).", style="dim")
+def open_problems_text(open_problems: list[dict], unread: int) -> Text:
+    """The open problems (notifications grouped by cause, issue 16): each one's title, how many
+    events and runs it touches, and what to do; then the unread count."""
+    text = Text()
+    if not open_problems:
+        text.append("No open problems", style="green")
+    for problem in open_problems[:3]:
+        text.append("✖ ", style="bold red")
+        text.append(problem["title"], style="bold")
+        text.append(f"\n  {problem['events']:,} event(s), {problem['runs']:,} run(s), last "
+                    f"{problem['last_seen'][11:16]} UTC\n  {problem['advice']}\n")
+    if len(open_problems) > 3:
+        text.append(f"… and {len(open_problems) - 3} more\n", style="dim")
+    text.append(f"\n{unread:,} unread notification(s)" if unread else "", style="dim")
+    if open_problems or unread:
+        text.append("\nDetails and actions in Problems (6).", style="dim")
     return text
+
+
+def run_status_text(run: dict) -> tuple[str, str]:
+    """(words, style) of a run's status: a run that ended with failed items is "succeeded with N
+    failures" in its own colour, never a plain green "succeeded" (issue 16)."""
+    status, failed = run["status"], run.get("failed") or 0
+    if status == "succeeded" and failed:
+        return f"succeeded with {failed:,} failure{'s' if failed != 1 else ''}", "bold dark_orange"
+    return status, {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "bold cyan",
+                    "interrupted": "yellow", "skipped": "dim"}.get(status, "")
 
 
 def read_dashboard(store: Store) -> DashboardData:
@@ -135,7 +153,7 @@ def read_dashboard(store: Store) -> DashboardData:
         problems=configuration_problems(store),
         last_runs=last,
         unread=unread_count(store),
-        latest=list_notifications(store, unread_only=True, limit=5),
+        open_problems=list_problems(store),
         inbox=inbox.counts(store),
     )
 
@@ -145,7 +163,7 @@ TILES: tuple[tuple[str, str, str], ...] = (  # (tile id, border title, id of its
     ("tile-docebo", "Docebo connection", "health-docebo"),
     ("tile-inbox", "Webhook inbox", "inbox-counts"),
     ("tile-problems", "Configuration (S3)", "config-problems"),
-    ("tile-notifications", "Unread notifications", "notification-summary"),
+    ("tile-notifications", "Problems", "notification-summary"),
 )
 
 
@@ -171,8 +189,8 @@ class DashboardScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#last-runs", DataTable)
-        for key, heading, width in (("flow", "Flow", 28), ("run", "Run", 6), ("status", "Status", 11),
-                                    ("ended", "Ended (UTC)", 16), ("counts", "Counts", 60)):
+        for key, heading, width in (("flow", "Flow", 28), ("run", "Run", 6), ("status", "Status", None),
+                                    ("ended", "Ended (UTC)", 16), ("counts", "Counts", 50)):
             table.add_column(heading, width=width, key=key)
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self._tick)
@@ -233,7 +251,7 @@ class DashboardScreen(ConsoleScreen):
             self.query_one(f"#health-{service}", Static).update(text)
         self.query_one("#inbox-counts", Static).update(inbox_text(data.inbox))
         self.query_one("#config-problems", Static).update(problems_text(data.problems))
-        self.query_one("#notification-summary", Static).update(notifications_text(data.unread, data.latest))
+        self.query_one("#notification-summary", Static).update(open_problems_text(data.open_problems, data.unread))
         self.call_after_refresh(self._even_rows)
 
         table = self.query_one("#last-runs", DataTable)
@@ -245,11 +263,10 @@ class DashboardScreen(ConsoleScreen):
                     continue
                 table.add_row(Text(label), Text("—"), Text("never run", style="dim"), Text(""), Text(""), key=flow)
                 continue
-            style = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "bold cyan",
-                     "interrupted": "yellow", "skipped": "dim"}.get(run["status"], "")
+            status, style = run_status_text(run)
             table.add_row(
                 Text(label + (" (dry run)" if run["dry_run"] else "")), Text(str(run["id"])),
-                Text(run["status"], style=style), Text((run["ended_at"] or "")[:16].replace("T", " ")),
+                Text(status, style=style), Text((run["ended_at"] or "")[:16].replace("T", " ")),
                 Text(counts_text({k: run[k] for k in ("examined", "issued", "replaced", "revoked", "created",
                                                       "updated", "deleted", "skipped", "failed")})),
                 key=flow)

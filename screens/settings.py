@@ -22,6 +22,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen, subscribe_health
+from screens.confirm import ConfirmScreen
 from screens.widgets.health import SERVICE_TITLES, health_text
 from screens.widgets.paged_table import cursor_row_key as _row_key
 from services.core.config import AppConfig, ConfigError, load_config, save_config
@@ -401,12 +402,14 @@ class SettingsScreen(ConsoleScreen):
         self._close_editor()
 
     def _close_editor(self) -> None:
-        kind = "settings" if (self._editing or "").startswith("setting:") else "connections"
+        editing = self._editing
         self._editing = None
         self.query_one("#editor").display = False
         self.refresh_bindings()
         self.query_one("#editor-input", Input).value = ""
-        self.query_one(f"#{kind}-table", DataTable).focus()
+        if editing is not None:  # back to the edited row's table; without an editor focus stays (issue 16)
+            kind = "settings" if editing.startswith("setting:") else "connections"
+            self.query_one(f"#{kind}-table", DataTable).focus()
 
     def _inline_error(self, message: str) -> None:
         self.query_one("#editor-error", Static).update(Text("✘ " + message, style="bold red"))
@@ -510,6 +513,7 @@ class SettingsScreen(ConsoleScreen):
         self.background(job, done, group="settings-save", description=f"Saving {spec.label}")
 
     def action_clear_value(self) -> None:
+        """Clear the highlighted value, after asking (issue 16: never delete a token unasked)."""
         row = self._focused_row()
         if row is None:
             return
@@ -518,6 +522,16 @@ class SettingsScreen(ConsoleScreen):
             if key not in OPTIONAL_KEYS:
                 self.notify(f"{key} is required and cannot be cleared (S3).", severity="warning", markup=False)
                 return
+            question, yes = f"Clear the setting {key}?", "Clear"
+        else:
+            spec = FIELDS_BY_KEY[key]
+            question, yes = ((f"Delete the {spec.label} from the keyring?", "Delete") if spec.is_secret
+                             else (f"Clear {spec.label} in the configuration file?", "Clear"))
+        self.app.push_screen(ConfirmScreen(yes, question, yes=yes, danger=True),
+                             lambda confirmed: confirmed and self._clear_value(kind, key))
+
+    def _clear_value(self, kind: str, key: str) -> None:
+        if kind == "setting":
             self.background(_save_setting(key, ""), partial_saved(self, key), group="settings-save",
                             description=f"Clearing {key}")
             return

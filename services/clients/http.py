@@ -45,6 +45,25 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 NON_RETRYABLE_5XX = frozenset({501, 505})
 
 
+# The last real outcome of every call reaches this listener (service, HTTP status or None for no
+# response, message; issue 16 health from real calls). Wiring installs it; it must be cheap.
+CallOutcomeListener = Callable[[str, int | None, str], None]
+_call_outcome_listener: CallOutcomeListener | None = None
+
+
+def set_call_outcome_listener(listener: CallOutcomeListener | None) -> None:
+    global _call_outcome_listener
+    _call_outcome_listener = listener
+
+
+def _report_outcome(service: str, status: int | None, message: str) -> None:
+    if _call_outcome_listener is not None:
+        try:
+            _call_outcome_listener(service, status, message)
+        except Exception:  # health is advisory: a failing listener never fails the call
+            log.exception("the call outcome listener failed")
+
+
 # --------------------------------------------------------------------------------------------
 # Policy
 
@@ -360,7 +379,17 @@ class ApiSession:
         max_retries: int | None = ..., bypass_in_flight: bool = ...,
     ) -> httpx.Response | Recovered: ...
 
-    async def request(
+    async def request(self, method: str, route: str, **kw: Any) -> httpx.Response | Recovered:
+        """`_send` one API call and report its final outcome to the call outcome listener."""
+        try:
+            response = await self._send(method, route, **kw)
+        except ApiError as exc:
+            _report_outcome(self.service, exc.status, exc.message)
+            raise
+        _report_outcome(self.service, getattr(response, "status_code", 200), "")
+        return response
+
+    async def _send(
         self,
         method: str,
         route: str,

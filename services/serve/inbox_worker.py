@@ -327,9 +327,28 @@ class InboxWorker:
         if retry_at is not None:
             log.info("inbox event %s failed (attempt %d), retrying at %s: %s", row["id"], row["attempts"],
                      inbox.stamp(retry_at), outcome.reason)
+            self._notify_service_problem(row, outcome)
             return
         log.warning("inbox event %s failed after %d attempts: %s", row["id"], row["attempts"], outcome.reason)
         self._notify_failed(row, outcome)
+
+    def _notify_service_problem(self, row: dict[str, Any], outcome: Outcome) -> None:
+        """A first attempt failed because the service or its credentials are broken (401, 5xx,
+        no response): show the problem now (issue 16), not after the last retry; not mailed — the
+        final failure is."""
+        from services.store import notifications
+
+        cause = notifications.cause_of(outcome.reason)
+        if row["attempts"] != 1 or not notifications.is_service_wide(cause):
+            return
+        try:
+            notifications.create_notification(
+                self.store, "error", f"Webhook event {row['id']} failed, will be retried: {row['event_type']}",
+                body=f"Reason: {outcome.reason}", flow=_flow_of(row), run_id=outcome.run_id, object=describe(row),
+                cause=cause, service_message=_service_message(outcome.reason), mail_status="not_mailed",
+            )
+        except Exception:
+            log.exception("could not store the problem notification of inbox event %s", row["id"])
 
     def _notify_failed(self, row: dict[str, Any], outcome: Outcome) -> None:
         from services.store import notifications
@@ -353,14 +372,21 @@ class InboxWorker:
             body.append(f"Run: {outcome.run_id}")
         if lines:
             body += ["", "Errors:"] + [f"- {line}" for line in lines]
-        body += ["", f"Retry it with `credly-console inbox retry {row['id']}` or from the console's inbox."]
+        body += ["", "Fix the cause (see the console's Problems), then retry the event from the console's Inbox "
+                 f"or with `credly-console inbox retry {row['id']}`."]
         try:
             notifications.create_notification(
                 self.store, "error", f"Webhook event {row['id']} failed: {row['event_type']}",
                 body="\n".join(body), flow=_flow_of(row), run_id=outcome.run_id, object=what,
+                cause=notifications.cause_of(outcome.reason), service_message=_service_message(outcome.reason),
             )
         except Exception:
             log.exception("could not store the failure notification of inbox event %s", row["id"])
+
+
+def _service_message(reason: str) -> str:
+    """The service's own words inside an API failure's text ('' when the reason is not one)."""
+    return reason.split("): ", 1)[1] if "): " in reason else ""
 
 
 def _flow_of(row: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from services.store.db import Store
+from services.store.notifications import describe_cause
 
 log = logging.getLogger("credly_console.mailer")
 
@@ -70,13 +71,31 @@ def compose(rows: list[dict[str, Any]], *, sender: str, recipient: str) -> Email
         msg.set_content(format_notification(rows[0]) + "\n\n-- \ncredly-console\n")
         return msg
     n = len(rows)
-    msg["Subject"] = f"[credly-console] {n} notifications (digest)"
-    parts = [f"{n} notifications since the last mail, oldest first:", ""]
+    causes = _by_cause(rows)
+    if len(causes) == 1 and len(causes[0][1]) == n:
+        title, _advice = describe_cause(causes[0][0], rows[-1].get("service_message", ""))
+        msg["Subject"] = f"[credly-console] {title} ({n} notifications)"
+    else:
+        msg["Subject"] = f"[credly-console] {n} notifications (digest)"
+    parts = []
+    for cause, members in causes:  # one paragraph per cause (issue 16): what happened, what to do
+        title, advice = describe_cause(cause, members[-1].get("service_message", ""))
+        parts += [f"{title} — {len(members)} notification{'s' if len(members) != 1 else ''}", f"  {advice}", ""]
+    parts += [f"{n} notifications since the last mail, oldest first:", ""]
     parts += [f"  {i}. {r['title']}" for i, r in enumerate(rows, 1)]
     for i, r in enumerate(rows, 1):
         parts += ["", "-" * 78, f"{i}. " + format_notification(r)]
     msg.set_content("\n".join(parts) + "\n\n-- \ncredly-console\n")
     return msg
+
+
+def _by_cause(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The rows that carry a cause, grouped by it in the order first seen."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("cause"):
+            groups.setdefault(row["cause"], []).append(row)
+    return list(groups.items())
 
 
 class Mailer:

@@ -407,7 +407,11 @@ class ServeRuntime:
         return webhook_urls(self.base_url, self.settings.secret)
 
     def start(self) -> ServeRuntime:
+        from services.clients.http import set_call_outcome_listener
+        from services.store.health import CallOutcomeRecorder
+
         Store(self.db_path).close()  # create / migrate once, before the threads open it
+        set_call_outcome_listener(CallOutcomeRecorder(self.db_path))  # health from real calls (issue 16)
         self.writer.start()
         self.engine_thread.start()
         app = create_receiver_app(self.settings, self.writer, _ops(self.config, self.db_path, self.writer))
@@ -415,10 +419,13 @@ class ServeRuntime:
         return self
 
     def stop(self) -> None:
+        from services.clients.http import set_call_outcome_listener
+
         if self.receiver is not None:
             self.receiver.stop()
         self.writer.stop()
         self.engine_thread.stop()
+        set_call_outcome_listener(None)
 
     def __enter__(self) -> ServeRuntime:
         return self.start()

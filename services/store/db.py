@@ -252,8 +252,16 @@ def _migration_ledger_identity(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _migration_notification_causes(db: sqlite_utils.Database) -> None:
+    """Issue 16: each notification carries its cause ('credly|401|invalid token', '' = none), so
+    the console folds notifications of one cause into one problem, and `resolved_at` closes it."""
+    db.execute("ALTER TABLE notifications ADD COLUMN cause TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE notifications ADD COLUMN resolved_at TEXT")
+    db.execute("CREATE INDEX notifications_cause ON notifications(cause, resolved_at)")
+
+
 # Append-only. Each entry runs once, in its own transaction, and bumps PRAGMA user_version.
-MIGRATIONS = [_migration_1, _migration_ledger_identity]
+MIGRATIONS = [_migration_1, _migration_ledger_identity, _migration_notification_causes]
 
 
 class StoreError(CredlyConsoleError):

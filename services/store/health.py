@@ -1,5 +1,5 @@
-"""Connection health: the outcome of the last "test connection" of each service, kept in the
-`connection_health` table for the dashboard (SPEC §4: "health of connections").
+"""Connection health: the outcome of the last "test connection" or real API call of each service,
+kept in the `connection_health` table for the dashboard (SPEC §4: "health of connections"; issue 16).
 
 Design notes: docs/design/store.md
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,6 +18,8 @@ from services.store.db import Store, utcnow
 HEALTH_SERVICES: tuple[str, ...] = ("credly", "docebo", "smtp")
 API_SERVICES: tuple[str, ...] = ("credly", "docebo")
 STALE_AFTER = dt.timedelta(hours=1)
+# A real call's outcome is written when the service's state changes, else at most this often.
+CALL_OUTCOME_EVERY_S = 10.0
 
 
 def record_health(store: Store, service: str, ok: bool, message: str, *, at: str | None = None) -> dict[str, Any]:
@@ -96,3 +100,47 @@ async def check_connections(store: Store, factories: dict[str, Callable[[], Any]
     outcomes = await asyncio.gather(*(check_connection(factories[s]) for s in services))
     return {service: record_health(store, service, ok, message)
             for service, (ok, message) in zip(services, outcomes, strict=True)}
+
+
+def call_outcome_failure(status: int | None, message: str) -> str:
+    """'' when a real call's outcome says the connection works, else why it does not. Object-level
+    refusals (404, 409, 422 …) still prove the service answers with valid credentials."""
+    if status is None:
+        return f"no response: {message}"
+    if status in (401, 403) or status == 429 or status >= 500:
+        return f"HTTP {status}: {message or '(no message from the service)'}"
+    return ""
+
+
+class CallOutcomeRecorder:
+    """The listener of `services.clients.http.set_call_outcome_listener`: records the last real
+    outcome of each service into `connection_health` (any thread, its own short-lived Store), at
+    once when the state changes and at most every `every_s` seconds otherwise. A success also
+    closes the service's service-wide problems (notifications.close_service_problems)."""
+
+    def __init__(self, database_path: Any, *, every_s: float = CALL_OUTCOME_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.database_path = database_path
+        self.every_s = every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[str, float]] = {}  # service → (failure, when written)
+
+    def __call__(self, service_name: str, status: int | None, message: str) -> None:
+        service = service_name.lower()
+        if service not in API_SERVICES:
+            return
+        failure = call_outcome_failure(status, message)
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(service)
+            if last is not None and last[0] == failure and now - last[1] < self.every_s:
+                return
+            self._last[service] = (failure, now)
+        from services.store import notifications
+
+        with Store(self.database_path) as store:
+            record_health(store, service, not failure,
+                          "last call succeeded" if not failure else f"last call failed — {failure}")
+            if not failure:
+                notifications.close_service_problems(store, service)

@@ -1,10 +1,14 @@
 """Notifications (N1): errors, configuration problems, rejected webhooks and the deletion notice.
 
+Each error carries its cause (service, status, reason); the console folds the open notifications
+of one cause into one problem, which closes itself when the service works again (issue 16).
+
 Design notes: docs/design/store.md
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,8 +30,9 @@ def create_notification(
     call: str = "",
     service_message: str = "",
     mail_status: str = "pending",
+    cause: str = "",
 ) -> int:
-    """Store a notification and return its id."""
+    """Store a notification and return its id. `cause`: see `cause_of` ('' = stands alone)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}; expected one of {', '.join(KINDS)}")
     if mail_status not in MAIL_STATUSES:
@@ -43,8 +48,8 @@ def create_notification(
                 return row[0]
         cur = store.db.execute(
             "INSERT INTO notifications (created_at, kind, title, body, flow, run_id, object, call, "
-            "service_message, mail_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (utcnow(), kind, title, body, flow, run_id, object, call, service_message, mail_status),
+            "service_message, mail_status, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), kind, title, body, flow, run_id, object, call, service_message, mail_status, cause),
         )
         return inserted_rowid(cur)
 
@@ -60,6 +65,7 @@ def notify_error(
     call: str = "",
     service_message: str = "",
     in_digest: bool = False,
+    cause: str = "",
 ) -> int:
     """An error notification. `in_digest=True` (batch runs): shown, mailed only in the digest."""
     return create_notification(
@@ -73,6 +79,7 @@ def notify_error(
         call=call,
         service_message=service_message,
         mail_status="in_digest" if in_digest else "pending",
+        cause=cause,
     )
 
 
@@ -102,12 +109,13 @@ def notify_exception(
         call=call,
         service_message=service_message,
         in_digest=in_digest,
+        cause=cause_of(exc),
     )
 
 
 def notify_config_problem(store: Store, title: str, body: str, *, flow: str = "", run_id: int | None = None) -> int:
     """A configuration problem that blocked a flow (S3) or the receiver."""
-    return create_notification(store, "config", title, body=body, flow=flow, run_id=run_id)
+    return create_notification(store, "config", title, body=body, flow=flow, run_id=run_id, cause=f"config||{title}")
 
 
 def close_digest(store: Store, run_id: int, *, flow: str = "") -> int | None:
@@ -267,3 +275,128 @@ def mark_unread(store: Store, ids: Iterable[int]) -> int:
         return 0
     with store.write():
         return store.db.execute(f"UPDATE notifications SET read_at = NULL WHERE id IN ({','.join('?' * len(ids))})", ids).rowcount
+
+
+# -- problems: notifications grouped by cause (issue 16) --------------------------------------
+
+# str(ApiError): "Credly GET /route failed (error, HTTP 401): message" or "(network, no response)".
+_API_ERROR_TEXT = re.compile(r"\b(Credly|Docebo) (\S+ \S+) failed \([^,]+, (?:HTTP (\d{3})|no response)\): (.*)", re.S)
+# Statuses that say the service or its credentials are broken, not one object: a later successful
+# call of the same service closes these problems.
+_SERVICE_WIDE = re.compile(r"^(credly|docebo)\|(401|429|5\d\d|network)\|")
+
+
+def _reason(message: str) -> str:
+    """The part of a service message shared by every event of one cause: ids and numbers dropped."""
+    first = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    first = re.sub(r"\d+", "#", first).strip(" .")
+    return first[:80].lower()
+
+
+def cause_of(failure: BaseException | str) -> str:
+    """The cause key 'service|status|reason' of an API failure (an ApiError, or its text as stored
+    in a run log or an inbox row), e.g. 'credly|401|invalid token'; '' when it is no API failure."""
+    service = getattr(failure, "service", None)
+    if isinstance(failure, BaseException) and service:
+        status = getattr(failure, "status", None)
+        message = str(getattr(failure, "message", "") or "")
+    else:
+        match = _API_ERROR_TEXT.search(str(failure))
+        if not match:
+            return ""
+        service, _call, status, message = match.groups()
+    code = str(status) if status else "network"
+    return f"{str(service).lower()}|{code}|{_reason(message)}"
+
+
+def is_service_wide(cause: str) -> bool:
+    """True for a cause about the service or its credentials (401, 429, 5xx, no response), which
+    a later successful call of that service closes; False for one about single objects."""
+    return bool(_SERVICE_WIDE.match(cause))
+
+
+def describe_cause(cause: str, service_message: str = "") -> tuple[str, str]:
+    """(title, what to do) of a cause in plain words, e.g. ('Credly HTTP 401: Invalid token',
+    'Credly refused the credentials: fix the Credly token in Settings → Connections, …')."""
+    service, status, reason = (cause.split("|", 2) + ["", ""])[:3]
+    message = service_message or reason
+    if service == "config":
+        title = reason
+    else:
+        title = f"{service.capitalize()} {'unreachable' if status == 'network' else 'HTTP ' + status}: {message}"
+    return title, _advice(service, status)
+
+
+def _advice(service: str, status: str) -> str:
+    """What to do about one cause, in plain words."""
+    name = service.capitalize()
+    if service == "config":
+        return "Fix the setting named below in Settings; the next run checks it again."
+    if status in ("401", "403"):
+        return (f"{name} refused the credentials: fix the {name} token in Settings → Connections, "
+                "then retry the affected events.")
+    if status == "network" or status.startswith("5"):
+        return (f"{name} is unreachable or failing: failed events are retried by the service; "
+                "test the connection, then retry the affected events.")
+    if status == "429":
+        return f"{name}'s rate limit was reached: the calls wait and resume by themselves."
+    return f"{name} rejected these calls: read the service's message and fix the mapping or the data, then retry."
+
+
+def list_problems(store: Store, *, include_closed: bool = False) -> list[dict[str, Any]]:
+    """The open problems, newest first: one row per cause with `cause`, `service`, `status`,
+    `reason`, `title`, `advice`, `notifications`, `events` (distinct objects), `runs` (distinct
+    run ids), `run_ids`, `first_seen`, `last_seen`, `unread`, `service_message`, `closed_at`."""
+    where = "" if include_closed else "AND resolved_at IS NULL"
+    rows = store.db.query(
+        "SELECT cause, COUNT(*) AS notifications, COUNT(DISTINCT NULLIF(object, '')) AS events, "
+        "COUNT(DISTINCT run_id) AS runs, GROUP_CONCAT(DISTINCT run_id) AS run_ids, "
+        "MIN(created_at) AS first_seen, MAX(created_at) AS last_seen, "
+        "SUM(read_at IS NULL) AS unread, MAX(resolved_at) AS closed_at, MAX(id) AS last_id "
+        f"FROM notifications WHERE cause != '' {where} GROUP BY cause ORDER BY last_id DESC"
+    )
+    out = []
+    for row in rows:
+        service, status, reason = (row["cause"].split("|", 2) + ["", ""])[:3]
+        last = get_notification(store, row["last_id"]) or {}
+        message = last.get("service_message") or reason
+        title, advice = describe_cause(row["cause"], message)
+        run_ids = sorted(int(r) for r in (row["run_ids"] or "").split(",") if r)
+        out.append({**dict(row), "service": service, "status": status, "reason": reason, "title": title,
+                    "advice": advice, "run_ids": run_ids, "service_message": message, "body": last.get("body", "")})
+    return out
+
+
+def problem_notifications(store: Store, cause: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """The notifications of one cause (the affected items), newest first."""
+    return list(store.db.query(
+        "SELECT * FROM notifications WHERE cause = ? AND resolved_at IS NULL ORDER BY id DESC LIMIT ?", (cause, limit)))
+
+
+def close_problem(store: Store, cause: str) -> int:
+    """Close every open notification of `cause` (marked read and resolved); returns how many."""
+    now = utcnow()
+    with store.write():
+        return store.db.execute(
+            "UPDATE notifications SET resolved_at = ?, read_at = COALESCE(read_at, ?) "
+            "WHERE cause = ? AND resolved_at IS NULL", (now, now, cause)).rowcount
+
+
+def close_service_problems(store: Store, service: str) -> int:
+    """A call of `service` succeeded: close its service-wide problems (credentials, outages, rate
+    limit); problems about single objects (404, 422 …) stay open. Returns how many closed."""
+    now = utcnow()
+    with store.write():
+        rows = [r[0] for r in store.db.execute(
+            "SELECT DISTINCT cause FROM notifications WHERE resolved_at IS NULL AND cause LIKE ?", (f"{service}|%",))]
+        causes = [c for c in rows if is_service_wide(c)]
+        if not causes:
+            return 0
+        return store.db.execute(
+            f"UPDATE notifications SET resolved_at = ?, read_at = COALESCE(read_at, ?) WHERE resolved_at IS NULL "
+            f"AND cause IN ({','.join('?' * len(causes))})", (now, now, *causes)).rowcount
+
+
+def open_problem_count(store: Store) -> int:
+    return store.db.execute(
+        "SELECT COUNT(DISTINCT cause) FROM notifications WHERE cause != '' AND resolved_at IS NULL").fetchone()[0]

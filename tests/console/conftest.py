@@ -337,8 +337,9 @@ def seed(store: Store) -> None:
         for created, kind, title, flow, run_id, obj, call, service, read_at, body in notes:
             db.execute(
                 "INSERT INTO notifications (created_at, kind, title, body, flow, run_id, object, call, service_message, "
-                "read_at, mail_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sent')",
-                (created, kind, title, body, flow, run_id, obj, call, service, read_at),
+                "read_at, mail_status, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?)",
+                (created, kind, title, body, flow, run_id, obj, call, service, read_at,
+                 f"credly|422|{service}" if kind == "error" else ""),
             )
         items = [
             (

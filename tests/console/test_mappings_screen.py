@@ -206,3 +206,38 @@ async def test_toggle_active_and_check_against_docebo_and_credly_marks_broken_ro
         await pilot.press("down")
         await pilot.pause()
         assert "learning plan 999 does not exist in Docebo" in str(app.screen.query_one("#mapping-detail").render())
+
+
+async def test_csv_import_with_replace_says_how_many_it_removes_and_asks_first(seeded_ctx, tmp_path):
+    """Issue 16: Replace deleted 10 of 12 mappings with no preview; now it asks with the counts."""
+    from textual.widgets import Switch
+
+    from services.store.db import Store
+
+    good = tmp_path / "two.csv"
+    good.write_text(f"template_id,learning_plan_id\n{T_SAFETY},42\n{T_SAFETY},43\n", encoding="utf-8")
+    app = make_app(seeded_ctx, "mappings")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        dialog = app.screen
+        dialog.query_one("#csv-path", Input).value = str(good)
+        dialog.query_one("#replace", Switch).value = True
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "Replace: 5 mappings will be removed, 2 added, 0 updated." in question
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is dialog
+        with Store(seeded_ctx.database_path) as store:
+            assert store.db.execute("SELECT count(*) FROM mappings").fetchone()[0] == 5
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, MappingsScreen)
+        with Store(seeded_ctx.database_path) as store:
+            assert store.db.execute("SELECT count(*) FROM mappings").fetchone()[0] == 2

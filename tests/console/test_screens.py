@@ -82,6 +82,8 @@ async def test_open_a_notification_and_see_its_context(seeded_ctx):
     app = make_app(seeded_ctx, "notifications")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await pilot.press("v")  # from the problems to every notification
+        await settle(pilot)
         table = app.screen.query_one(PagedTable)
         assert str(table.get_row("3")[0]) == "●" and str(table.get_row("1")[0]) == "●"
         table.move_cursor(row=table.get_row_index("1"))  # the badge error
@@ -324,13 +326,14 @@ async def test_dashboard_shows_the_state_and_refreshes_by_itself(seeded_ctx):
         with Store(seeded_ctx.database_path) as store:
             store.db.execute("UPDATE settings SET value = '' WHERE key = 'EVIDENCE_TITLE'")
             store.conn.commit()
-            create_notification(store, "error", "A new failure")
+            create_notification(store, "error", "A new failure", service_message="Invalid token",
+                                cause="credly|401|invalid token")
         for _ in range(120):
             await pilot.pause(0.05)
             if "3 unread" in screen_text(app):
                 break
         text = screen_text(app)
-        assert "3 unread" in text and "A new failure" in text
+        assert "3 unread" in text and "Credly HTTP 401: Invalid token" in text
         assert "EVIDENCE_TITLE — not set (required)" in text
 
 

@@ -32,7 +32,7 @@ def no_periodic_refresh(monkeypatch):
     monkeypatch.setattr(NotificationsScreen, "REFRESH_SECONDS", NO_PERIODIC_REFRESH_S)
 
 
-def _snap(snap_compare, ctx, section, *, steps=None):
+def _snap(snap_compare, ctx, section, *, steps=None, size=SIZE):
     app = make_app(ctx, section)
 
     async def run_before(pilot):
@@ -41,7 +41,7 @@ def _snap(snap_compare, ctx, section, *, steps=None):
             await steps(pilot)
             await settle(pilot)
 
-    return snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    return snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_dashboard(snap_compare, seeded_ctx):
@@ -138,16 +138,18 @@ def test_syncs_every_run(snap_compare, seeded_ctx):
     assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
 
 
-def test_plan_review(snap_compare, seeded_ctx):
-    summary = SimpleNamespace(
+def _plan_summary() -> SimpleNamespace:
+    return SimpleNamespace(
         run_id=7, flow="docebo_to_credly", status="succeeded", reason="", dry_run=True,
         counts={"examined": 12, "issued": 3, "skipped": 9},
         actions=[{"action": "issue_badge", "object": f"user{i}@example.com / Fire Warden",
                   "message": "would issue Fire Warden (learning plan 501 completed 2025-03-01)"} for i in (1, 2, 3)],
     )
 
+
+def test_plan_review(snap_compare, seeded_ctx):
     async def steps(pilot):
-        pilot.app.push_screen(PlanReviewScreen(summary))
+        pilot.app.push_screen(PlanReviewScreen(_plan_summary()))
 
     assert _snap(snap_compare, seeded_ctx, "syncs", steps=steps)
 
@@ -177,3 +179,21 @@ def test_keys_panel(snap_compare, seeded_ctx):
         await pilot.press("question_mark")
 
     assert _snap(snap_compare, seeded_ctx, "mappings", steps=steps)
+
+
+# Issue 16: the screens of the three jobs at the smallest supported terminal and a large one; the
+# seeded store holds a run with a failed item and one problem (a Credly 422).
+async def _history(pilot):
+    await pilot.press("w", "h", "g")  # every run: the scheduler's run 3 has a failed item
+
+
+async def _plan(pilot):
+    pilot.app.push_screen(PlanReviewScreen(_plan_summary()))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("section,steps", [("dashboard", None), ("mappings", None), ("syncs", _history),
+                                           ("notifications", None), ("syncs", _plan)],
+                         ids=["dashboard", "mappings", "syncs-with-failures", "problems", "plan-review"])
+def test_sizes(snap_compare, seeded_ctx, section, steps, size):
+    assert _snap(snap_compare, seeded_ctx, section, steps=steps, size=size)
