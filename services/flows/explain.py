@@ -105,14 +105,16 @@ def _blocked(store: Any, settings: settings_store.SettingsSnapshot) -> tuple[str
 
 async def _course_templates(job: Any, completions: list[dict[str, Any]], dropdown: dict[str, dict[str, Any]]) -> tuple[
         dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """F3a: the template each completed course names. The last full F7 run's plan knows the
-    courses' dropdown values; courses it does not know are read one by one."""
+    """F3a: the template each completed course names, from the last full F7 run's plan (the
+    courses' dropdown values), else by reading each completed course."""
     plan = (incremental.read_state(job.store, "docebo_to_credly") or {}).get("plan") or {}
     known = plan.get("courses") or {}
     course_by_id: dict[str, dict[str, Any]] = {}
     course_template: dict[str, dict[str, Any]] = {}
     ids = sorted({d2c._enrollment_course(e) for e in completions})
-    missing = [cid for cid in ids if cid not in known]
+    # The plan lists every course naming a template at the last full run: a course it leaves
+    # out named none then. Without a plan (no full run yet) each completed course is read.
+    missing = [] if "courses" in plan else ids
     for cid in ids:
         if cid in known:
             option, name = known[cid]
