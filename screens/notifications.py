@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
+from screens.learners import open_learner
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain
 from services.store.db import Store
@@ -86,6 +87,8 @@ class NotificationsScreen(PagedScreen):
         Binding("y", "copy", "Copy", id="notifications.copy", tooltip="Copy the notification's context to the clipboard"),
         Binding("v", "cycle_view", "Unread only", id="notifications.view", tooltip="Show only unread ones, or all"),
         Binding("r", "reload", "Reload", show=False, id="notifications.reload", tooltip="Read the list again"),
+        Binding("e", "explain_learner", "Learner", show=False, id="notifications.learner",
+                tooltip="Open the learner this notification names in Learners"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -150,6 +153,10 @@ class NotificationsScreen(PagedScreen):
 
         self.background(lambda store: mark_read(store, None), done, group="notifications-write", exclusive=False,
                         description="Marking all read")
+
+    async def action_explain_learner(self) -> None:
+        row = self.current_row or {}
+        await open_learner(self, str(row.get("object") or ""), str(row.get("title") or ""), str(row.get("body") or ""))
 
     def action_copy(self) -> None:
         row = self.current_row
