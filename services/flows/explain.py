@@ -176,13 +176,15 @@ async def _docebo_sources(job: Any, learner: Learner) -> tuple[seam.LearnerSourc
 
 async def _plan_courses(job: Any, src: seam.LearnerSources) -> dict[str, list[str]]:
     """F3b: which completed course belongs to which completed mapped plan (the last full F7 run's
-    plan, else one read of each completed mapped plan's course list)."""
+    plan; a plan it does not know — mapped since — is read: one call each)."""
     plan = (incremental.read_state(job.store, "docebo_to_credly") or {}).get("plan") or {}
     done_lps = sorted({lp for lp, _ in src.lp_done if lp in src.lp_maps})
-    if plan.get("lp_courses") is not None:
-        return {cid: [lp for lp in lps if lp in done_lps] for cid, lps in plan["lp_courses"].items()}
     out: dict[str, list[str]] = {}
-    for lp, rows in zip(done_lps, await asyncio.gather(*(collect(job.docebo.iter_learning_plan_courses(lp)) for lp in done_lps)),
+    for cid, lps in (plan.get("lp_courses") or {}).items():
+        out[cid] = [lp for lp in lps if lp in done_lps]
+    planned = {lp for lps in (plan.get("lp_courses") or {}).values() for lp in lps}
+    unread = [lp for lp in done_lps if lp not in planned]  # mapped since the last full run
+    for lp, rows in zip(unread, await asyncio.gather(*(collect(job.docebo.iter_learning_plan_courses(lp)) for lp in unread)),
                         strict=True):
         for c in rows:
             out.setdefault(str(c.get("id_course", c.get("course_id", c.get("id")))), []).append(lp)
@@ -458,7 +460,7 @@ def render_text(ex: Explanation) -> str:
             out.append(f"  Docebo {o['type'].replace('_', ' ')} {o['id']}")
         for h in t.history:
             run = f"run {h['run_id']}" if h["run_id"] is not None else "-"
-            out.append(f"  {str(h['at'])[:19]}  {run:>8}  {h['message']}")
+            out.append(f"  {str(h['at'])[:16].replace('T', ' ')}  {run:>7}  {h['message']}")
     return "\n".join(out) + "\n"
 
 

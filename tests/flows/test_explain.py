@@ -199,3 +199,13 @@ async def test_at_most_10_calls_and_template_filter(make_world):
 def test_bad_learner_is_usage_error(bad):
     with pytest.raises(UsageError):
         parse_learner(bad)
+
+
+async def test_a_plan_mapped_after_the_last_full_run_is_still_seen(make_world):
+    w = make_world(base_data(enrollments=[completed(102, 1), completed(103, 1)],
+                             lp_enrollments=[{"learning_plan_id": 501, "user_id": 1, "enrolled_at": "2025-01-01 09:00:00"}]))
+    await w.prepare_dropdown({101: "Safety Basics"})
+    await w.run("docebo-to-credly", full=True)
+    w.add_mapping(T_FIRE, lp="501")
+    t = _one(await explain_learner(w.ctx, "alice@example.com"), T_FIRE)
+    assert (t.decision, t.rule) == ("issue", "F3b")
