@@ -75,3 +75,24 @@ def test_snapshot_learners_at_80x24(snap_compare, world):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_inbox_key_shows_the_learners_events_and_back_with_e(world):
+    from services.store import inbox
+
+    await world.prepare()
+    payload = {"user_id": 2, "course_id": 101, "status": "completed"}
+    inbox.insert_items(world.store, [inbox.NewItem("docebo", "docebo:m1:0", "course.enrollment.completed",
+                                                   "docebo-user:2", payload)])
+    app = make_app(world.ctx, "learners")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        app.screen.show_learner("2")
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        assert app.current_mode == "inbox" and app.screen.filter_text == "docebo-user:2"
+        assert "course.enrollment.completed" in screen_text(app)
+        await pilot.press("e")
+        await settle(pilot)
+        assert app.current_mode == "learners" and app.screen.explanation.docebo_user_id == "2"
