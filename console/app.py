@@ -22,6 +22,7 @@ from console.commands import ConsoleCommands
 from screens.base import report_worker_failure
 from screens.dashboard import DashboardScreen
 from screens.inbox import InboxScreen
+from screens.learners import LearnersScreen
 from screens.mappings import MappingsScreen
 from screens.notifications import NotificationsScreen
 from screens.settings import SettingsScreen
@@ -57,11 +58,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("syncs", "Syncs", "5", SyncsScreen),
     Section("notifications", "Problems", "6", NotificationsScreen),
     Section("inbox", "Inbox", "7", InboxScreen),
+    Section("learners", "Learners", "8", LearnersScreen),
 )
 
 STYLESHEETS: tuple[str, ...] = (
     "console.tcss", "dialogs.tcss", "dashboard.tcss", "settings.tcss", "templates.tcss",
-    "mappings.tcss", "syncs.tcss", "notifications.tcss", "inbox.tcss",
+    "mappings.tcss", "syncs.tcss", "notifications.tcss", "inbox.tcss", "learners.tcss",
 )
 
 

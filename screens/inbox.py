@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from screens.confirm import ConfirmScreen
+from screens.learners import open_learner
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain
 from services.store import inbox
@@ -121,6 +122,8 @@ class InboxScreen(PagedScreen):
                 tooltip="Copy the highlighted event and its payload to the clipboard"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="inbox.reload", tooltip="Read the inbox again"),
         Binding("escape", "focus_table", "Table", show=False, id="inbox.focus_table"),
+        Binding("e", "explain_learner", "Learner", show=False, id="inbox.learner",
+                tooltip="Why did this event's learner get (or not) their badges: open them in Learners"),
     ]
 
     def __init__(self, ctx: Any) -> None:
@@ -180,6 +183,10 @@ class InboxScreen(PagedScreen):
 
         self.background(lambda store: inbox.get_item(store, item_id), show, group="inbox-detail",
                         description="Loading the event")
+
+    async def action_explain_learner(self) -> None:
+        row = self.current_event or self.current_row or {}
+        await open_learner(self, str(row.get("learner_key") or ""), json.dumps(row.get("data") or row.get("payload") or ""))
 
     def action_copy(self) -> None:
         row = self.current_event

@@ -22,6 +22,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from screens.confirm import ConfirmScreen
+from screens.learners import open_learner
 from screens.paged import PagedScreen, PageQuery
 from screens.widgets.paged_table import plain
 from services.store import inbox
@@ -150,6 +151,8 @@ class NotificationsScreen(PagedScreen):
         Binding("c", "close_problem", "Close problem", show=False, id="notifications.close",
                 tooltip="Close the problem by hand (it closes itself when the service works again)"),
         Binding("r", "reload", "Reload", show=False, id="notifications.reload", tooltip="Read the list again"),
+        Binding("l", "explain_learner", "Learner", show=False, id="notifications.learner",
+                tooltip="Open the learner this notification names in Learners"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -231,6 +234,10 @@ class NotificationsScreen(PagedScreen):
 
         self.background(lambda store: mark_read(store, None), done, group="notifications-write", exclusive=False,
                         description="Marking all read")
+
+    async def action_explain_learner(self) -> None:
+        row = self.current_row or {}
+        await open_learner(self, str(row.get("object") or ""), str(row.get("title") or ""), str(row.get("body") or ""))
 
     def action_copy(self) -> None:
         row = self.current_row

@@ -18,6 +18,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Label, Log, Opt
 from textual.widgets.option_list import Option
 
 from screens.base import ConsoleScreen, flow_context, flows_available
+from screens.learners import open_learner
 from screens.plan_review import PlanReviewScreen, counts_text
 from screens.widgets.paged_table import PagedTable, plain
 from screens.widgets.section_bar import SectionBar
@@ -88,6 +89,8 @@ class SyncsScreen(ConsoleScreen):
         Binding("h", "focus_history", "History", show=False, id="syncs.history", tooltip="Go to the history of runs"),
         Binding("l", "focus_flows", "Flows", show=False, id="syncs.flows", tooltip="Go to the list of flows"),
         Binding("r", "reload", "Reload", show=False, id="syncs.reload", tooltip="Read the history again"),
+        Binding("e", "explain_learner", "Learner", show=False, id="syncs.learner",
+                tooltip="Open the learner the highlighted log line names in Learners"),
         Binding("w", "toggle_triggers", "Webhook runs", show=False, id="syncs.triggers",
                 tooltip="History: also show the runs of webhook events and of the scheduler, or hide them again"),
     ]
@@ -236,6 +239,7 @@ class SyncsScreen(ConsoleScreen):
 
         def show(result: tuple[list[dict], int, int]) -> None:
             rows, total, start = result
+            self.log_rows = {str(r["id"]): r for r in rows}
             table.show_page(
                 ((r["id"], [Text(r["level"], style=LEVEL_STYLE.get(r["level"], "")), plain(r["object"]),
                             plain(r["message"])]) for r in rows),
@@ -244,6 +248,11 @@ class SyncsScreen(ConsoleScreen):
             self.query_one("#run-log-status", Static).update(Text(f"{what.capitalize()}: {table.position_text()}"))
 
         self.background(job, show, group="syncs-run-log", description="Loading the run's log")
+
+    async def action_explain_learner(self) -> None:
+        key = self.query_one("#run-log-table", PagedTable).current_key
+        row = getattr(self, "log_rows", {}).get(str(key), {})
+        await open_learner(self, str(row.get("object") or ""), str(row.get("message") or ""))
 
     def action_toggle_failures(self) -> None:
         self.failures_only = not self.failures_only

@@ -14,6 +14,7 @@ import click
 from console.cli.admin import config_group, locate, secrets_group
 from console.cli.common import ExpectedErrorsGroup
 from console.cli.demo import demo
+from console.cli.explain import explain
 from console.cli.inbox import inbox_group
 from console.cli.notifications import notifications_group
 from console.cli.ops import backup, restore, status
@@ -65,7 +66,7 @@ def open_console() -> None:
 
 for command in (locate, config_group, secrets_group, settings_group, templates_group, mappings_group, sandbox,
                 sync_command, serve, webhooks, schedule_group, inbox_group, notifications_group, demo,
-                status, backup, restore):
+                status, backup, restore, explain):
     cli.add_command(command)
 mappings_group.add_command(mappings_check)
 

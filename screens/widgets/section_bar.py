@@ -50,16 +50,18 @@ class SectionBar(Static):
         current_mode = getattr(self.app, "current_mode", None)
         roomy = sum(len(key) + len(title) + 5 for _, key, title in entries)
         tight = self.size.width and roomy > self.size.width
+        # Eight sections at 80 columns: the bold key runs into its title ("8Learners").
+        tightest = tight and sum(len(key) + len(title) + 3 for _, key, title in entries) + 1 > self.size.width
         text = Text(no_wrap=True, overflow="ellipsis")
         spans: list[tuple[int, int, str]] = []
-        if tight:
+        if tight and not tightest:
             text.append(" ")
         for mode, key, title in entries:
             current = mode == current_mode
             start = len(text.plain)
             if tight:
                 text.append(key, style="bold reverse" if current else "bold")
-                text.append(f" {title}", style="reverse" if current else "")
+                text.append(f"{'' if tightest else ' '}{title}", style="reverse" if current else "")
                 spans.append((start, len(text.plain), mode))
                 text.append(" ")
             else:

@@ -278,7 +278,7 @@ async def test_no_test_at_start_without_a_configured_connection(world):
 
 
 async def test_at_80_columns_every_section_key_and_every_footer_key_shows_whole(seeded_ctx):
-    """An ordinary 80x24 terminal: the line of sections shows all seven, and no section's footer
+    """An ordinary 80x24 terminal: the line of sections shows all eight (the bold key against its title), and no section's footer
     runs under the palette key (what does not fit is in `?` and the palette)."""
     from textual.widgets import Footer
     from textual.widgets._footer import FooterKey
@@ -292,7 +292,8 @@ async def test_at_80_columns_every_section_key_and_every_footer_key_shows_whole(
             await pilot.press(section.key)
             await settle(pilot)
             bar = str(app.screen.query_one(SectionBar).render())
-            assert all(f"{s.key} {s.title}" in bar for s in SECTIONS) and "…" not in bar, bar
+            assert all(f"{s.key}{s.title}" in bar for s in SECTIONS) and "…" not in bar, bar
+            assert len(bar.rstrip()) <= 80, bar
             keys = list(app.screen.query_one(Footer).query(FooterKey))
             palette = next(k for k in keys if "-command-palette" in k.classes)
             shown = [k for k in keys if k is not palette]
