@@ -321,8 +321,8 @@ def _candidates(
         if echo is not None:
             job.skip(f"user {uid} / certification {code}", f"{echo.reason} ({echo.rule})")
             continue
-        when = rules.parse_datetime(issued_on)
-        if not rules.on_or_after(when, start):
+        award_date = rules.parse_datetime(issued_on)
+        if not rules.on_or_after(award_date, start):
             continue
         job.rec.count("examined")
         for m in cert_maps.get(code, []):
@@ -336,7 +336,7 @@ def _candidates(
                     "certification_award",
                     award_id,
                     f"certification {code!r} award {award_id}",
-                    when or job.ctx.now(),
+                    award_date or job.ctx.now(),
                     expire_on,
                     mode="update",
                 )

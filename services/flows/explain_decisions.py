@@ -11,6 +11,7 @@ import dataclasses
 import re
 from typing import Any
 
+from services.flows import badge_apply
 from services.flows import credly_to_docebo as c2d
 from services.flows import docebo_to_credly as d2c
 from services.flows.base import FlowContext, Job
@@ -156,7 +157,7 @@ async def badge_verdict(job: Job, rec: CapturedRun, learner: Learner, cand: d2c.
     queue: list[Any] = []
     await d2c.ensure_badge(job, learner, cand, held, entry, queue)
     if queue:
-        return Verdict("issue", "would " + d2c._issue_message(learner, cand), cand.rule)
+        return Verdict("issue", "would " + badge_apply._issue_message(learner, cand), cand.rule)
     return _verdict(rec.lines[start:], cand.rule)
 
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from starlette.routing import BaseRoute, Match
@@ -178,7 +178,7 @@ class SandboxMiddleware:
                 self.calls.record_status(route, status_seen[0])
 
     async def _send_error(
-        self, send: Callable, status: int, message: str, extra: list[tuple[bytes, bytes]] = ()
+        self, send: Callable, status: int, message: str, extra: Sequence[tuple[bytes, bytes]] = ()
     ) -> None:
         body = json.dumps(self.error_body(status, message)).encode()
         headers = [

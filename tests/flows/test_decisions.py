@@ -7,7 +7,8 @@ import datetime as dt
 
 from services.flows import decisions, handle_certification_event
 from services.store import ledger, runs
-from tests.flows.world import NOW, T_CERT, T_SAFETY, base_data, completed
+from tests.flows.world import NOW, T_CERT, T_SAFETY, base_data
+from tests.support.world import completed
 
 
 def _hand_issued(w, email: str, template_id: str, issued_at: str, **extra):

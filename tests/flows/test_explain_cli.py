@@ -11,7 +11,8 @@ import pytest
 from services.sandbox.runner import SandboxOptions, run_sandboxes
 from services.store.db import Store
 from tests.flows.test_kill_and_cli import _cli, _prepare, _write_config
-from tests.flows.world import T_SAFETY, base_data, completed
+from tests.flows.world import T_SAFETY, base_data
+from tests.support.world import completed
 
 pytestmark = [pytest.mark.e2e]
 

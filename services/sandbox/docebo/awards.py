@@ -107,10 +107,11 @@ class AwardRecords(DoceboTenant):
 
     def get_certification(self, id_cert: Any = None, *, code: str | None = None) -> dict:
         if code is not None:
-            for cert in self.certifications.values():
-                if cert["code"] == code:
-                    return cert
+            for known in self.certifications.values():
+                if known["code"] == code:
+                    return known
             raise DoceboError(404, f"Certification with code {code!r} not found")
+        cert: dict | None
         try:
             cert = self.certifications.get(int(id_cert))
         except (TypeError, ValueError):
@@ -174,7 +175,7 @@ class AwardRecords(DoceboTenant):
                 raise DoceboError(
                     409, f"User {uid} already holds certification {cert['id_cert']} (award {existing['id_award']})"
                 )
-        issued = parse_date(body.get("issued_on"), "issued_on") or fmt(self.now())
+        issued = str(parse_date(body.get("issued_on"), "issued_on") or fmt(self.now()))
         if "expire_on" in body:
             expire = parse_date(body.get("expire_on"), "expire_on")
         elif cert.get("validity_days"):

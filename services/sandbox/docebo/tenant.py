@@ -291,7 +291,7 @@ class DoceboTenant:
         field_id: Any,
         *,
         name: str | None = None,
-        new: list[str] = (),
+        new: Iterable[str] = (),
         renamed: dict[int, str] | None = None,
         deleted: Iterable[int] = (),
     ) -> dict:
@@ -354,7 +354,7 @@ class DoceboTenant:
         self._touch_course(course["id_course"], fmt(self.now()))
         return value
 
-    def _touch_course(self, course_id: int, stamp: str) -> None:
+    def _touch_course(self, course_id: int, stamp: str | None) -> None:
         """A course's values changed: its `date_last_updated` moves (so `updated_from` finds it)."""
         course = self.courses.get(course_id)
         if course is not None:
