@@ -29,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SQLITE_MAX_INT = 2**63 - 1
 ROW_ID = click.IntRange(1, SQLITE_MAX_INT)
 OFFSET = click.IntRange(0, SQLITE_MAX_INT)
+LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:

@@ -8,6 +8,7 @@ import click
 
 from console.cli.common import (
     EXIT_USAGE,
+    LIMIT_HELP,
     OFFSET,
     ROW_ID,
     echo_json,
@@ -18,9 +19,6 @@ from console.cli.common import (
     paging_note,
     terminal_safe,
 )
-
-LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
-
 
 # -- inbox ---------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import click
 
 from console.cli.common import (
     EXIT_USAGE,
+    LIMIT_HELP,
     OFFSET,
     ROW_ID,
     echo_json,
@@ -16,8 +17,6 @@ from console.cli.common import (
     paging_note,
     terminal_safe,
 )
-
-LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
 
 
 @click.group("notifications")

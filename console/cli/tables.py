@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import click
 
-from console.cli.common import OFFSET, ROW_ID, SQLITE_MAX_INT, echo_json, echo_table, fail, handle_errors, open_store, paging_note
-
-LIMIT_HELP = "Show at most this many rows (paging is done in the database)."
-
+from console.cli.common import (
+    LIMIT_HELP,
+    OFFSET,
+    ROW_ID,
+    SQLITE_MAX_INT,
+    echo_json,
+    echo_table,
+    fail,
+    handle_errors,
+    open_store,
+    paging_note,
+)
 
 # -- settings ---------------------------------------------------------------------------------
 
